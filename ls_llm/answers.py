@@ -1,0 +1,183 @@
+"""Final-answer extraction and math equivalence, shared by evaluation and the data audit.
+
+Extraction is pure Python. Equivalence uses math-verify (imported lazily), whose timeouts rely on
+``signal.alarm`` and therefore only work on a main thread: :func:`is_equivalent` must be called
+from one, and :func:`verify_batch` runs its checks in worker *processes* (each worker runs tasks on
+its own main thread) so long batches use every core and stay timeout-safe.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import re
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+__all__ = [
+    "STATUSES",
+    "answer_status",
+    "extract_final_answer",
+    "gsm8k_gold",
+    "is_equivalent",
+    "last_boxed",
+    "strip_thinking",
+    "verify_batch",
+]
+
+STATUSES = ("correct", "wrong", "missing", "unparsable")
+
+_THINK_OPEN = "<think>"
+_THINK_CLOSE = "</think>"
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
+# Below this many items the cost of starting worker processes exceeds the work itself.
+_MIN_ITEMS_FOR_POOL = 64
+
+
+def strip_thinking(text: str) -> str:
+    """Drop the reasoning part of a trace: everything up to the last ``</think>``.
+
+    A trace that opens ``<think>`` and never closes it (a truncated generation) has no answer
+    part at all, so it becomes the empty string.
+    """
+    cut = text.rfind(_THINK_CLOSE)
+    if cut >= 0:
+        return text[cut + len(_THINK_CLOSE) :]
+    if text.lstrip().startswith(_THINK_OPEN):
+        return ""
+    return text
+
+
+def _balanced_group(text: str, start: int) -> str | None:
+    """Contents of the ``{...}`` group opening at ``text[start]``, or None if never closed."""
+    depth = 0
+    for pos in range(start, len(text)):
+        char = text[pos]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : pos]
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Contents of the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces allowed).
+
+    ``\\boxed 5`` (TeX's brace-less form) yields ``"5"``. An unclosed last box yields None
+    rather than an earlier box, because an earlier box is usually an intermediate result.
+    """
+    matches = list(_BOX_RE.finditer(text))
+    if not matches:
+        return None
+    end = matches[-1].end()
+    rest = text[end:]
+    stripped = rest.lstrip()
+    if stripped.startswith("{"):
+        return _balanced_group(text, end + len(rest) - len(stripped))
+    if rest[:1] == " " and stripped:
+        return re.split(r"[\s$]", stripped, maxsplit=1)[0] or None
+    return None
+
+
+def extract_final_answer(text: str) -> str | None:
+    """The last boxed answer of the non-thinking part of ``text``; None if there is none."""
+    return last_boxed(strip_thinking(text))
+
+
+def gsm8k_gold(answer_text: str) -> str:
+    """GSM8K gold answer: what follows the final ``####``, thousands separators removed."""
+    _, sep, tail = answer_text.rpartition("####")
+    if not sep:
+        raise ValueError(f"answer_text has no '####' marker: {answer_text[-80:]!r}")
+    return tail.strip().replace(",", "")
+
+
+def _as_latex(answer: str) -> str:
+    # math-verify finds expressions by their LaTeX delimiters; a bare "27" or "\frac12" needs one.
+    return answer if _BOX_RE.search(answer) else "\\boxed{" + answer + "}"
+
+
+def _parse(answer: str, timeout_s: int) -> list:
+    from math_verify import parse
+
+    return parse(_as_latex(answer), parsing_timeout=timeout_s)
+
+
+def _has_math(parsed: list) -> bool:
+    # parse() appends the raw string as a fallback; only a sympy object means it really parsed.
+    return any(not isinstance(item, str) for item in parsed)
+
+
+def answer_status(pred: str | None, gold: str, *, timeout_s: float = 5.0) -> str:
+    """One of ``STATUSES`` for a predicted final answer against a gold answer (main thread only).
+
+    ``missing``: no answer (None or blank). ``unparsable``: math-verify finds no mathematical
+    object in it. An unparsable prediction is never ``correct``.
+    """
+    if pred is None or not pred.strip():
+        return "missing"
+    seconds = max(1, math.ceil(timeout_s))  # signal.alarm only takes whole seconds
+    parsed_pred = _parse(pred, seconds)
+    if not _has_math(parsed_pred):
+        return "unparsable"
+    from math_verify import verify
+
+    parsed_gold = _parse(gold, seconds)
+    ok = verify(parsed_gold, parsed_pred, timeout_seconds=seconds)
+    return "correct" if ok else "wrong"
+
+
+def is_equivalent(pred: str | None, gold: str, *, timeout_s: float = 5.0) -> bool:
+    """True when ``pred`` is mathematically equal to ``gold`` ("027" == "27.0" == "27")."""
+    return answer_status(pred, gold, timeout_s=timeout_s) == "correct"
+
+
+def _status_chunk(chunk: list[tuple[str | None, str]], timeout_s: float) -> list[str]:
+    return [answer_status(pred, gold, timeout_s=timeout_s) for pred, gold in chunk]
+
+
+def _pool_context():
+    # fork starts workers in milliseconds with math-verify already imported; elsewhere spawn.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def verify_batch(
+    preds: Sequence[str | None],
+    golds: Sequence[str],
+    *,
+    workers: int = 2,
+    timeout_s: float = 5.0,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> list[str]:
+    """Per-item status ("correct" | "wrong" | "missing" | "unparsable"), computed in worker processes.
+
+    Items are sent in chunks so inter-process overhead stays small next to parsing. Small
+    batches, or ``workers <= 1``, run in this process (which must then be the main thread).
+    """
+    if len(preds) != len(golds):
+        raise ValueError(f"preds and golds differ in length: {len(preds)} != {len(golds)}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    pairs = list(zip(preds, golds, strict=True))
+    in_process = workers == 1 or len(pairs) < _MIN_ITEMS_FOR_POOL
+    if in_process and threading.current_thread() is threading.main_thread():
+        return _status_chunk(pairs, timeout_s)
+    workers = max(1, min(workers, os.cpu_count() or 1, len(pairs)))
+    size = chunk_size or max(8, min(256, len(pairs) // (workers * 8) or 1))
+    chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+    results: list[str] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        mapped = pool.map(_status_chunk, chunks, [timeout_s] * len(chunks))
+        if progress:
+            from tqdm.auto import tqdm
+
+            mapped = tqdm(mapped, total=len(chunks), unit="chunk", desc="verify")
+        for statuses in mapped:
+            results.extend(statuses)
+    return results
