@@ -71,9 +71,9 @@ def test_is_equivalent(pred, gold, expected):
 def test_verify_batch_each_status_in_process_and_in_workers():
     base = [("27", "27"), ("3", "27"), (None, "27"), ("\\frac{", "1")]
     want = ["correct", "wrong", "missing", "unparsable"]
-    assert verify_batch(*zip(*base), workers=1) == want
+    assert verify_batch(*zip(*base, strict=True), workers=1) == want
     many = base * 20  # over the in-process threshold: runs in worker processes
-    assert verify_batch(*zip(*many), workers=2, chunk_size=7) == want * 20
+    assert verify_batch(*zip(*many, strict=True), workers=2, chunk_size=7) == want * 20
 
 
 def test_verify_batch_works_from_a_thread():
