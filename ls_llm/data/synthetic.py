@@ -1,0 +1,213 @@
+"""Synthetic multi-step arithmetic word problems with step-by-step traces, for CPU-scale experiments.
+
+A problem starts from a quantity and applies ``num_steps`` templated operations (add, subtract,
+multiply); the trace writes one ``a op b = c`` line per step inside ``<think>`` and ends with
+``\\boxed{answer}``. The language is a small fixed template set so that a tiny model spends its
+capacity on the arithmetic, and the shipped tokenizer (:func:`tokenizer_path`) splits numbers into
+single digits so that the arithmetic is learnable digit by digit.
+
+Splits are disjoint by construction: every problem is assigned to a split by a stable hash of its
+question, so no test question can ever appear in train, whatever the sizes or seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = [
+    "SPLITS",
+    "SyntheticConfig",
+    "generate_problem",
+    "generate_split",
+    "split_of",
+    "tokenizer_path",
+    "write_synthetic_dataset",
+]
+
+SPLITS = ("train", "validation", "test")
+_ASSETS = Path(__file__).resolve().parent / "assets"
+
+_NAMES = ("Tom", "Ana", "Ben", "Mia", "Sam", "Eva", "Leo", "Zoe")
+_ITEMS = ("apples", "coins", "books", "stamps", "marbles", "pens")
+# op -> (symbol, sentence template); {n} is the operand, {item} the noun.
+_OPS: dict[str, tuple[str, str, Callable[[int, int], int]]] = {
+    "add": ("+", "Then {name} gets {n} more {item}.", lambda a, b: a + b),
+    "sub": ("-", "Then {name} gives away {n} {item}.", lambda a, b: a - b),
+    "mul": ("*", "Then the number of {item} becomes {n} times as large.", lambda a, b: a * b),
+}
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Difficulty knobs of the generator.
+
+    ``min_steps``/``max_steps``: number of operations per problem (inclusive range).
+    ``max_operand``: largest start value and largest added/subtracted amount.
+    ``max_multiplier``: largest factor of a multiplication step (2..max_multiplier).
+    ``ops``: which operations may appear. ``think``: wrap the steps in ``<think>...</think>``.
+    ``test_fraction`` / ``validation_fraction``: share of the question space reserved, by hash,
+    for the test and validation splits.
+    """
+
+    min_steps: int = 2
+    max_steps: int = 3
+    max_operand: int = 99
+    max_multiplier: int = 5
+    ops: tuple[str, ...] = ("add", "sub", "mul")
+    think: bool = True
+    test_fraction: float = 0.1
+    validation_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_steps <= self.max_steps:
+            raise ValueError(
+                f"need 1 <= min_steps <= max_steps, got min_steps={self.min_steps}, max_steps={self.max_steps}"
+            )
+        if self.max_operand < 1:
+            raise ValueError(f"max_operand must be >= 1, got {self.max_operand}")
+        if self.max_multiplier < 2:
+            raise ValueError(f"max_multiplier must be >= 2, got {self.max_multiplier}")
+        unknown = [op for op in self.ops if op not in _OPS]
+        if not self.ops or unknown:
+            raise ValueError(f"ops must be a non-empty subset of {sorted(_OPS)}, got {self.ops!r}")
+        held_out = self.test_fraction + self.validation_fraction
+        if not (0 < self.test_fraction and 0 <= self.validation_fraction and held_out < 1):
+            raise ValueError(
+                "need 0 < test_fraction, 0 <= validation_fraction, sum < 1; got "
+                f"test_fraction={self.test_fraction}, validation_fraction={self.validation_fraction}"
+            )
+
+
+def tokenizer_path() -> str:
+    """Folder of the shipped digit-level tokenizer (``AutoTokenizer.from_pretrained`` loads it)."""
+    return str(_ASSETS / "arith_tokenizer")
+
+
+def _pick_operand(rng: random.Random, op: str, value: int, cfg: SyntheticConfig) -> int:
+    if op == "mul":
+        return rng.randint(2, cfg.max_multiplier)
+    if op == "sub":
+        return rng.randint(0, min(value, cfg.max_operand))  # answers stay non-negative
+    return rng.randint(1, cfg.max_operand)
+
+
+def generate_problem(rng: random.Random, cfg: SyntheticConfig) -> dict:
+    """One problem: ``question``, ``trace`` (assistant text), ``answer``, ``expression``, ``num_steps``."""
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    value = rng.randint(1, cfg.max_operand)
+    sentences = [f"{name} has {value} {item}."]
+    lines, expression = [], str(value)
+    for _ in range(rng.randint(cfg.min_steps, cfg.max_steps)):
+        op = rng.choice(cfg.ops)
+        symbol, template, apply = _OPS[op]
+        operand = _pick_operand(rng, op, value, cfg)
+        result = apply(value, operand)
+        sentences.append(template.format(name=name, n=operand, item=item))
+        lines.append(f"{value} {symbol} {operand} = {result}")
+        expression = f"({expression} {symbol} {operand})"
+        value = result
+    sentences.append(f"How many {item} does {name} have now?")
+    steps = "\n".join(lines)
+    final = f"The answer is \\boxed{{{value}}}."
+    trace = f"<think>\n{steps}\n</think>\n{final}" if cfg.think else f"{steps}\n{final}"
+    return {
+        "question": " ".join(sentences),
+        "trace": trace,
+        "answer": str(value),
+        "expression": expression,
+        "num_steps": len(lines),
+    }
+
+
+def split_of(question: str, cfg: SyntheticConfig) -> str:
+    """The split a question belongs to, from a stable hash (independent of seed and sizes)."""
+    bucket = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big") / 2**64
+    if bucket < cfg.test_fraction:
+        return "test"
+    if bucket < cfg.test_fraction + cfg.validation_fraction:
+        return "validation"
+    return "train"
+
+
+def _to_row(problem: dict, split: str, index: int) -> dict:
+    return {
+        "id": f"synthetic-{split}-{index}",
+        "messages": [
+            {"role": "user", "content": problem["question"]},
+            {"role": "assistant", "content": problem["trace"]},
+        ],
+        "answer": problem["answer"],
+        "expression": problem["expression"],
+        "num_steps": problem["num_steps"],
+        "source": "synthetic",
+    }
+
+
+def generate_split(split: str, size: int, *, seed: int = 0, cfg: SyntheticConfig | None = None) -> list[dict]:
+    """``size`` distinct rows of one split in the conversational ``messages`` format.
+
+    Rows carry ``id``, ``messages``, ``answer``, ``expression``, ``num_steps`` and ``source``.
+    """
+    cfg = cfg or SyntheticConfig()
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if size < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    # Each split draws from its own stream, so changing one split's size leaves the others alone.
+    rng = random.Random(f"{seed}-{split}")
+    rows, seen = [], set()
+    # Rejection sampling: the split receives its hash share of draws; the bound stops tiny spaces.
+    for _ in range(200 * size + 1000):
+        if len(rows) == size:
+            break
+        problem = generate_problem(rng, cfg)
+        if problem["question"] in seen or split_of(problem["question"], cfg) != split:
+            continue
+        seen.add(problem["question"])
+        rows.append(_to_row(problem, split, len(rows)))
+    if len(rows) < size:
+        raise ValueError(
+            f"size={size} for split {split!r} exceeds the distinct problems this config yields "
+            f"({len(rows)} found); raise max_operand or max_steps"
+        )
+    return rows
+
+
+def _write_jsonl(rows: list[dict], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)  # never leave a half-written split behind
+
+
+def write_synthetic_dataset(
+    out_dir: str | os.PathLike,
+    *,
+    train_size: int = 5000,
+    validation_size: int = 200,
+    test_size: int = 500,
+    seed: int = 0,
+    cfg: SyntheticConfig | None = None,
+    overwrite: bool = False,
+) -> dict[str, str]:
+    """Write ``train.jsonl``, ``validation.jsonl``, ``test.jsonl`` and ``config.json``; return their paths."""
+    cfg = cfg or SyntheticConfig()
+    out = Path(out_dir)
+    sizes = {"train": train_size, "validation": validation_size, "test": test_size}
+    paths = {split: out / f"{split}.jsonl" for split in SPLITS}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise ValueError(f"out_dir already holds {existing}; pass overwrite=True to replace them")
+    out.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        _write_jsonl(generate_split(split, sizes[split], seed=seed, cfg=cfg), paths[split])
+    meta = {"seed": seed, "sizes": sizes, "config": asdict(cfg)}
+    (out / "config.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return {split: str(path) for split, path in paths.items()}
