@@ -1,0 +1,101 @@
+"""`ls-llm eval --model CKPT --suite ls_math|ls_ood|all|TASK[,TASK] ...` and `ls-llm eval compare RUN...`.
+
+Flags are generated from :class:`ls_llm.evaluation.config.EvalConfig` (each documented once, there).
+Exit status: 0 on success, 2 for bad input (the message names the field and the value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+import typing
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+
+def _flag_type(annotation) -> tuple[type, bool]:
+    """(scalar type, is_list) of a field annotation such as ``int | None`` or ``list[str]``."""
+    if typing.get_origin(annotation) is list:
+        return typing.get_args(annotation)[0], True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return inner[0], False
+    return annotation, False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ls_llm.evaluation.config import EvalConfig
+
+    parser = argparse.ArgumentParser(
+        prog="ls-llm eval",
+        description="Evaluate a checkpoint with lm-eval. `ls-llm eval compare RUN_DIR...` compares runs.",
+    )
+    hints = typing.get_type_hints(EvalConfig)
+    for spec in fields(EvalConfig):
+        scalar, is_list = _flag_type(hints[spec.name])
+        flag = "--" + spec.name.replace("_", "-")
+        kwargs = {"dest": spec.name, "help": spec.metadata.get("help", ""), "type": scalar}
+        if is_list:
+            kwargs.update(action="append", default=[])
+        elif spec.default is MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = spec.default
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def _run(argv: list[str]) -> int:
+    from ls_llm.evaluation.config import EvalConfig
+
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = EvalConfig(**vars(args))
+        from ls_llm.evaluation.runner import evaluate
+
+        evaluate(config=cfg)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"ls-llm eval: error: {err}", file=sys.stderr)
+        return 2
+    out = cfg.output_dir
+    print((out / "results.md").read_text(encoding="utf-8"))
+    print(f"run folder: {out}  (results.json, samples_<task>.jsonl, results.md, results.png)")
+    return 0
+
+
+def _compare(argv: list[str]) -> int:
+    from ls_llm.evaluation import report
+
+    parser = argparse.ArgumentParser(prog="ls-llm eval compare", description="Compare eval runs side by side.")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders written by `ls-llm eval`")
+    parser.add_argument("--output", type=Path, default=Path("compare.png"), help="bar chart to write (PNG)")
+    args = parser.parse_args(argv)
+    try:
+        runs = {}
+        for run in args.runs:
+            label = run.resolve().name
+            if label in runs:
+                label = str(run)
+            runs[label] = report.rows_from_results(report.load_run(run))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"ls-llm eval compare: error: {err}", file=sys.stderr)
+        return 2
+    print(report.compare_table(runs))
+    report.bar_chart(runs, args.output, title="ls-llm eval compare")
+    print(f"chart: {args.output}")
+    return 0
+
+
+SUBCOMMANDS = {"compare": _compare}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    return _run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

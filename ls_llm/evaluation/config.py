@@ -1,0 +1,88 @@
+"""Typed configuration of an evaluation run; the CLI flags are generated from these fields."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Task definitions shipped with the repository (eval/tasks next to the ls_llm package).
+DEFAULT_TASKS_DIR = Path(__file__).resolve().parents[2] / "eval" / "tasks"
+SUITES: dict[str, tuple[str, ...]] = {
+    "ls_math": ("ls_math",),
+    "ls_ood": ("ls_ood",),
+    "all": ("ls_math", "ls_ood"),
+}
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class EvalConfig:
+    model: str = field(metadata=_help("checkpoint folder (config.json + weights + tokenizer)"))
+    suite: str = field(default="all", metadata=_help("ls_math | ls_ood | all | TASK[,TASK...]"))
+    backend: str = field(default="vllm", metadata=_help("vllm (GPUs) or hf (CPU / single device)"))
+    output: str | None = field(default=None, metadata=_help("run folder; default eval_runs/<model folder name>"))
+    data_dir: str | None = field(default=None, metadata=_help("read DIR/<task>/test.jsonl instead of the hub"))
+    num_samples: int | None = field(default=None, metadata=_help("k samples per problem for every task "
+                                                                 "(default per task: 16 AIME/AMC, 4 or 1 elsewhere)"))
+    max_gen_toks: int = field(default=32768, metadata=_help("maximum generated tokens per sample"))
+    temperature: float | None = field(default=None, metadata=_help("sampling temperature (task default 0.6)"))
+    top_p: float | None = field(default=None, metadata=_help("nucleus sampling (task default 0.95)"))
+    limit: int | None = field(default=None, metadata=_help("only the first N problems of each task (testing)"))
+    tensor_parallel_size: int = field(default=1, metadata=_help("vllm: GPUs per model replica"))
+    data_parallel_size: int = field(default=1, metadata=_help("vllm: model replicas (needs ray)"))
+    gpu_memory_utilization: float = field(default=0.9, metadata=_help("vllm: fraction of GPU memory to use"))
+    max_model_len: int | None = field(default=None, metadata=_help("vllm: context length (prompt + generation)"))
+    dtype: str = field(default="auto", metadata=_help("model dtype: auto | bfloat16 | float16 | float32"))
+    batch_size: str = field(default="auto", metadata=_help("batch size (hf: an integer; vllm: auto)"))
+    device: str | None = field(default=None, metadata=_help("hf: torch device (default cuda if available, else cpu)"))
+    seed: int = field(default=1234, metadata=_help("sampling / python / numpy / torch seed"))
+    include_path: list[str] = field(default_factory=list, metadata=_help("extra lm-eval task folder (repeatable)"))
+    resume_chunk: int = field(default=512, metadata=_help("requests generated between two journal writes "
+                                                          "(vllm with data parallel restarts workers per chunk)"))
+    verify_workers: int = field(default=2, metadata=_help("math-verify worker processes"))
+    model_args: str | None = field(default=None, metadata=_help("extra lm-eval model args as a JSON object"))
+
+    def __post_init__(self) -> None:
+        for name in ("max_gen_toks", "tensor_parallel_size", "data_parallel_size", "resume_chunk", "verify_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_samples", "limit", "max_model_len"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.temperature is not None and self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.batch_size != "auto" and not str(self.batch_size).isdigit():
+            raise ValueError(f"batch_size must be 'auto' or a positive integer, got {self.batch_size!r}")
+        if self.model_args is not None:
+            try:
+                extra = json.loads(self.model_args)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"model_args must be a JSON object, got {self.model_args!r}: {err}") from err
+            if not isinstance(extra, dict):
+                raise ValueError(f"model_args must be a JSON object, got {self.model_args!r}")
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output) if self.output else Path("eval_runs") / Path(self.model).resolve().name
+
+    @property
+    def extra_model_args(self) -> dict:
+        return json.loads(self.model_args) if self.model_args else {}
+
+    def task_names(self) -> list[str]:
+        """The suite as lm-eval names: a suite's groups, or the comma-separated tasks."""
+        if self.suite in SUITES:
+            return list(SUITES[self.suite])
+        names = [name.strip() for name in self.suite.split(",") if name.strip()]
+        if not names:
+            raise ValueError(f"suite must be one of {sorted(SUITES)} or TASK[,TASK...], got {self.suite!r}")
+        return names

@@ -1,0 +1,133 @@
+"""Run lm-eval on a checkpoint folder: check everything, load the tasks, then the model, then write.
+
+The order matters: a missing checkpoint, an unknown task, a missing backend package or a data file
+with a missing field all fail before any weights load. Generation goes through
+:class:`~ls_llm.evaluation.resume.JournaledLM`, so re-running the same command into the same
+output folder resumes instead of starting over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+from ls_llm.evaluation import report
+from ls_llm.evaluation.backends import build_lm, get_backend
+from ls_llm.evaluation.config import DEFAULT_TASKS_DIR, EvalConfig
+from ls_llm.evaluation.resume import JournaledLM
+from ls_llm.evaluation.scoring import VERIFY_WORKERS_ENV
+
+logger = logging.getLogger(__name__)
+JOURNAL_FILE = "generations.journal.jsonl"
+
+
+def check_checkpoint(model: str) -> Path:
+    path = Path(model)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model checkpoint folder {model!r} does not exist")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"model={model!r} is not a checkpoint folder: it has no config.json")
+    return path.resolve()
+
+
+def task_manager(cfg: EvalConfig):
+    """lm-eval TaskManager over eval/tasks plus any extra folders; lm-eval's own tasks are left out
+    so that our task names (aime24, math500, ...) never collide with its built-in ones."""
+    from lm_eval.tasks import TaskManager
+
+    paths = [str(DEFAULT_TASKS_DIR), *cfg.include_path]
+    for path in paths:
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"include_path {path!r} is not a folder")
+    metadata = {"data_dir": str(Path(cfg.data_dir).resolve())} if cfg.data_dir else {}
+    return TaskManager(include_path=paths, include_defaults=False, metadata=metadata)
+
+
+def resolve_tasks(cfg: EvalConfig, manager) -> list[str]:
+    names = cfg.task_names()
+    unknown = [name for name in names if name not in manager.all_tasks]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown} in suite={cfg.suite!r}; known: {manager.all_tasks}")
+    return names
+
+
+def apply_overrides(cfg: EvalConfig, tasks: dict) -> None:
+    """Command-line settings over the task YAML defaults (k, sampling, generation length)."""
+    gen = {"max_gen_toks": cfg.max_gen_toks}
+    if cfg.temperature is not None:
+        gen["temperature"] = cfg.temperature
+        gen["do_sample"] = cfg.temperature > 0
+    if cfg.top_p is not None:
+        gen["top_p"] = cfg.top_p
+    for task in tasks.values():
+        task.set_config(key="generation_kwargs", value=gen, update=True)
+        if cfg.num_samples is not None:
+            task.set_config(key="repeats", value=cfg.num_samples)
+        if task.get_config("num_fewshot") is None:
+            task.set_config(key="num_fewshot", value=0)
+        task.set_fewshot_seed(seed=cfg.seed)
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    from lm_eval.utils import set_torch_seed
+
+    random.seed(seed)
+    np.random.seed(seed)
+    set_torch_seed(seed)
+
+
+def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fields) -> dict:
+    """Evaluate a checkpoint and write the run folder; returns lm-eval's results dict.
+
+    Either pass a ready ``config`` or the :class:`EvalConfig` fields as keywords, e.g.
+    ``evaluate("ckpt/", suite="arith", backend="hf", include_path=["my_tasks/"], limit=50)``.
+    """
+    cfg = config if config is not None else EvalConfig(model=model, **fields)
+    checkpoint = check_checkpoint(cfg.model)
+    get_backend(cfg)  # missing backend packages fail here, before tasks or weights load
+    manager = task_manager(cfg)
+    names = resolve_tasks(cfg, manager)
+    loaded = manager.load(names)  # reads (and validates) the data
+    apply_overrides(cfg, loaded["tasks"])
+    out = cfg.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+
+    from lm_eval.evaluator import evaluate as lm_eval_evaluate
+
+    _seed_everything(cfg.seed)
+    os.environ[VERIFY_WORKERS_ENV] = str(cfg.verify_workers)
+    start = time.time()
+    lm = JournaledLM(build_lm(cfg), out / JOURNAL_FILE, fingerprint=f"{checkpoint}|{cfg.backend}",
+                     chunk_size=cfg.resume_chunk)
+    results = lm_eval_evaluate(lm=lm, task_dict=loaded, limit=cfg.limit, log_samples=True,
+                               apply_chat_template=True, fewshot_as_multiturn=False, bootstrap_iters=1000)
+    if results is None:  # a non-zero rank of a distributed run: rank 0 writes
+        return {}
+    results["config"] = {"model": str(checkpoint), "backend": cfg.backend, "suite": cfg.suite,
+                         "model_args": get_backend(cfg).model_args(cfg), "limit": cfg.limit,
+                         "num_samples": cfg.num_samples, "seed": cfg.seed, "data_dir": cfg.data_dir,
+                         "samples_replayed": lm.replayed, "samples_generated": lm.generated,
+                         "wall_seconds": round(time.time() - start, 2)}
+    write_run(results, out)
+    return results
+
+
+def write_run(results: dict, out: Path) -> None:
+    """results.json (lm-eval's dict without samples), samples_<task>.jsonl, results.md, results.png."""
+    from lm_eval.utils import handle_non_serializable
+
+    samples = results.pop("samples", None) or {}
+    for task, rows in samples.items():
+        lines = "".join(json.dumps(row, default=handle_non_serializable, ensure_ascii=False) + "\n" for row in rows)
+        report.write_atomic(out / f"samples_{task}.jsonl", lines)
+    text = json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False)
+    report.write_atomic(out / report.RESULTS_FILE, text)
+    rows = report.rows_from_results(json.loads(text))
+    report.write_atomic(out / "results.md", f"# {results['config']['model']}\n\n" + report.markdown_table(rows))
+    report.bar_chart({Path(results["config"]["model"]).name: rows}, out / "results.png", title=out.name)
+    results["samples"] = samples
