@@ -1,0 +1,114 @@
+"""`LsSFTConfig`: trl's `SFTConfig` plus the token objective, its parameters, warm-up and loss truncation.
+
+Objective parameters carry the names the objectives take (`alpha`, `noise_rate`, `q`, ...) and default to
+None, which means "the objective's own default". Only the ones set are passed to
+`ls_llm.objectives.build_objective`, which rejects a parameter the chosen objective does not take or a value
+out of range, naming it. The config builds the objective once in `__post_init__` so a bad recipe stops
+before any model or dataset is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import SFTConfig
+
+# config field -> objective keyword. `smoothing_prior` is resolved to a tensor by the trainer ("unigram"
+# needs the dataset), so it is not listed here.
+OBJECTIVE_FIELDS: dict[str, str] = {
+    "alpha": "alpha",
+    "noise_rate": "noise_rate",
+    "q": "q",
+    "beta": "beta",
+    "log_zero": "log_zero",
+    "gamma": "gamma",
+    "z_loss": "z_loss",
+    "objective_chunk_size": "chunk_size",
+}
+SMOOTHING_PRIORS = ("uniform", "unigram")
+
+
+def _opt(help_: str) -> float | None:
+    return field(default=None, metadata={"help": help_})
+
+
+@dataclass
+class LsSFTConfig(SFTConfig):
+    objective: str = field(
+        default="ce",
+        metadata={"help": "Token objective, a name from ls_llm.objectives.OBJECTIVES (ce, label_smoothing, ...)."},
+    )
+    alpha: float | None = _opt("Smoothing mass (label_smoothing; negative = negative smoothing) or sce's CE weight.")
+    noise_rate: float | None = _opt("Assumed symmetric label-noise rate (forward_correction, backward_correction).")
+    q: float | None = _opt("GCE exponent in (0, 1].")
+    beta: float | None = _opt("Bootstrap mixing weight, or sce's reverse-CE weight.")
+    log_zero: float | None = _opt("sce: value standing in for log(0) in the reverse cross-entropy.")
+    gamma: float | None = _opt("Focal-loss focusing parameter.")
+    z_loss: float | None = _opt("Weight of the z-loss (logsumexp^2) regulariser, any objective.")
+    objective_chunk_size: int | None = field(
+        default=None, metadata={"help": "Tokens per chunk in the fused objective (memory vs. speed)."}
+    )
+    smoothing_prior: str = field(
+        default="uniform",
+        metadata={
+            "help": "Prior the smoothing mass goes to: 'uniform', or 'unigram' (token frequencies of the "
+            "training completions, counted once from the prepared dataset). Only for objectives taking a prior."
+        },
+    )
+    objective_warmup_steps: int = field(
+        default=0,
+        metadata={"help": "Optimizer steps of plain ce before switching to `objective` (needed by negative "
+                  "smoothing at high noise)."},
+    )
+    loss_truncation: float = field(
+        default=0.0,
+        metadata={"help": "Loss truncation (Kang & Hashimoto 2020): fraction c in [0, 1) of the sequences of "
+                  "each micro-batch with the highest mean token loss that are dropped."},
+    )
+    loss_truncation_warmup_steps: int = field(
+        default=0, metadata={"help": "Optimizer steps trained on every sequence before truncation starts."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._check_conflicts()
+        for name in ("objective_warmup_steps", "loss_truncation_warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.loss_truncation < 1.0:
+            raise ValueError(f"loss_truncation must be in [0, 1), got {self.loss_truncation!r}")
+        if self.smoothing_prior not in SMOOTHING_PRIORS:
+            raise ValueError(f"smoothing_prior must be one of {SMOOTHING_PRIORS}, got {self.smoothing_prior!r}")
+        self._check_objective()
+
+    def _check_conflicts(self) -> None:
+        # Two ways of asking for the same thing would silently stack (trl's LabelSmoother runs a second,
+        # full-logits forward); refuse and say which knob to use.
+        if self.label_smoothing_factor:
+            raise ValueError(
+                f"label_smoothing_factor={self.label_smoothing_factor!r} is not used by LsSFTTrainer: set "
+                f"`objective: label_smoothing` and `alpha: {self.label_smoothing_factor}` instead"
+            )
+        if self.loss_type != "nll":
+            raise ValueError(
+                f"loss_type={self.loss_type!r} is trl's loss switch, not used by LsSFTTrainer: set "
+                f"`objective: {self.loss_type}` instead"
+            )
+
+    def objective_kwargs(self) -> dict:
+        """The objective parameters that were set, under the objective's keyword names."""
+        return {kw: getattr(self, name) for name, kw in OBJECTIVE_FIELDS.items() if getattr(self, name) is not None}
+
+    def _check_objective(self) -> None:
+        from ls_llm.objectives import OBJECTIVES, build_objective
+
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
+        takes_prior = "prior" in OBJECTIVES[self.objective].PARAMS
+        if self.smoothing_prior != "uniform" and not takes_prior:
+            raise ValueError(
+                f"smoothing_prior={self.smoothing_prior!r} needs an objective that takes a prior; "
+                f"objective {self.objective!r} does not"
+            )
+        # Building it once validates names and ranges; the trainer builds the real one (with the prior).
+        build_objective(self.objective, **self.objective_kwargs())

@@ -1,0 +1,154 @@
+"""`LsSFTTrainer`: trl's SFTTrainer with the token objective computed by the fused engine.
+
+Everything trl does to the data (chat templates, completion-only and assistant-only masks, packing,
+padding-free batches) is kept. Only the loss changes: the model runs its backbone, and the objective is
+evaluated on the final hidden states with the lm_head weight, inside the lm_head's forward (see `head.py`),
+so the (tokens x vocab) logits are never built.
+
+Normalisation is trl's and transformers': the objective sums per-token losses over unmasked tokens and
+divides by `num_items_in_batch`, the number of trained tokens of the whole optimizer step (all accumulation
+steps, all processes). Each micro-batch therefore contributes its exact share of the global-batch mean,
+whatever the split; DDP then averages gradients across processes, which the loss undoes by multiplying by
+the number of processes (as `Trainer.compute_loss` does).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from trl import SFTTrainer
+
+from ls_llm.trainers.config import LsSFTConfig
+from ls_llm.trainers.head import (
+    check_head_supported,
+    final_logit_softcap,
+    install_hidden_forward,
+    vocab_size_of,
+)
+from ls_llm.trainers.metrics import pack_stats, summarize
+from ls_llm.trainers.prior import unigram_prior
+from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
+
+
+def objective_head(
+    hidden: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    *,
+    objective,
+    num_items_in_batch=None,
+    truncation: float = 0.0,
+    seq_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head function (runs inside the lm_head forward): (loss, packed TokenStats)."""
+    if truncation > 0:
+        # Rank sequences by the loss being optimised, without a graph; then train on the kept ones only.
+        token_losses = objective.token_losses(hidden, weight, labels, bias=bias)
+        keep = truncation_keep_mask(token_losses, labels, seq_ids, truncation)
+        labels = labels.masked_fill(~keep, objective_ignore_index(objective))
+    loss, stats = objective(
+        hidden, weight, labels, bias=bias, num_items_in_batch=num_items_in_batch, return_stats=True
+    )
+    return loss, pack_stats(stats)
+
+
+def objective_ignore_index(objective) -> int:
+    return int(getattr(objective, "ignore_index", -100))
+
+
+def _unwrap_peft(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+class LsSFTTrainer(SFTTrainer):
+    """SFTTrainer whose loss is `args.objective` (see `LsSFTConfig`), computed without full logits."""
+
+    _tag_names = ["trl", "sft", "ls_llm"]
+    _name = "LsSFT"
+
+    def __init__(self, model=None, args: LsSFTConfig | None = None, *rest, **kwargs):
+        if not isinstance(args, LsSFTConfig):
+            raise ValueError(f"args must be an LsSFTConfig, got {type(args).__name__}")
+        super().__init__(model, args, *rest, **kwargs)
+        base = _unwrap_peft(self.model)
+        install_hidden_forward(base)
+        check_head_supported(base)
+        # The loss is always normalised by `num_items_in_batch`, so Trainer must count it and must not
+        # divide again by the accumulation steps.
+        self.model_accepts_loss_kwargs = True
+        self.objective, self.warmup_objective = self._build_objectives(base)
+        self._stat_sums: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
+
+    def _build_objectives(self, base):
+        from ls_llm.objectives import build_objective
+
+        shared = {}
+        softcap = final_logit_softcap(base)
+        if softcap:
+            shared["softcap"] = float(softcap)
+        if self.args.objective_chunk_size is not None:
+            shared["chunk_size"] = self.args.objective_chunk_size
+        kwargs = {**self.args.objective_kwargs(), **shared}
+        if self.args.smoothing_prior == "unigram":
+            kwargs["prior"] = unigram_prior(self.train_dataset, vocab_size_of(base))
+        objective = build_objective(self.args.objective, **kwargs).to(self.args.device)
+        warmup = None
+        if self.args.objective_warmup_steps > 0:
+            warmup = build_objective("ce", **shared).to(self.args.device)
+        return objective, warmup
+
+    def current_objective(self):
+        if self.warmup_objective is not None and self.state.global_step < self.args.objective_warmup_steps:
+            return self.warmup_objective
+        return self.objective
+
+    def _truncation(self, mode: str) -> float:
+        active = mode == "train" and self.state.global_step >= self.args.loss_truncation_warmup_steps
+        return self.args.loss_truncation if active else 0.0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        truncation = self._truncation(mode)
+        extra = {}
+        if truncation > 0:
+            extra["seq_ids"] = sequence_ids(inputs["input_ids"], inputs.get("position_ids"))
+        head_fn = functools.partial(
+            objective_head,
+            objective=self.current_objective(),
+            num_items_in_batch=num_items_in_batch,
+            truncation=truncation,
+        )
+        loss, stats = model(**inputs, ls_head_fn=head_fn, ls_extra=extra)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            # num_items_in_batch counts every process's tokens and DDP averages gradients: undo the average.
+            loss = loss * self.accelerator.num_processes
+        self._record(mode, stats, inputs)
+        if return_outputs:
+            with torch.no_grad():
+                outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+            return loss, outputs
+        return loss
+
+    def _record(self, mode: str, stats: torch.Tensor, inputs) -> None:
+        stats = self.accelerator.reduce(stats, reduction="sum") if self.accelerator.num_processes > 1 else stats
+        previous = self._stat_sums[mode]
+        self._stat_sums[mode] = stats if previous is None else previous + stats
+        if mode == "train":
+            # Same count as trl: real tokens seen (padding-free batches carry position_ids, no mask).
+            if "attention_mask" in inputs:
+                local = inputs["attention_mask"].sum()
+            else:
+                local = torch.tensor(inputs["position_ids"].size(1), device=inputs["position_ids"].device)
+            self._total_train_tokens += int(self.accelerator.gather_for_metrics(local.reshape(1)).sum().item())
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model.training else "eval"
+        sums = self._stat_sums[mode]
+        if sums is not None:
+            prefix = "eval_" if mode == "eval" else ""
+            logs.update({prefix + k: v for k, v in summarize(sums.float().cpu()).items()})
+            self._stat_sums[mode] = None
+        super().log(logs, start_time)

@@ -1,0 +1,72 @@
+"""Shared builders for the trainer tests: a tiny Qwen2 from a config, the shipped arithmetic tokenizer,
+the fixture traces, and a trainer factory. Tiny everything: hidden 32, 2 layers, a handful of steps."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trainers"
+
+try:
+    from ls_llm.objectives import build_objective  # noqa: F401
+except ImportError:  # TEMPORARY until the objective engine lands
+    _spec = importlib.util.spec_from_file_location("ls_llm.objectives", Path(__file__).with_name("_standin_objectives.py"))
+    _mod = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_mod)
+    sys.modules["ls_llm.objectives"] = _mod
+
+
+def tiny_model(vocab_size: int, seed: int = 0, **overrides):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    cfg = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+               tie_word_embeddings=False, pad_token_id=0)
+    cfg.update(overrides)
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(Qwen2Config(**cfg))
+
+
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from ls_llm.data.synthetic import tokenizer_path
+
+    return AutoTokenizer.from_pretrained(tokenizer_path())
+
+
+def message_rows(n: int = 24) -> list[dict]:
+    with open(FIXTURES / "arith_train.jsonl") as f:
+        return [json.loads(line) for line in f][:n]
+
+
+def token_dataset(lengths, vocab_size, seed=0):
+    """Pre-tokenized rows of the given lengths (random ids >= 3), so trl skips tokenization."""
+    from datasets import Dataset
+
+    g = torch.Generator().manual_seed(seed)
+    rows = [{"input_ids": torch.randint(3, vocab_size, (n,), generator=g).tolist()} for n in lengths]
+    return Dataset.from_list(rows)
+
+
+def config(tmp_path, **kw):
+    from ls_llm.trainers import LsSFTConfig
+
+    base = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, max_steps=2, learning_rate=1e-2,
+                logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, seed=0, data_seed=0,
+                dataloader_num_workers=0, disable_tqdm=True, max_length=128, bf16=False)
+    base.update(kw)
+    return LsSFTConfig(**base)
+
+
+@pytest.fixture
+def h():
+    """The builders above, for test modules (importlib import mode cannot import conftest)."""
+    import types
+
+    return types.SimpleNamespace(tiny_model=tiny_model, tokenizer=tokenizer, message_rows=message_rows,
+                                 token_dataset=token_dataset, config=config, FIXTURES=FIXTURES)
