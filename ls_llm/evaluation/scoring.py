@@ -34,18 +34,25 @@ def score_math(outputs: Sequence[Sequence[str]], golds: Sequence[str], *, worker
     """Verdict records for each doc's samples; ``outputs[i]`` are the k generations of doc ``i``."""
     if len(outputs) != len(golds):
         raise ValueError(f"outputs and golds differ in length: {len(outputs)} != {len(golds)}")
-    answers = [[extract_final_answer(text) for text in samples] for samples in outputs]
+    answers = [[_unwrap(extract_final_answer(text)) for text in samples] for samples in outputs]
     flat_answers = [answer for samples in answers for answer in samples]
     flat_golds = [gold for samples, gold in zip(answers, golds, strict=True) for _ in samples]
     verdicts = iter(verify_batch(flat_answers, flat_golds, workers=workers or _verify_workers()))
     return [[{"answer": answer, "verdict": next(verdicts)} for answer in samples] for samples in answers]
 
 
+def _unwrap(answer: str | None) -> str | None:
+    """``\\textbf{073}`` -> ``073``: math-verify reads a formatting wrapper around the whole answer as text."""
+    if answer is None:
+        return None
+    answer = answer.strip()
+    while match := _TEXT_WRAP.match(answer):
+        answer = match.group(1).strip()
+    return answer
+
+
 def _clean_label(text: str) -> str:
-    text = text.strip().strip("$ .").strip()
-    while match := _TEXT_WRAP.match(text):
-        text = match.group(1).strip()
-    return text.strip("() .:")
+    return (_unwrap(text.strip().strip("$ .")) or "").strip("() .:")
 
 
 def extract_choice(text: str, labels: Sequence[str], options: Sequence[str] = ()) -> str | None:

@@ -4,8 +4,6 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
-VARIANTS = ("upstream", "local")
 TOKENIZER = Path(__file__).resolve().parents[2] / "ls_llm" / "data" / "assets" / "arith_tokenizer"
 
 
