@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ls_llm.data.io import write_jsonl, write_text
+
 __all__ = [
     "SPLITS",
     "SyntheticConfig",
@@ -179,14 +181,6 @@ def generate_split(split: str, size: int, *, seed: int = 0, cfg: SyntheticConfig
     return rows
 
 
-def _write_jsonl(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)  # never leave a half-written split behind
-
-
 def write_synthetic_dataset(
     out_dir: str | os.PathLike,
     *,
@@ -207,7 +201,7 @@ def write_synthetic_dataset(
         raise ValueError(f"out_dir already holds {existing}; pass overwrite=True to replace them")
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        _write_jsonl(generate_split(split, sizes[split], seed=seed, cfg=cfg), paths[split])
+        write_jsonl(paths[split], generate_split(split, sizes[split], seed=seed, cfg=cfg))
     meta = {"seed": seed, "sizes": sizes, "config": asdict(cfg)}
-    (out / "config.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_text(out / "config.json", json.dumps(meta, indent=2) + "\n")
     return {split: str(path) for split, path in paths.items()}

@@ -1,0 +1,226 @@
+"""Load reasoning-trace datasets into trl's conversational format: :func:`load_traces`.
+
+Every source (a hub id or local jsonl/json/parquet files) is read with ``datasets``, converted row by
+row through :mod:`ls_llm.data.formats`, optionally mixed with weights, split into train/validation
+with a seed, and finally the recipe's noise is injected into the train split only (validation stays
+clean so that it measures what the model learned, not the noise).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import random
+from dataclasses import dataclass
+
+from ls_llm.data.args import LsDataArguments, MixtureEntry
+from ls_llm.data.formats import FORMATS, MissingFieldError, RenderOptions, detect_format
+
+__all__ = ["LsDataArguments", "convert_rows", "load_source_rows", "load_traces", "read_raw"]
+
+logger = logging.getLogger(__name__)
+
+_LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+# Metadata copied through when present (after the field map); MATH calls the subject "type".
+_META_ALIASES = {"subject": ("subject", "type"), "level": ("level",)}
+OUTPUT_COLUMNS = ("id", "messages", "answer", "source", "subject", "level")
+
+
+def _local_files(source: str) -> list[str] | None:
+    """The local files a source names (file, directory or glob), or None if it is not local."""
+    if os.path.isdir(source):
+        found = [
+            p
+            for ext in _LOCAL_BUILDERS
+            for p in glob.glob(os.path.join(source, f"**/*{ext}"), recursive=True)
+        ]
+        return sorted(found)
+    if os.path.isfile(source):
+        return [source]
+    if any(ch in source for ch in "*?["):
+        return sorted(glob.glob(source, recursive=True))
+    return None
+
+
+def read_raw(entry: MixtureEntry):
+    """The raw ``datasets.Dataset`` of one source, before any conversion."""
+    import datasets
+
+    files = _local_files(entry.source)
+    if files is None:  # not on disk: a hub dataset id
+        return datasets.load_dataset(entry.source, name=entry.config, split=entry.split)
+    if not files:
+        raise ValueError(f"source {entry.source!r} matches no files")
+    exts = {os.path.splitext(f)[1] for f in files}
+    unknown = exts - set(_LOCAL_BUILDERS)
+    builders = {_LOCAL_BUILDERS.get(ext) for ext in exts}
+    if unknown or len(builders) != 1:
+        raise ValueError(
+            f"source {entry.source!r}: files must all be jsonl/json or all parquet, got extensions {sorted(exts)}"
+        )
+    return datasets.load_dataset(builders.pop(), data_files=files, split="train")
+
+
+@dataclass
+class _Skipped:
+    count: int = 0
+    first: list[str] | None = None
+
+    def add(self, row_id: str, field: str) -> None:
+        self.count += 1
+        self.first = (self.first or []) + ([f"{row_id} (no {field})"] if len(self.first or []) < 5 else [])
+
+
+def source_name(source: str) -> str:
+    """A readable default for the ``source`` column: ``math/train`` for ``.../math/train.jsonl``."""
+    if _local_files(source) is None:
+        return source  # hub id
+    path = source.rstrip("/")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    parent = os.path.basename(os.path.dirname(path))
+    return f"{parent}/{stem}" if parent and not os.path.isdir(path) else stem
+
+
+def _row_id(row: dict, source: str, index: int) -> str:
+    for name in ("id", "unique_id", "idx"):
+        if row.get(name) not in (None, ""):
+            return str(row[name])
+    return f"{source_name(source)}-{index}"
+
+
+def _meta(row: dict, name: str) -> str | None:
+    for alias in _META_ALIASES[name]:
+        if row.get(alias) not in (None, ""):
+            return str(row[alias])
+    return None
+
+
+def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments) -> list[dict]:
+    """Convert raw rows of one source; rows missing required fields are skipped or rejected."""
+    columns = list(rows.column_names) if hasattr(rows, "column_names") else list(rows[0]) if rows else []
+    mapping = args.field_map
+    mapped_columns = [mapping.get(c, c) for c in columns]
+    fmt = entry.format or args.dataset_format
+    if fmt == "auto":
+        fmt = detect_format(mapped_columns)
+    convert = FORMATS[fmt]
+    opts = RenderOptions(args.dataset_system_prompt, args.dataset_answer_instruction, args.dataset_rendering)
+    out, skipped = [], _Skipped()
+    for index, raw in enumerate(rows):
+        row = {mapping.get(k, k): v for k, v in raw.items()}
+        row_id = _row_id(row, entry.source, index)
+        try:
+            converted = convert(row, opts)
+        except MissingFieldError as err:
+            skipped.add(row_id, err.field)
+            continue
+        out.append(
+            {
+                "id": row_id,
+                "messages": converted.messages,
+                "answer": converted.answer,
+                "source": entry.name or source_name(entry.source),
+                "subject": _meta(row, "subject"),
+                "level": _meta(row, "level"),
+            }
+        )
+    _report_skipped(skipped, entry.source, fmt, args.dataset_on_missing)
+    return out
+
+
+def _report_skipped(skipped: _Skipped, source: str, fmt: str, mode: str) -> None:
+    if not skipped.count:
+        return
+    message = (
+        f"{skipped.count} rows of {source!r} (format {fmt!r}) miss required fields; first: {skipped.first}"
+    )
+    if mode == "error":
+        raise ValueError(message + " (dataset_on_missing='error'; set it to 'skip' to drop them)")
+    logger.warning("skipping %s", message)
+
+
+def load_source_rows(entry: MixtureEntry, args: LsDataArguments) -> list[dict]:
+    """Read and convert one source into output rows (see ``OUTPUT_COLUMNS``)."""
+    return convert_rows(read_raw(entry), entry, args)
+
+
+def _mix(parts: list[list[dict]], weights: list[float | None], seed: int) -> list[dict]:
+    """Concatenate sources, or (with weights) keep shares of the mixture without oversampling any.
+
+    Same rule as trl's dataset mixtures: weights are normalised to shares, and the mixture is the
+    largest one in which no source must contribute more rows than it has; each source is shuffled
+    with the seed before its first rows are taken.
+    """
+    if all(w is None for w in weights):
+        return [row for part in parts for row in part]
+    shares = [w / sum(weights) for w in weights]
+    total = min(len(part) / share for part, share in zip(parts, shares, strict=True) if share > 0)
+    rng = random.Random(seed)
+    mixed = []
+    for part, share in zip(parts, shares, strict=True):
+        order = list(range(len(part)))
+        rng.shuffle(order)
+        mixed.extend(part[i] for i in order[: round(share * total)])
+    return mixed
+
+
+def _to_dataset(rows: list[dict]):
+    import datasets
+
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "messages": datasets.List(
+                {"role": datasets.Value("string"), "content": datasets.Value("string")}
+            ),
+            "answer": datasets.Value("string"),
+            "source": datasets.Value("string"),
+            "subject": datasets.Value("string"),
+            "level": datasets.Value("string"),
+        }
+    )
+    extra = [k for k in (rows[0] if rows else {}) if k not in features]
+    for key in extra:  # noise bookkeeping columns
+        features[key] = datasets.Value("bool") if key == "corrupted" else datasets.Value("string")
+    return datasets.Dataset.from_list(rows, features=features)
+
+
+def _split_validation(rows: list[dict], size: float | None, seed: int) -> tuple[list[dict], list[dict]]:
+    if not size:
+        return rows, []
+    count = round(size * len(rows)) if size < 1 else int(size)
+    if not 0 < count < len(rows):
+        raise ValueError(
+            f"dataset_validation_size={size} leaves no train or no validation rows of {len(rows)}"
+        )
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:count])
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
+
+
+def load_traces(args: LsDataArguments, *, tokenizer=None):
+    """Load, convert, mix, split and (train only) noise the recipe's data.
+
+    Returns a ``datasets.DatasetDict`` with ``train`` and, when ``dataset_validation_size`` is
+    set, ``validation``. Columns: ``id``, ``messages``, ``answer`` (gold, None when unknown),
+    ``source``, ``subject``, ``level``; with noise also ``corrupted`` and ``noise`` (how).
+    ``tokenizer`` is needed only for ``noise_type='token'`` (else ``noise_tokenizer`` is loaded).
+    """
+    import datasets
+
+    entries = args.entries()
+    parts = [load_source_rows(entry, args) for entry in entries]
+    rows = _mix(parts, [e.weight for e in entries], args.dataset_seed)
+    if args.dataset_max_samples is not None:
+        rows = rows[: args.dataset_max_samples]
+    train, validation = _split_validation(rows, args.dataset_validation_size, args.dataset_seed)
+    if args.noise_type:
+        from ls_llm.data.noise import apply_noise_from_args
+
+        train = apply_noise_from_args(train, args, tokenizer=tokenizer)
+    out = datasets.DatasetDict({"train": _to_dataset(train)})
+    if validation:
+        out["validation"] = _to_dataset(validation)
+    return out
