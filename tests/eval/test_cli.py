@@ -1,0 +1,114 @@
+"""`ls-llm eval` end to end on a tiny random Qwen2 with the hf backend, resume, compare, bad input."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ls_llm.cli.eval import main
+from ls_llm.evaluation import evaluate, runner
+from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
+ALL_TASKS = ["aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench",
+             "arc_challenge", "gpqa_diamond", "mmlu_pro"]
+
+
+def _args(model, out, *extra):
+    return ["--model", str(model), "--backend", "hf", "--limit", "2", "--max-gen-toks", "8",
+            "--num-samples", "1", "--batch-size", "4", "--data-dir", str(FIXTURES / "upstream"),
+            "--output", str(out), *extra]
+
+
+def test_hf_backend_whole_path_resumes_and_compares(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_args(tiny_checkpoint, out, "--suite", "all")) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["results"]) >= set(ALL_TASKS)
+    assert {"ls_math", "ls_ood"} <= set(results["group_subtasks"])
+    assert results["config"]["samples_generated"] == 2 * len(ALL_TASKS)
+    for task in ALL_TASKS:
+        samples = [json.loads(line) for line in (out / f"samples_{task}.jsonl").read_text().splitlines()]
+        assert len(samples) == 2 and all(len(s["resps"][0]) == 1 for s in samples)
+        assert all(s["filtered_resps"][0][0]["verdict"] in {"correct", "wrong", "missing", "unparsable"}
+                   for s in samples)
+        assert all(s["arguments"][0][1]["max_gen_toks"] == 8 for s in samples)
+        assert samples[0]["arguments"][0][0].startswith("<|im_start|>user\n")  # the chat template was applied
+    assert "**ls_math** (suite mean)" in (out / "results.md").read_text()
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Same command again: every sample comes from the journal, nothing is generated, same scores.
+    before = {task: (out / f"samples_{task}.jsonl").read_text() for task in ALL_TASKS}
+    assert main(_args(tiny_checkpoint, out, "--suite", "all")) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert (again["config"]["samples_generated"], again["config"]["samples_replayed"]) == (0, 2 * len(ALL_TASKS))
+    assert again["results"] == results["results"]
+    assert before == {task: (out / f"samples_{task}.jsonl").read_text() for task in ALL_TASKS}
+
+    shutil.copytree(out, tmp_path / "copy")
+    capsys.readouterr()
+    chart = tmp_path / "cmp.png"
+    assert main(["compare", str(out), str(tmp_path / "copy"), "--output", str(chart)]) == 0
+    printed = capsys.readouterr().out
+    assert "| task | run | copy |" in printed and "| math500 |" in printed
+    assert chart.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_python_api_with_an_extra_task_folder(tiny_checkpoint, tmp_path):
+    """The sweep's use: a custom task (reusing the math template) in its own include path."""
+    tasks, data = tmp_path / "tasks", tmp_path / "data" / "arith_sum"
+    tasks.mkdir()
+    data.mkdir(parents=True)
+    (tasks / "arith_sum.yaml").write_text(
+        f"task: arith_sum\ninclude: {DEFAULT_TASKS_DIR / '_math_template_yaml'}\nrepeats: 1\n"
+        "dataset_kwargs: {ls_task: arith_sum, ls_format: math, hub_path: none, hub_split: test}\n")
+    (data / "test.jsonl").write_text('{"question": "2+3=?", "answer": 5}\n{"question": "4*4=?", "answer": "16"}\n')
+    results = evaluate(str(tiny_checkpoint), suite="arith_sum", backend="hf", include_path=[str(tasks)],
+                       data_dir=str(tmp_path / "data"), max_gen_toks=4, batch_size="2",
+                       output=str(tmp_path / "run"))
+    assert results["results"]["arith_sum"]["acc,verify"] == 0.0  # a random model does not box 5
+    assert [s["target"] for s in results["samples"]["arith_sum"]] == ["5", "16"]
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    def refuse(cfg):
+        raise AssertionError("the model must not load for bad input")
+
+    monkeypatch.setattr(runner, "build_lm", refuse)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--model": "/does/not/exist"}, "'/does/not/exist' does not exist"),
+        ({"--suite": "math500,aime2024"}, "unknown task(s) ['aime2024']"),
+        ({"--num-samples": "0"}, "num_samples must be >= 1, got 0"),
+        ({"--backend": "tpu"}, "backend must be one of ['hf', 'vllm'], got 'tpu'"),
+        ({"--data-dir": "BROKEN"}, "task 'math500': row 1 has no gold answer"),
+        ({"--data-dir": "EMPTY"}, "task 'math500': data file"),
+    ],
+)
+def test_bad_input_fails_before_the_model_loads(change, message, tiny_checkpoint, tmp_path, capsys, no_model_load):
+    broken = tmp_path / "broken" / "math500"
+    broken.mkdir(parents=True)
+    (broken / "test.jsonl").write_text(
+        '{"problem": "1+1", "answer": "2"}\n{"problem": "2+2", "solution": "four"}\n')
+    (tmp_path / "empty").mkdir()
+    dirs = {"BROKEN": str(tmp_path / "broken"), "EMPTY": str(tmp_path / "empty")}
+    args = _args(tiny_checkpoint, tmp_path / "out", "--suite", "math500")
+    for flag, value in change.items():
+        args[args.index(flag) + 1] = dirs.get(value, value)
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_vllm_backend_without_vllm_is_a_clear_error(tiny_checkpoint, tmp_path, capsys, no_model_load):
+    args = _args(tiny_checkpoint, tmp_path / "out", "--suite", "math500")
+    args[args.index("--backend") + 1] = "vllm"
+    assert main(args) == 2
+    assert "needs the package(s) ['vllm']" in capsys.readouterr().err
