@@ -123,15 +123,19 @@ def _pack_stats(stats_rows: list[Tensor], n: int, dtype: torch.dtype, device) ->
 
 
 def _fused_pass(obj: TokenObjective, h: Tensor, weight: Tensor, bias: Tensor | None, y: Tensor, *,
-                grads: tuple[bool, bool, bool], need_stats: bool):
-    """Chunk loop over selected tokens h (n, H). Returns losses (n,), stats, and the raw gradients."""
+                grads: tuple[bool, bool, bool], need_stats: bool, scale: Tensor | None = None):
+    """Chunk loop over selected tokens h (n, H). Returns losses (n,), stats, and the gradients of
+    ``scale`` × Σ losses. The scale is applied on the small side (h rows, dL/dh rows), never to a
+    V-sized tensor."""
     n, vocab = h.shape[0], weight.shape[0]
     acc = _acc_dtype(weight)
     rows = min(obj.chunk_rows(vocab), max(n, 1))
     ws = _Workspace(rows, vocab, dtype=acc, device=h.device)
     g_h = torch.empty(h.shape, dtype=h.dtype, device=h.device) if grads[0] else None
-    g_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if grads[1] else None
+    # The first chunk writes the V×H accumulator directly: no zero-fill pass over it.
+    g_w = torch.empty(weight.shape, dtype=acc, device=weight.device) if grads[1] and n else None
     g_b = torch.zeros(vocab, dtype=acc, device=weight.device) if grads[2] and bias is not None else None
+    scale = torch.ones((), dtype=acc, device=h.device) if scale is None else scale.to(acc)
     losses, stats_rows = [], []
     w_t = weight.t()
     h = h.to(weight.dtype)
@@ -152,11 +156,12 @@ def _fused_pass(obj: TokenObjective, h: Tensor, weight: Tensor, bias: Tensor | N
             continue
         if g_h is not None:
             dz_lp = dz if weight.dtype == acc else ws.get("z_lp", dz.shape[0], weight.dtype).copy_(dz)
-            g_h[start:start + rows] = torch.mm(dz_lp, weight)
+            g_h[start:start + rows] = torch.mm(dz_lp, weight).mul_(scale)
         if g_w is not None:
-            g_w.addmm_(dz.t(), hc.to(acc))
+            hc_scaled = hc.to(acc) * scale
+            torch.mm(dz.t(), hc_scaled, out=g_w) if start == 0 else g_w.addmm_(dz.t(), hc_scaled)
         if g_b is not None:
-            g_b += dz.sum(dim=0)
+            g_b.add_(dz.sum(dim=0) * scale)
     loss_vec = torch.cat(losses) if losses else torch.zeros(0, dtype=acc, device=h.device)
     return loss_vec, _pack_stats(stats_rows, n, acc, h.device), (g_h, g_w, g_b)
 
@@ -172,16 +177,18 @@ class _FusedLinearObjective(torch.autograd.Function):
         _check_labels(y, weight.shape[0])
         # forward() always runs with grad mode off: the caller's mode arrives as grad_enabled.
         grads = tuple(grad_enabled and ctx.needs_input_grad[i] for i in range(3))
-        losses, stats, (g_h, g_w, g_b) = _fused_pass(obj, h, weight, bias, y, grads=grads, need_stats=need_stats)
-        denom = _denominator(num_items, y.numel(), losses)
+        denom = _denominator(num_items, y.numel(), flat_h.new_empty((), dtype=_acc_dtype(weight)))
+        losses, stats, (g_h, g_w, g_b) = _fused_pass(obj, h, weight, bias, y, grads=grads,
+                                                     need_stats=need_stats, scale=1.0 / denom)
         loss = losses.sum() / denom
         if g_h is not None:
-            g_h = g_h.div_(denom.to(g_h.dtype))
             if not all_valid:
                 g_h = torch.zeros_like(flat_h).index_copy_(0, idx, g_h)
             g_h = g_h.view(shape_h)
-        g_w = None if g_w is None else g_w.div_(denom).to(weight.dtype)
-        g_b = None if g_b is None else g_b.div_(denom).to(bias.dtype)
+        if g_w is None and grads[1]:  # no token to learn from: a zero gradient, not None
+            g_w = torch.zeros_like(weight)
+        g_w = None if g_w is None else g_w.to(weight.dtype)
+        g_b = None if g_b is None else g_b.to(bias.dtype)
         ctx.save_for_backward(g_h, g_w, g_b)
         ctx.mark_non_differentiable(*stats.astuple())
         return (loss, *stats.astuple())
