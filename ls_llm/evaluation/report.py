@@ -101,8 +101,10 @@ def bar_chart(runs: dict[str, list[Row]], path: Path, *, title: str) -> None:
         xs = [i + (offset - (len(runs) - 1) / 2) * width for i in range(len(names))]
         heights = [100 * by_name[n].acc if n in by_name else 0.0 for n in names]
         errors = [100 * (by_name[n].stderr or 0.0) if n in by_name else 0.0 for n in names]
-        ax.bar(xs, heights, width, yerr=errors, capsize=3, label=label)
+        bars = ax.bar(xs, heights, width, yerr=errors, capsize=3, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize="x-small", padding=2)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylim(0, 105)
     ax.set_ylabel("avg@k accuracy (%)")
     ax.set_title(title)
     if len(runs) > 1:

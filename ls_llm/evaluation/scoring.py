@@ -37,18 +37,30 @@ def score_math(outputs: Sequence[Sequence[str]], golds: Sequence[str], *, worker
     answers = [[_unwrap(extract_final_answer(text)) for text in samples] for samples in outputs]
     flat_answers = [answer for samples in answers for answer in samples]
     flat_golds = [gold for samples, gold in zip(answers, golds, strict=True) for _ in samples]
-    verdicts = iter(verify_batch(flat_answers, flat_golds, workers=workers or _verify_workers()))
+    statuses = verify_batch(flat_answers, flat_golds, workers=workers or _verify_workers())
+    verdicts = iter(_same_text_fallback(flat_answers, flat_golds, statuses))
     return [[{"answer": answer, "verdict": next(verdicts)} for answer in samples] for samples in answers]
 
 
+def _same_text_fallback(answers: list, golds: list, statuses: list[str]) -> list[str]:
+    # A few golds are not mathematics math-verify can parse (Minerva's "np.arcsin(10/13)", "E_{1},E_{2}");
+    # an answer written exactly like such a gold is still right.
+    return ["correct" if status == "unparsable" and answer is not None and _squash(answer) == _squash(gold)
+            else status for answer, gold, status in zip(answers, golds, statuses, strict=True)]
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
 def _unwrap(answer: str | None) -> str | None:
-    """``\\textbf{073}`` -> ``073``: math-verify reads a formatting wrapper around the whole answer as text."""
+    """``\\textbf{073}`` -> ``073``, ``104.`` -> ``104``: math-verify reads both as text, not numbers."""
     if answer is None:
         return None
     answer = answer.strip()
     while match := _TEXT_WRAP.match(answer):
         answer = match.group(1).strip()
-    return answer
+    return answer.rstrip(". ")  # "\\boxed{104.}": a sentence's full stop inside the box
 
 
 def _clean_label(text: str) -> str:

@@ -112,3 +112,17 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tiny_checkpoint, tmp_path, c
     args[args.index("--backend") + 1] = "vllm"
     assert main(args) == 2
     assert "needs the package(s) ['vllm']" in capsys.readouterr().err
+
+
+def test_vllm_model_args_carry_parallelism_and_memory_settings():
+    from ls_llm.evaluation.backends import BACKENDS
+    from ls_llm.evaluation.config import EvalConfig
+
+    cfg = EvalConfig(model="ckpt", tensor_parallel_size=4, data_parallel_size=2, gpu_memory_utilization=0.85,
+                     max_model_len=36000, max_gen_toks=32768, model_args='{"enforce_eager": true}')
+    backend = BACKENDS["vllm"]
+    assert backend.lm_eval_name == "vllm"
+    assert backend.model_args(cfg) == {
+        "pretrained": "ckpt", "dtype": "auto", "tensor_parallel_size": 4, "data_parallel_size": 2,
+        "gpu_memory_utilization": 0.85, "max_gen_toks": 32768, "seed": 1234, "max_model_len": 36000,
+        "enforce_eager": True}
