@@ -96,8 +96,17 @@ def gsm8k_gold(answer_text: str) -> str:
     return tail.strip().replace(",", "")
 
 
+_SPACING_RE = re.compile(r"\\[!,;]")
+
+
+def _clean(answer: str) -> str:
+    # Sentence punctuation and TeX spacing ("30^\circ.", "20,\!000") make math-verify give up.
+    return _SPACING_RE.sub("", answer).strip().rstrip(".,;:").strip()
+
+
 def _as_latex(answer: str) -> str:
     # math-verify finds expressions by their LaTeX delimiters; a bare "27" or "\frac12" needs one.
+    answer = _clean(answer)
     return answer if _BOX_RE.search(answer) else "\\boxed{" + answer + "}"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_ANSWER_INSTRUCTION", "LsDataArguments", "MixtureEntry"]
+__all__ = ["DEFAULT_ANSWER_INSTRUCTION", "LsDataArguments", "MixtureEntry", "add_source_flags", "source_args"]
 
 DEFAULT_ANSWER_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 _FORMAT_CHOICES = ("auto", "messages", "prompt_completion", "problem_solution", "question_answer", "r1")
@@ -182,3 +182,32 @@ class LsDataArguments:
             format=fmt,
             name=item.get("name"),
         )
+
+
+def add_source_flags(parser) -> None:
+    """The flags that say how to read DATA, shared by ``ls-llm noise`` and ``ls-llm audit``."""
+    parser.add_argument("data", help="hub dataset id, or local jsonl/json/parquet file, directory or glob")
+    parser.add_argument("--config", dest="dataset_config", help="hub dataset config name")
+    parser.add_argument("--split", dest="dataset_train_split", default="train", help="split to read")
+    parser.add_argument("--format", dest="dataset_format", default="auto", help=f"one of {_FORMAT_CHOICES}")
+    parser.add_argument(
+        "--field-map", dest="dataset_field_map", help="JSON mapping {dataset column: expected name}"
+    )
+    parser.add_argument("--rendering", dest="dataset_rendering", default="plain", help="plain or r1")
+    parser.add_argument(
+        "--max-samples", dest="dataset_max_samples", type=int, help="read only the first N rows"
+    )
+    parser.add_argument("--on-missing", dest="dataset_on_missing", default="skip", help="skip or error")
+
+
+def source_args(ns, **extra) -> LsDataArguments:
+    """``LsDataArguments`` from the parsed :func:`add_source_flags` flags."""
+    keys = (
+        "dataset_config",
+        "dataset_train_split",
+        "dataset_format",
+        "dataset_field_map",
+        "dataset_rendering",
+    )
+    keys += ("dataset_max_samples", "dataset_on_missing")
+    return LsDataArguments(dataset_name=ns.data, **{k: getattr(ns, k) for k in keys}, **extra)

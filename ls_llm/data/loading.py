@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from ls_llm.data.args import LsDataArguments, MixtureEntry
 from ls_llm.data.formats import FORMATS, MissingFieldError, RenderOptions, detect_format
 
-__all__ = ["LsDataArguments", "convert_rows", "load_source_rows", "load_traces", "read_raw"]
+__all__ = [
+    "LsDataArguments",
+    "convert_rows",
+    "load_rows",
+    "load_source_rows",
+    "load_traces",
+    "read_raw",
+    "source_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +208,14 @@ def _split_validation(rows: list[dict], size: float | None, seed: int) -> tuple[
     return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
 
 
+def load_rows(args: LsDataArguments) -> list[dict]:
+    """All converted (and mixed) rows as plain dicts: no validation split, no noise."""
+    entries = args.entries()
+    parts = [load_source_rows(entry, args) for entry in entries]
+    rows = _mix(parts, [e.weight for e in entries], args.dataset_seed)
+    return rows if args.dataset_max_samples is None else rows[: args.dataset_max_samples]
+
+
 def load_traces(args: LsDataArguments, *, tokenizer=None):
     """Load, convert, mix, split and (train only) noise the recipe's data.
 
@@ -210,11 +226,7 @@ def load_traces(args: LsDataArguments, *, tokenizer=None):
     """
     import datasets
 
-    entries = args.entries()
-    parts = [load_source_rows(entry, args) for entry in entries]
-    rows = _mix(parts, [e.weight for e in entries], args.dataset_seed)
-    if args.dataset_max_samples is not None:
-        rows = rows[: args.dataset_max_samples]
+    rows = load_rows(args)
     train, validation = _split_validation(rows, args.dataset_validation_size, args.dataset_seed)
     if args.noise_type:
         from ls_llm.data.noise import apply_noise_from_args

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 from ls_llm.answers import extract_final_answer
 
@@ -27,11 +28,24 @@ def trace_final_answer(completion: str) -> str | None:
     return extract_final_answer(completion)
 
 
+_FRAC_RE = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$|^(-?)(\d+)/(\d+)$")
+
+
 def _normalise(answer: str) -> str:
-    text = re.sub(r"\s+", "", answer).replace("\\!", "").replace(",", "")
+    """A canonical spelling: numbers and simple fractions by value, other text without spaces."""
+    text = re.sub(r"\s+", "", answer).replace("\\!", "").replace(",", "").rstrip(".")
+    text = text.replace("^\\circ", "").replace("^{\\circ}", "").replace("\\%", "")
+    frac = _FRAC_RE.match(text)
     try:
-        return str(Decimal(text).normalize())
-    except (InvalidOperation, ValueError):
+        if frac:
+            sign, num, den = (
+                (frac.group(1), frac.group(2), frac.group(3)) if frac.group(2) else frac.group(4, 5, 6)
+            )
+            value = Fraction(int(num), int(den)) * (-1 if sign else 1)
+            return str(value.numerator) if value.denominator == 1 else str(value)
+        number = Decimal(text).normalize()
+        return str(Fraction(number)) if number != number.to_integral() else str(int(number))
+    except (InvalidOperation, ValueError, ZeroDivisionError, OverflowError):
         return text
 
 
@@ -54,9 +68,9 @@ def _occurrence_re(answer: str) -> re.Pattern:
     return re.compile(r"(?<![\w.])" + re.escape(answer) + r"(?![\w]|\.\d)")
 
 
-def _replace_boxed(text: str, old: str, new: str) -> tuple[str, int]:
-    pattern = re.compile(r"(\\(?:boxed|fbox)\s*\{)" + re.escape(old) + r"\}")
-    return pattern.subn(lambda m: m.group(1) + new + "}", text)
+def _boxed_spans(text: str, answer: str) -> list[tuple[int, int]]:
+    pattern = re.compile(r"\\(?:boxed|fbox)\s*\{(" + re.escape(answer) + r")\}")
+    return [m.span(1) for m in pattern.finditer(text)]
 
 
 def replace_answer(completion: str, old: str, new: str) -> tuple[str, int]:
@@ -65,20 +79,25 @@ def replace_answer(completion: str, old: str, new: str) -> tuple[str, int]:
     That is: every ``\\boxed{old}``; every whole-token occurrence in the final part (after
     ``</think>``); and the occurrences in the last reasoning line that mentions it (the line that
     derives the answer, e.g. ``32 + 37 = 69``). Earlier lines are left alone: a short answer such
-    as ``2`` also appears in unrelated places of the reasoning.
+    as ``2`` also appears in unrelated places of the reasoning. All spans are found on the original
+    text and replaced in one pass, so a new answer that contains the old one is not re-replaced.
     """
-    reasoning, final = split_thinking(completion)
-    reasoning, boxed_r = _replace_boxed(reasoning, old, new)
-    final, boxed_f = _replace_boxed(final, old, new)
+    reasoning, _ = split_thinking(completion)
     pattern = _occurrence_re(old)
-    final, in_final = pattern.subn(lambda _: new, final)
-    lines = reasoning.split("\n")
-    in_line = 0
-    for pos in range(len(lines) - 1, -1, -1):
-        lines[pos], in_line = pattern.subn(lambda _: new, lines[pos])
-        if in_line:
+    spans = set(_boxed_spans(completion, old))
+    spans |= {m.span() for m in pattern.finditer(completion, len(reasoning))}
+    line_end = len(reasoning)
+    while line_end > 0:
+        line_start = reasoning.rfind("\n", 0, line_end - 1) + 1
+        found = [m.span() for m in pattern.finditer(reasoning, line_start, line_end)]
+        if found:
+            spans |= set(found)
             break
-    return "\n".join(lines) + final, boxed_r + boxed_f + in_final + in_line
+        line_end = line_start - 1 if line_start > 0 else 0
+    text = completion
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text, len(spans)
 
 
 def perturb_number(answer: str, rng: random.Random) -> tuple[str, str] | None:

@@ -1,0 +1,77 @@
+"""`ls-llm noise DATA --type answer --rate 0.2 --out noisy.jsonl`: a noisy copy of a trace set.
+
+Writes the noisy rows (messages format, gold ``answer`` kept, plus ``corrupted``/``noise``), a
+per-row manifest (``<out>.manifest.jsonl`` unless --manifest) and a summary with the realized
+rate (``<out>.summary.json``, also printed). Nothing is overwritten without --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ls_llm.data.args import add_source_flags, source_args
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ls-llm noise", description=__doc__.splitlines()[0])
+    add_source_flags(parser)
+    parser.add_argument("--type", required=True, help="answer | perturb | token | step | swap")
+    parser.add_argument("--rate", type=float, required=True, help="noise probability rho in [0, 1]")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="output jsonl")
+    parser.add_argument("--manifest", help="manifest jsonl (default: <out>.manifest.jsonl)")
+    parser.add_argument("--tokenizer", help="tokenizer path/id for --type token")
+    parser.add_argument("--answer-instruction", default="", help="appended to built prompts (default: none)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    return parser
+
+
+def run(ns: argparse.Namespace) -> dict:
+    from ls_llm.data.io import check_writable, write_jsonl, write_text
+    from ls_llm.data.loading import load_rows
+    from ls_llm.data.noise import inject_noise
+
+    args = source_args(
+        ns, dataset_answer_instruction=ns.answer_instruction, noise_type=ns.type, noise_rate=ns.rate
+    )
+    out = Path(ns.out)
+    stem = out.with_suffix("") if out.suffix == ".jsonl" else out
+    paths = {
+        "out": out,
+        "manifest": Path(ns.manifest) if ns.manifest else Path(f"{stem}.manifest.jsonl"),
+        "summary": Path(f"{stem}.summary.json"),
+    }
+    for name, path in paths.items():  # check them all before writing any
+        check_writable(path, overwrite=ns.overwrite, field=f"--{name}" if name != "summary" else "summary")
+    tokenizer = None
+    if ns.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(ns.tokenizer)
+    rows = load_rows(args)
+    noisy, manifest, summary = inject_noise(
+        rows, noise_type=ns.type, rate=ns.rate, seed=ns.seed, tokenizer=tokenizer
+    )
+    summary = {**summary, "data": ns.data, **{k: str(v) for k, v in paths.items()}}
+    write_jsonl(paths["out"], noisy)
+    write_jsonl(paths["manifest"], manifest)
+    write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    try:
+        summary = run(ns)
+    except ValueError as err:
+        print(f"ls-llm noise: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

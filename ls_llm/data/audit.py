@@ -1,0 +1,146 @@
+"""Audit a trace set: how many traces end in a wrong, missing or unparsable final answer.
+
+Each trace's final answer (last ``\\boxed{}`` outside the thinking) is checked against the row's
+gold ``answer`` with :func:`ls_llm.answers.verify_batch`, i.e. math-verify in worker processes.
+Rows without a gold answer get the status ``no_reference`` and are left out of the fractions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from ls_llm.answers import STATUSES, extract_final_answer, verify_batch
+from ls_llm.data.io import check_writable, write_jsonl, write_text
+from ls_llm.data.noise import completion_of
+
+__all__ = ["AuditResult", "audit_rows", "plot_report", "write_audit"]
+
+NO_REFERENCE = "no_reference"
+BAD_STATUSES = ("wrong", "missing", "unparsable")
+GROUP_KEYS = ("source", "subject", "level")
+# Beyond this many rows a progress bar is worth its noise in the log.
+_PROGRESS_MIN_ROWS = 2000
+
+
+@dataclass
+class AuditResult:
+    statuses: list[str]  # per row: one of STATUSES or NO_REFERENCE
+    predictions: list[str | None]
+    report: dict
+
+
+def _tally(statuses: list[str]) -> dict:
+    counts = Counter(statuses)
+    checked = sum(counts[s] for s in STATUSES)
+    out = {"rows": len(statuses), "checked": checked, NO_REFERENCE: counts[NO_REFERENCE]}
+    for status in STATUSES:
+        out[status] = counts[status]
+        out[f"frac_{status}"] = counts[status] / checked if checked else 0.0
+    out["frac_bad"] = sum(out[f"frac_{s}"] for s in BAD_STATUSES)
+    return out
+
+
+def build_report(rows: list[dict], statuses: list[str]) -> dict:
+    """Counts and fractions overall and per source / subject / level (groups with a value only)."""
+    report = {"overall": _tally(statuses)}
+    for key in GROUP_KEYS:
+        groups: dict[str, list[str]] = defaultdict(list)
+        for row, status in zip(rows, statuses, strict=True):
+            if row.get(key) not in (None, ""):
+                groups[str(row[key])].append(status)
+        if groups:
+            report[f"by_{key}"] = {name: _tally(group) for name, group in sorted(groups.items())}
+    return report
+
+
+def audit_rows(rows: list[dict], *, workers: int = 2, timeout_s: float = 5.0, progress: bool | None = None):
+    """Check every row's final answer against its gold ``answer``; returns an :class:`AuditResult`."""
+    predictions = [extract_final_answer(completion_of(row)) for row in rows]
+    checked = [i for i, row in enumerate(rows) if row.get("answer") not in (None, "")]
+    if progress is None:
+        progress = len(checked) >= _PROGRESS_MIN_ROWS
+    verdicts = verify_batch(
+        [predictions[i] for i in checked],
+        [str(rows[i]["answer"]) for i in checked],
+        workers=workers,
+        timeout_s=timeout_s,
+        progress=progress,
+    )
+    statuses = [NO_REFERENCE] * len(rows)
+    for i, verdict in zip(checked, verdicts, strict=True):
+        statuses[i] = verdict
+    return AuditResult(statuses, predictions, build_report(rows, statuses))
+
+
+def _chart_groups(report: dict) -> list[tuple[str, dict]]:
+    groups = [("overall", report["overall"])]
+    for key in GROUP_KEYS:
+        groups += [(f"{key}: {name}", tally) for name, tally in report.get(f"by_{key}", {}).items()]
+    return groups
+
+
+def plot_report(report: dict, path: str | Path) -> None:
+    """Stacked horizontal bars: fraction wrong / missing / unparsable, overall and per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on training boxes
+    import matplotlib.pyplot as plt
+
+    groups = _chart_groups(report)
+    labels = [f"{name} (n={tally['checked']})" for name, tally in groups]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.35 * len(groups)))
+    left = [0.0] * len(groups)
+    for status, color in zip(BAD_STATUSES, ("#d62728", "#7f7f7f", "#ff7f0e"), strict=True):
+        widths = [tally[f"frac_{status}"] for _, tally in groups]
+        ax.barh(labels, widths, left=left, color=color, label=status)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel("fraction of checked traces")
+    ax.set_xlim(0, max(0.05, min(1.0, max(left) * 1.15)))
+    ax.legend(loc="lower right")
+    ax.set_title("Trace audit: final answer vs reference")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_audit(
+    rows: list[dict], result: AuditResult, out_dir: str | Path, *, overwrite: bool = False, plot=True
+):
+    """Write ``clean.jsonl`` (correct), ``noisy.jsonl`` (wrong/missing/unparsable), ``report.json``, ``audit.png``.
+
+    Rows without a reference go to neither split. Returns the written paths by name.
+    """
+    out = Path(out_dir)
+    names = {"clean": "clean.jsonl", "noisy": "noisy.jsonl", "report": "report.json"}
+    if plot:
+        names["chart"] = "audit.png"
+    paths = {
+        key: check_writable(out / name, overwrite=overwrite, field="audit output")
+        for key, name in names.items()
+    }
+    tagged = [
+        {**row, "audit_status": status, "audit_prediction": pred}
+        for row, status, pred in zip(rows, result.statuses, result.predictions, strict=True)
+    ]
+    write_jsonl(paths["clean"], [r for r in tagged if r["audit_status"] == "correct"])
+    write_jsonl(paths["noisy"], [r for r in tagged if r["audit_status"] in BAD_STATUSES])
+    write_text(paths["report"], json.dumps(result.report, indent=2) + "\n")
+    if plot:
+        plot_report(result.report, paths["chart"])
+    return {key: str(path) for key, path in paths.items()}
+
+
+def format_report(report: dict) -> str:
+    """A plain-text table of the report for the terminal."""
+    header = f"{'group':<40} {'n':>6} {'wrong':>7} {'missing':>8} {'unparse':>8}"
+    lines = [header, "-" * len(header)]
+    for name, tally in _chart_groups(report):
+        lines.append(
+            f"{name[:40]:<40} {tally['checked']:>6} {tally['frac_wrong']:>7.3f} "
+            f"{tally['frac_missing']:>8.3f} {tally['frac_unparsable']:>8.3f}"
+        )
+    return "\n".join(lines)
