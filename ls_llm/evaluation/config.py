@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Task definitions shipped with the repository (eval/tasks next to the ls_llm package).
-DEFAULT_TASKS_DIR = Path(__file__).resolve().parents[2] / "eval" / "tasks"
+# Task definitions live in the repository's eval/tasks (next to the ls_llm package); an install that is
+# not a checkout points LS_LLM_EVAL_TASKS at a copy of that folder.
+DEFAULT_TASKS_DIR = Path(os.environ.get("LS_LLM_EVAL_TASKS", Path(__file__).resolve().parents[2] / "eval" / "tasks"))
 SUITES: dict[str, tuple[str, ...]] = {
     "ls_math": ("ls_math",),
     "ls_ood": ("ls_ood",),

@@ -40,7 +40,10 @@ def task_manager(cfg: EvalConfig):
     from lm_eval.tasks import TaskManager
 
     paths = [str(DEFAULT_TASKS_DIR), *cfg.include_path]
-    for path in paths:
+    if not DEFAULT_TASKS_DIR.is_dir():
+        raise FileNotFoundError(f"task folder {DEFAULT_TASKS_DIR} not found: run from a checkout or set "
+                                "LS_LLM_EVAL_TASKS to a copy of the repository's eval/tasks")
+    for path in cfg.include_path:
         if not Path(path).is_dir():
             raise FileNotFoundError(f"include_path {path!r} is not a folder")
     metadata = {"data_dir": str(Path(cfg.data_dir).resolve())} if cfg.data_dir else {}

@@ -126,3 +126,14 @@ def test_vllm_model_args_carry_parallelism_and_memory_settings():
         "pretrained": "ckpt", "dtype": "auto", "tensor_parallel_size": 4, "data_parallel_size": 2,
         "gpu_memory_utilization": 0.85, "max_gen_toks": 32768, "seed": 1234, "max_model_len": 36000,
         "enforce_eager": True}
+
+
+def test_evaluation_imports_no_training_code_and_no_heavy_eval_deps():
+    import subprocess
+    import sys
+
+    code = ("import sys, ls_llm.evaluation, ls_llm.evaluation.runner, ls_llm.cli.eval, ls_llm.bench.scoring\n"
+            "bad = [m for m in ('trl', 'lm_eval', 'vllm', 'ls_llm.trainers', 'ls_llm.objectives') if m in sys.modules]\n"
+            "print(bad)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
