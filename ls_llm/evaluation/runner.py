@@ -34,6 +34,14 @@ def check_checkpoint(model: str) -> Path:
     return path.resolve()
 
 
+def checkpoint_fingerprint(path: Path) -> str:
+    """Path plus size and mtime of the config and weight files: a checkpoint retrained in place
+    gets a new fingerprint, so its journaled samples are not replayed for the new weights."""
+    files = sorted(p for p in path.iterdir() if p.name == "config.json" or p.suffix in {".safetensors", ".bin"})
+    stamps = ",".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return f"{path}|{stamps}"
+
+
 def task_manager(cfg: EvalConfig):
     """lm-eval TaskManager over eval/tasks plus any extra folders; lm-eval's own tasks are left out
     so that our task names (aime24, math500, ...) never collide with its built-in ones."""
@@ -66,10 +74,12 @@ def apply_overrides(cfg: EvalConfig, tasks: dict) -> None:
         gen["do_sample"] = cfg.temperature > 0
     if cfg.top_p is not None:
         gen["top_p"] = cfg.top_p
+    # Greedy decoding gives k identical samples: unless k is asked for, generate one.
+    repeats = cfg.num_samples if cfg.num_samples is not None else (1 if cfg.temperature == 0 else None)
     for task in tasks.values():
         task.set_config(key="generation_kwargs", value=gen, update=True)
-        if cfg.num_samples is not None:
-            task.set_config(key="repeats", value=cfg.num_samples)
+        if repeats is not None:
+            task.set_config(key="repeats", value=repeats)
         if task.get_config("num_fewshot") is None:
             task.set_config(key="num_fewshot", value=0)
         task.set_fewshot_seed(seed=cfg.seed)
@@ -105,8 +115,8 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
     _seed_everything(cfg.seed)
     os.environ[VERIFY_WORKERS_ENV] = str(cfg.verify_workers)
     start = time.time()
-    lm = JournaledLM(build_lm(cfg), out / JOURNAL_FILE, fingerprint=f"{checkpoint}|{cfg.backend}",
-                     chunk_size=cfg.resume_chunk)
+    fingerprint = f"{checkpoint_fingerprint(checkpoint)}|{cfg.backend}"
+    lm = JournaledLM(build_lm(cfg), out / JOURNAL_FILE, fingerprint=fingerprint, chunk_size=cfg.resume_chunk)
     results = lm_eval_evaluate(lm=lm, task_dict=loaded, limit=cfg.limit, log_samples=True,
                                apply_chat_template=True, fewshot_as_multiturn=False, bootstrap_iters=1000)
     if results is None:  # a non-zero rank of a distributed run: rank 0 writes

@@ -137,3 +137,33 @@ def test_evaluation_imports_no_training_code_and_no_heavy_eval_deps():
             "print(bad)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_overrides_reach_the_tasks_and_greedy_generates_once(tiny_checkpoint):
+    from ls_llm.evaluation.config import EvalConfig
+
+    def load(**fields):
+        cfg = EvalConfig(model=str(tiny_checkpoint), suite="aime24,arc_challenge",
+                         data_dir=str(FIXTURES / "upstream"), **fields)
+        tasks = runner.task_manager(cfg).load(cfg.task_names())["tasks"]
+        runner.apply_overrides(cfg, tasks)
+        return {name: (t.config.repeats, t.config.generation_kwargs) for name, t in tasks.items()}
+
+    default = load()
+    assert (default["aime24"][0], default["arc_challenge"][0]) == (16, 1)
+    assert default["aime24"][1]["temperature"] == 0.6 and default["aime24"][1]["max_gen_toks"] == 32768
+    tuned = load(num_samples=3, temperature=1.0, top_p=0.9, max_gen_toks=100)
+    assert tuned["aime24"][0] == tuned["arc_challenge"][0] == 3
+    assert {k: tuned["aime24"][1][k] for k in ("temperature", "top_p", "max_gen_toks")} == \
+        {"temperature": 1.0, "top_p": 0.9, "max_gen_toks": 100}
+    greedy = load(temperature=0.0)
+    assert greedy["aime24"][0] == 1 and greedy["aime24"][1]["do_sample"] is False
+
+
+def test_checkpoint_fingerprint_changes_when_weights_change(tiny_checkpoint, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    before = runner.checkpoint_fingerprint(ckpt)
+    weights = next(ckpt.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    assert runner.checkpoint_fingerprint(ckpt) != before
