@@ -167,3 +167,33 @@ def test_checkpoint_fingerprint_changes_when_weights_change(tiny_checkpoint, tmp
     weights = next(ckpt.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes() + b"\0")
     assert runner.checkpoint_fingerprint(ckpt) != before
+
+
+def test_interrupted_run_resumes_without_regenerating(tiny_checkpoint, tmp_path, monkeypatch):
+    real_build = runner.build_lm
+
+    class DiesOnSecondChunk:
+        def __init__(self, lm):
+            self.lm, self.calls = lm, 0
+
+        def __getattr__(self, name):
+            return getattr(self.lm, name)
+
+        def generate_until(self, requests):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt("power cut")
+            return self.lm.generate_until(requests)
+
+    out = tmp_path / "run"
+    args = _args(tiny_checkpoint, out, "--suite", "math500,arc_challenge,mmlu_pro", "--resume-chunk", "2")
+    monkeypatch.setattr(runner, "build_lm", lambda cfg: DiesOnSecondChunk(real_build(cfg)))
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    assert not (out / "results.json").exists()
+    assert len((out / runner.JOURNAL_FILE).read_text().splitlines()) == 2  # the first chunk survived
+
+    monkeypatch.setattr(runner, "build_lm", real_build)
+    assert main(args) == 0
+    config = json.loads((out / "results.json").read_text())["config"]
+    assert (config["samples_replayed"], config["samples_generated"]) == (2, 4)
