@@ -136,6 +136,10 @@ def answer_status(pred: str | None, gold: str, *, timeout_s: float = 5.0) -> str
     from math_verify import verify
 
     parsed_gold = _parse(gold, seconds)
+    if not _has_math(parsed_gold):
+        # A few real golds defeat math-verify ("a + b + c"); compare their text instead.
+        same = re.sub(r"\s+", "", _clean(gold)) == re.sub(r"\s+", "", _clean(pred))
+        return "correct" if same else "wrong"
     ok = verify(parsed_gold, parsed_pred, timeout_seconds=seconds)
     return "correct" if ok else "wrong"
 

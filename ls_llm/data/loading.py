@@ -46,8 +46,8 @@ def _local_files(source: str) -> list[str] | None:
         return sorted(found)
     if os.path.isfile(source):
         return [source]
-    if any(ch in source for ch in "*?["):
-        return sorted(glob.glob(source, recursive=True))
+    if any(ch in source for ch in "*?[") or os.path.splitext(source)[1] in _LOCAL_BUILDERS:
+        return sorted(glob.glob(source, recursive=True))  # a missing file is reported, not sent to the hub
     return None
 
 

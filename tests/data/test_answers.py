@@ -90,3 +90,8 @@ def test_verify_batch_rejects_bad_input():
         verify_batch(["1"], [])
     with pytest.raises(ValueError, match="workers"):
         verify_batch(["1"], ["1"], workers=0)
+
+
+def test_gold_that_math_verify_cannot_parse_falls_back_to_text():
+    assert is_equivalent("a+b+c", "a + b + c")
+    assert not is_equivalent("a+b", "a + b + c")

@@ -164,3 +164,8 @@ def test_no_field_clashes_with_trl_configs_and_recipe_parses(tmp_path):
     )
     assert data.noise_rate == 0.2 and data.dataset_rendering == "r1" and sft.learning_rate == 1e-4
     assert [e.weight for e in data.entries()] == [1.0, 3.0] and data.field_map == {"question": "question"}
+
+
+def test_missing_local_file_is_reported_not_sent_to_the_hub(tmp_path):
+    with pytest.raises(ValueError, match="matches no files"):
+        load_traces(LsDataArguments(dataset_name=str(tmp_path / "nope.jsonl")))
