@@ -1,6 +1,7 @@
 """`LsSFTConfig`: trl's `SFTConfig` plus the token objective, its parameters, warm-up and loss truncation.
 
-Objective parameters carry the names the objectives take (`alpha`, `noise_rate`, `q`, ...) and default to
+Objective parameters carry the names the objectives take (`alpha`, `q`, `beta`, ...; `noise_rate` is
+`correction_noise_rate`, because `noise_rate` is the data layer's injection rate) and default to
 None, which means "the objective's own default". Only the ones set are passed to
 `ls_llm.objectives.build_objective`, which rejects a parameter the chosen objective does not take or a value
 out of range, naming it. The config builds the objective once in `__post_init__` so a bad recipe stops
@@ -17,7 +18,7 @@ from trl import SFTConfig
 # needs the dataset), so it is not listed here.
 OBJECTIVE_FIELDS: dict[str, str] = {
     "alpha": "alpha",
-    "noise_rate": "noise_rate",
+    "correction_noise_rate": "noise_rate",
     "q": "q",
     "beta": "beta",
     "log_zero": "log_zero",
@@ -39,7 +40,11 @@ class LsSFTConfig(SFTConfig):
         metadata={"help": "Token objective, a name from ls_llm.objectives.OBJECTIVES (ce, label_smoothing, ...)."},
     )
     alpha: float | None = _opt("Smoothing mass (label_smoothing; negative = negative smoothing) or sce's CE weight.")
-    noise_rate: float | None = _opt("Assumed symmetric label-noise rate (forward_correction, backward_correction).")
+    # Not `noise_rate`: in a flat recipe that key is the data layer's injection rate (a fraction of traces),
+    # a different quantity from the per-token flip rate these corrections assume.
+    correction_noise_rate: float | None = _opt(
+        "Assumed symmetric per-token label-flip rate of forward_correction / backward_correction (their noise_rate)."
+    )
     q: float | None = _opt("GCE exponent in (0, 1].")
     beta: float | None = _opt("Bootstrap mixing weight, or sce's reverse-CE weight.")
     log_zero: float | None = _opt("sce: value standing in for log(0) in the reverse cross-entropy.")

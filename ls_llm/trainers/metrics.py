@@ -36,3 +36,20 @@ def summarize(sums: torch.Tensor) -> dict[str, float]:
     if n <= 0:
         return {}
     return {name: values[field] / n for field, name in LOGGED_NAMES.items()}
+
+
+def loss_curve(log_history: list[dict], *, width: int = 40, rows: int = 12) -> str:
+    """A short text table of the logged training curve (at most `rows` evenly spaced logging steps)."""
+    logs = [r for r in log_history if "loss" in r and "step" in r]
+    if not logs:
+        return "(no training steps were logged)"
+    k = min(rows, len(logs))
+    picks = sorted({round(i * (len(logs) - 1) / max(k - 1, 1)) for i in range(k)})
+    top = max(r["loss"] for r in logs) or 1.0
+    lines = [f"{'step':>6}  {'loss':>8}  {'ce':>8}  {'acc':>6}"]
+    for i in picks:
+        r = logs[i]
+        bar = "#" * max(1, round(width * r["loss"] / top))
+        lines.append(f"{r['step']:>6}  {r['loss']:>8.4f}  {r.get('ce_loss', float('nan')):>8.4f}  "
+                     f"{r.get('mean_token_accuracy', float('nan')):>6.3f}  {bar}")
+    return "\n".join(lines)

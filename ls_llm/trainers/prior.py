@@ -12,7 +12,7 @@ import torch
 
 
 def unigram_prior(dataset, vocab_size: int, *, batch_size: int = 1024) -> torch.Tensor:
-    """Relative frequency of each token id among the trained tokens of a trl-prepared dataset (sums to 1)."""
+    """Relative frequency of each token id among the trained tokens of a trl-prepared dataset (float64, sums to 1)."""
     column = "labels" if "labels" in dataset.column_names else "input_ids"
     counts = torch.zeros(vocab_size, dtype=torch.float64)
     for batch in dataset.select_columns([column]).iter(batch_size=batch_size):
@@ -25,4 +25,4 @@ def unigram_prior(dataset, vocab_size: int, *, batch_size: int = 1024) -> torch.
     total = counts.sum()
     if total == 0:
         raise ValueError("smoothing_prior='unigram' but the training set has no trained tokens to count")
-    return (counts / total).float()
+    return counts / total

@@ -1,24 +1,13 @@
 """Shared builders for the trainer tests: a tiny Qwen2 from a config, the shipped arithmetic tokenizer,
 the fixture traces, and a trainer factory. Tiny everything: hidden 32, 2 layers, a handful of steps."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trainers"
-
-try:
-    from ls_llm.objectives import build_objective  # noqa: F401
-except ImportError:  # TEMPORARY until the objective engine lands
-    _spec = importlib.util.spec_from_file_location("ls_llm.objectives", Path(__file__).with_name("_standin_objectives.py"))
-    _mod = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_mod)
-    sys.modules["ls_llm.objectives"] = _mod
-
 
 def tiny_model(vocab_size: int, seed: int = 0, **overrides):
     from transformers import Qwen2Config, Qwen2ForCausalLM
