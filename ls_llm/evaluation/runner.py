@@ -100,6 +100,8 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
     Either pass a ready ``config`` or the :class:`EvalConfig` fields as keywords, e.g.
     ``evaluate("ckpt/", suite="arith", backend="hf", include_path=["my_tasks/"], limit=50)``.
     """
+    if config is None and not model:
+        raise ValueError(f"model must name a checkpoint folder, got {model!r}")
     cfg = config if config is not None else EvalConfig(model=model, **fields)
     checkpoint = check_checkpoint(cfg.model)
     get_backend(cfg)  # missing backend packages fail here, before tasks or weights load

@@ -52,7 +52,7 @@ def _as_text(value: Any) -> str:
 
 
 def _math_gold(row: dict, task: str, index: int) -> str:
-    answer = _first(row, ("answer",))
+    answer = _first(row, ("answer", "Answer"))
     if answer is not None and not isinstance(answer, list):
         return _as_text(answer)
     final = answer if isinstance(answer, list) else _first(row, ("final_answer",))

@@ -197,3 +197,38 @@ def test_interrupted_run_resumes_without_regenerating(tiny_checkpoint, tmp_path,
     assert main(args) == 0
     config = json.loads((out / "results.json").read_text())["config"]
     assert (config["samples_replayed"], config["samples_generated"]) == (2, 4)
+
+
+def test_avg_at_k_pass_at_k_and_unweighted_suite_mean(tiny_checkpoint, tmp_path, monkeypatch):
+    """A scripted model answers MATH-500 right on every other sample and everything else wrong;
+    the numbers lm-eval reports must be the hand-computed ones."""
+    real_build = runner.build_lm
+    golds = {json.loads(line)["problem"]: json.loads(line)["answer"]
+             for line in (FIXTURES / "upstream" / "math500" / "test.jsonl").read_text().splitlines()}
+
+    class Scripted:
+        def __init__(self, lm):
+            self.lm, self.seen = lm, {}
+
+        def __getattr__(self, name):
+            return getattr(self.lm, name)
+
+        def generate_until(self, requests):
+            out = []
+            for req in requests:
+                gold = next((g for p, g in golds.items() if p in req.args[0]), None)
+                self.seen[req.args[0]] = self.seen.get(req.args[0], 0) + 1
+                right = gold is not None and self.seen[req.args[0]] % 2 == 1
+                out.append(f"<think>\\boxed{{0}}</think>\\boxed{{{gold if right else -1}}}")
+            return out
+
+    monkeypatch.setattr(runner, "build_lm", lambda cfg: Scripted(real_build(cfg)))
+    results = evaluate(str(tiny_checkpoint), suite="ls_math", backend="hf", num_samples=2,
+                       data_dir=str(FIXTURES / "upstream"), output=str(tmp_path / "run"), batch_size="4")
+    math500 = results["results"]["math500"]
+    assert (math500["acc,verify"], math500["pass_at_k,verify"]) == (0.5, 1.0)
+    assert math500["acc_stderr,verify"] == 0.0  # every problem scores exactly 1/2
+    assert all(results["results"][t]["acc,verify"] == 0.0 for t in ALL_TASKS[:6] if t != "math500")
+    # fixtures hold 3 MATH-500 problems out of 15: a size-weighted mean would give 0.1, not 0.5 / 6
+    assert results["groups"]["ls_math"]["acc,verify"] == pytest.approx(0.5 / 6)
+    assert results["groups"]["ls_math"]["pass_at_k,verify"] == pytest.approx(1 / 6)

@@ -94,6 +94,6 @@ def test_missing_fields_name_task_row_and_field(fmt, row, named):
 
 
 def test_math_gold_sources_in_priority_order():
-    rows = [{"problem": "p", "answer": 27.0}, {"question": "p", "final_answer": ["$3$", "$-5$"]},
+    rows = [{"Problem": "p", "Answer": 27.0}, {"question": "p", "final_answer": ["$3$", "$-5$"]},
             {"problem": "p", "solution": ["first \\boxed{1}", "then \\boxed{\\frac{1}{2}}"]}]
     assert [d["answer"] for d in normalize_rows(rows, task="t", fmt="math")] == ["27", "3, -5", "\\frac{1}{2}"]
