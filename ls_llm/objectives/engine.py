@@ -19,6 +19,7 @@ Softcapping z = c·tanh(u/c) (Gemma 2): dz/du = 1 − tanh²(u/c), applied to dz
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -125,11 +126,30 @@ def _pack_stats(stats_rows: list[Tensor], n: int, dtype: torch.dtype, device) ->
 def _fused_pass(obj: TokenObjective, h: Tensor, weight: Tensor, bias: Tensor | None, y: Tensor, *,
                 grads: tuple[bool, bool, bool], need_stats: bool, scale: Tensor | None = None):
     """Chunk loop over selected tokens h (n, H). Returns losses (n,), stats, and the gradients of
-    ``scale`` × Σ losses. The scale is applied on the small side (h rows, dL/dh rows), never to a
-    V-sized tensor."""
+    ``scale`` × Σ losses."""
+    rows = min(obj.chunk_rows(weight.shape[0]), max(h.shape[0], 1))
+
+    def per_chunk(z: Tensor, start: int, ws: _Workspace):
+        return _chunk(obj, z, y[start:start + z.shape[0]], ws, need_grad=any(grads), need_stats=need_stats)
+
+    losses, stats_rows, raw = chunk_loop(h, weight, bias, rows=rows, grads=grads, chunk_fn=per_chunk, scale=scale)
+    return losses, _pack_stats(stats_rows, h.shape[0], _acc_dtype(weight), h.device), raw
+
+
+ChunkFn = Callable[[Tensor, int, "_Workspace"], tuple[Tensor, Tensor | None, Tensor | None]]
+
+
+def chunk_loop(h: Tensor, weight: Tensor, bias: Tensor | None, *, rows: int, grads: tuple[bool, bool, bool],
+               chunk_fn: ChunkFn, scale: Tensor | None = None):
+    """The lm-head chunk loop, shared by the token objectives and distillation (objectives/distill.py).
+
+    For each chunk of ``rows`` tokens of h (n, H) it forms the float32 logits z in a reused buffer and calls
+    ``chunk_fn(z, start, ws)`` -> (per-token losses, dloss/dz or None, stats rows or None); dz becomes the
+    gradients of ``scale`` × Σ losses w.r.t. h / weight / bias at once. The scale is applied on the small
+    side (h rows, dL/dh rows), never to a V-sized tensor. Returns (losses (n,), stats rows, (g_h, g_w, g_b)).
+    """
     n, vocab = h.shape[0], weight.shape[0]
     acc = _acc_dtype(weight)
-    rows = min(obj.chunk_rows(vocab), max(n, 1))
     ws = _Workspace(rows, vocab, dtype=acc, device=h.device)
     g_h = torch.empty(h.shape, dtype=h.dtype, device=h.device) if grads[0] else None
     # The first chunk writes the V×H accumulator directly: no zero-fill pass over it.
@@ -140,7 +160,7 @@ def _fused_pass(obj: TokenObjective, h: Tensor, weight: Tensor, bias: Tensor | N
     w_t = weight.t()
     h = h.to(weight.dtype)
     for start in range(0, n, rows):
-        hc, yc = h[start:start + rows], y[start:start + rows]
+        hc = h[start:start + rows]
         z = ws.get("z", hc.shape[0])
         if weight.dtype == acc:
             torch.mm(hc, w_t, out=z) if bias is None else torch.addmm(bias, hc, w_t, out=z)
@@ -148,7 +168,7 @@ def _fused_pass(obj: TokenObjective, h: Tensor, weight: Tensor, bias: Tensor | N
             z_lp = ws.get("z_lp", hc.shape[0], weight.dtype)
             torch.mm(hc, w_t, out=z_lp) if bias is None else torch.addmm(bias, hc, w_t, out=z_lp)
             z.copy_(z_lp)
-        loss, dz, stats = _chunk(obj, z, yc, ws, need_grad=any(grads), need_stats=need_stats)
+        loss, dz, stats = chunk_fn(z, start, ws)
         losses.append(loss)
         if stats is not None:
             stats_rows.append(stats)
@@ -163,7 +183,7 @@ def _fused_pass(obj: TokenObjective, h: Tensor, weight: Tensor, bias: Tensor | N
         if g_b is not None:
             g_b.add_(dz.sum(dim=0) * scale)
     loss_vec = torch.cat(losses) if losses else torch.zeros(0, dtype=acc, device=h.device)
-    return loss_vec, _pack_stats(stats_rows, n, acc, h.device), (g_h, g_w, g_b)
+    return loss_vec, stats_rows, (g_h, g_w, g_b)
 
 
 class _FusedLinearObjective(torch.autograd.Function):
