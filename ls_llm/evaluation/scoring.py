@@ -43,8 +43,9 @@ def score_math(outputs: Sequence[Sequence[str]], golds: Sequence[str], *, worker
 
 
 def _same_text_fallback(answers: list, golds: list, statuses: list[str]) -> list[str]:
-    # A few golds are not mathematics math-verify can parse (Minerva's "np.arcsin(10/13)", "E_{1},E_{2}");
-    # an answer written exactly like such a gold is still right.
+    # answer_status never calls an unparsable prediction correct, but a few golds are themselves not
+    # mathematics math-verify parses (Minerva's "np.arcsin(10/13)", "E_{1},E_{2}"); an answer written
+    # exactly like such a gold is right.
     return ["correct" if status == "unparsable" and answer is not None and _squash(answer) == _squash(gold)
             else status for answer, gold, status in zip(answers, golds, statuses, strict=True)]
 
@@ -54,13 +55,13 @@ def _squash(text: str) -> str:
 
 
 def _unwrap(answer: str | None) -> str | None:
-    """``\\textbf{073}`` -> ``073``, ``104.`` -> ``104``: math-verify reads both as text, not numbers."""
+    """``\\textbf{073}`` -> ``073``: math-verify reads a formatting wrapper around the whole answer as text."""
     if answer is None:
         return None
     answer = answer.strip()
     while match := _TEXT_WRAP.match(answer):
         answer = match.group(1).strip()
-    return answer.rstrip(". ")  # "\\boxed{104.}": a sentence's full stop inside the box
+    return answer
 
 
 def _clean_label(text: str) -> str:
