@@ -116,4 +116,8 @@ class LsSFTConfig(SFTConfig):
                 f"objective {self.objective!r} does not"
             )
         # Building it once validates names and ranges; the trainer builds the real one (with the prior).
-        build_objective(self.objective, **self.objective_kwargs())
+        try:
+            build_objective(self.objective, **self.objective_kwargs())
+        except ValueError as err:
+            renamed = [f for f, kw in OBJECTIVE_FIELDS.items() if f != kw and kw in str(err) and getattr(self, f) is not None]
+            raise ValueError(f"{err}" + (f" (recipe field {renamed[0]!r})" if renamed else "")) from err
