@@ -12,7 +12,7 @@ import glob
 import logging
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ls_llm.data.args import LsDataArguments, MixtureEntry
 from ls_llm.data.formats import FORMATS, MissingFieldError, RenderOptions, detect_format
@@ -72,12 +72,15 @@ def read_raw(entry: MixtureEntry):
 
 @dataclass
 class _Skipped:
-    count: int = 0
-    first: list[str] | None = None
+    """Rows dropped for missing fields: the count, and the first few ids for the message."""
 
-    def add(self, row_id: str, field: str) -> None:
+    count: int = 0
+    first: list[str] = field(default_factory=list)
+
+    def add(self, row_id: str, missing: str) -> None:
         self.count += 1
-        self.first = (self.first or []) + ([f"{row_id} (no {field})"] if len(self.first or []) < 5 else [])
+        if len(self.first) < 5:
+            self.first.append(f"{row_id} (no {missing})")
 
 
 def source_name(source: str) -> str:

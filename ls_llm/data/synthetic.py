@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -205,3 +206,48 @@ def write_synthetic_dataset(
     meta = {"seed": seed, "sizes": sizes, "config": asdict(cfg)}
     write_text(out / "config.json", json.dumps(meta, indent=2) + "\n")
     return {split: str(path) for split, path in paths.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ls_llm.data.synthetic OUT_DIR [--train-size N ...]``: write the three splits."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ls_llm.data.synthetic", description=main.__doc__)
+    parser.add_argument("out_dir")
+    parser.add_argument("--train-size", type=int, default=5000)
+    parser.add_argument("--validation-size", type=int, default=200)
+    parser.add_argument("--test-size", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-steps", type=int, default=SyntheticConfig.min_steps)
+    parser.add_argument("--max-steps", type=int, default=SyntheticConfig.max_steps)
+    parser.add_argument("--max-operand", type=int, default=SyntheticConfig.max_operand)
+    parser.add_argument("--max-multiplier", type=int, default=SyntheticConfig.max_multiplier)
+    parser.add_argument("--no-think", action="store_true", help="no <think> tags around the steps")
+    parser.add_argument("--overwrite", action="store_true")
+    ns = parser.parse_args(argv)
+    try:
+        cfg = SyntheticConfig(
+            min_steps=ns.min_steps,
+            max_steps=ns.max_steps,
+            max_operand=ns.max_operand,
+            max_multiplier=ns.max_multiplier,
+            think=not ns.no_think,
+        )
+        paths = write_synthetic_dataset(
+            ns.out_dir,
+            train_size=ns.train_size,
+            validation_size=ns.validation_size,
+            test_size=ns.test_size,
+            seed=ns.seed,
+            cfg=cfg,
+            overwrite=ns.overwrite,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(paths, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
