@@ -17,7 +17,8 @@ from ls_llm.evaluation.config import EvalConfig
 class Backend:
     lm_eval_name: str  # key in lm-eval's model registry
     model_args: Callable[[EvalConfig], dict]
-    requires: tuple[str, ...] = ()  # importable modules checked before anything loads
+    requires: Callable[[EvalConfig], list[str]]  # importable modules checked before anything loads
+    device: Callable[[EvalConfig], str | None]
     install_hint: str = ""
 
 
@@ -41,10 +42,22 @@ def _hf_args(cfg: EvalConfig) -> dict:
     return {"pretrained": cfg.model, "dtype": cfg.dtype} | cfg.extra_model_args
 
 
+def _vllm_requires(cfg: EvalConfig) -> list[str]:
+    return ["vllm", "ray"] if cfg.data_parallel_size > 1 else ["vllm"]  # lm-eval runs replicas as Ray actors
+
+
+def _hf_device(cfg: EvalConfig) -> str | None:
+    if cfg.device is not None:
+        return cfg.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 BACKENDS: dict[str, Backend] = {
-    "vllm": Backend("vllm", _vllm_args, requires=("vllm",),
-                    install_hint="install the eval environment: `make eval-env` (see eval/README.md)"),
-    "hf": Backend("hf", _hf_args),
+    "vllm": Backend("vllm", _vllm_args, requires=_vllm_requires, device=lambda cfg: None,
+                    install_hint='pip install -e ".[eval,vllm]" (see eval/README.md, Environments)'),
+    "hf": Backend("hf", _hf_args, requires=lambda cfg: [], device=_hf_device),
 }
 
 
@@ -52,8 +65,7 @@ def get_backend(cfg: EvalConfig) -> Backend:
     if cfg.backend not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {cfg.backend!r}")
     backend = BACKENDS[cfg.backend]
-    needed = list(backend.requires) + (["ray"] if cfg.backend == "vllm" and cfg.data_parallel_size > 1 else [])
-    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    missing = [name for name in backend.requires(cfg) if importlib.util.find_spec(name) is None]
     if missing:
         raise ValueError(f"backend={cfg.backend!r} needs the package(s) {missing}, not installed here; "
                          f"{backend.install_hint or 'pip install them'}")
@@ -66,9 +78,5 @@ def build_lm(cfg: EvalConfig):
 
     backend = get_backend(cfg)
     batch = cfg.batch_size if cfg.batch_size == "auto" else int(cfg.batch_size)
-    extra = {"batch_size": batch, "device": cfg.device}
-    if cfg.backend == "hf" and cfg.device is None:
-        import torch
-
-        extra["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    extra = {"batch_size": batch, "device": backend.device(cfg)}
     return get_model(backend.lm_eval_name).create_from_arg_obj(backend.model_args(cfg), extra)
