@@ -43,16 +43,17 @@ class EvalConfig:
     device: str | None = field(default=None, metadata=_help("hf: torch device (default cuda if available, else cpu)"))
     seed: int = field(default=1234, metadata=_help("sampling / python / numpy / torch seed"))
     include_path: list[str] = field(default_factory=list, metadata=_help("extra lm-eval task folder (repeatable)"))
-    resume_chunk: int = field(default=512, metadata=_help("requests generated between two journal writes "
-                                                          "(vllm with data parallel restarts workers per chunk)"))
+    resume_chunk: int | None = field(default=None, metadata=_help(
+        "requests generated between two journal writes (default 1024 x data-parallel size); larger keeps "
+        "vLLM's batch full longer, smaller loses less to an interruption"))
     verify_workers: int = field(default=2, metadata=_help("math-verify worker processes"))
     model_args: str | None = field(default=None, metadata=_help("extra lm-eval model args as a JSON object"))
 
     def __post_init__(self) -> None:
-        for name in ("max_gen_toks", "tensor_parallel_size", "data_parallel_size", "resume_chunk", "verify_workers"):
+        for name in ("max_gen_toks", "tensor_parallel_size", "data_parallel_size", "verify_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_samples", "limit", "max_model_len"):
+        for name in ("num_samples", "limit", "max_model_len", "resume_chunk"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -75,6 +76,11 @@ class EvalConfig:
     @property
     def output_dir(self) -> Path:
         return Path(self.output) if self.output else Path("eval_runs") / Path(self.model).resolve().name
+
+    @property
+    def chunk_size(self) -> int:
+        # lm-eval starts its Ray replicas afresh on every call, so data parallel runs get larger chunks.
+        return self.resume_chunk or 1024 * self.data_parallel_size
 
     @property
     def extra_model_args(self) -> dict:

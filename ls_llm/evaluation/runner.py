@@ -118,7 +118,7 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
     os.environ[VERIFY_WORKERS_ENV] = str(cfg.verify_workers)
     start = time.time()
     fingerprint = f"{checkpoint_fingerprint(checkpoint)}|{cfg.backend}"
-    lm = JournaledLM(build_lm(cfg), out / JOURNAL_FILE, fingerprint=fingerprint, chunk_size=cfg.resume_chunk)
+    lm = JournaledLM(build_lm(cfg), out / JOURNAL_FILE, fingerprint=fingerprint, chunk_size=cfg.chunk_size)
     results = lm_eval_evaluate(lm=lm, task_dict=loaded, limit=cfg.limit, log_samples=True,
                                apply_chat_template=True, fewshot_as_multiturn=False, bootstrap_iters=1000)
     if results is None:  # a non-zero rank of a distributed run: rank 0 writes
