@@ -1,0 +1,270 @@
+"""Distillation loss fused with the student's lm head: token objective + divergence from a teacher.
+
+Per non-ignored token, with u = z_student/τ, p the teacher at temperature τ mixed with uniform
+(p' = (1 − s)·p + s/V, `teacher_smoothing` s) and D one of `divergences.DIVERGENCES`:
+
+    loss_token = (1 − α)·objective(z_student, y) + α·τ²·D(p' ‖ softmax(u))
+    loss       = Σ loss_token / num_items_in_batch (or the number of non-ignored tokens)
+
+The student's logits chunk is formed once per chunk (engine.chunk_loop); the objective and the divergence
+both read it and their gradients are summed into one dloss/dz, so one set of gradient matmuls serves both:
+dloss/dz = (1 − α)·dobjective/dz + α·τ·dD/du. The teacher's chunk comes from a *teacher source*:
+
+- OnlineTeacher: the teacher's hidden states and lm head (no grad), one (rows, V) matmul per chunk;
+- CachedTeacher: top-k ids, log-probs and the log tail mass from `ls-llm distill-cache`.
+
+Cached (sparse) teacher: the teacher is known on its top-k tokens K and through its tail mass T = 1 − Σ_K p.
+The tail is one extra bucket: the divergence is taken between the (k + 1)-outcome distributions
+(p_K, T) and (q_K, Q), Q = Σ_{j∉K} q_j. This equals the dense divergence against the *completed* teacher
+p̃_j = T·q_j/Q for j ∉ K (the tail spread over the non-top-k tokens in proportion to the student), since
+p̃_j/q_j is then constant over the tail; and for forward KL, reverse KL and JSD the gradient of the bucket
+form equals the dense gradient with p̃ held fixed (checked against an autograd bucket reference), so the
+dense code path is reused. With k = V there is no tail and the result is the online one exactly.
+The stored buckets are renormalized to sum to 1 (float16 rounding), then smoothed:
+p'_K = (1 − s)·p_K + s/V, T' = (1 − s)·T + s·(V − k)/V. A tail mass of exactly 0 (k = V, or underflow) is
+clamped to exp(−10⁴): reverse KL against a teacher with no tail would be infinite.
+
+The divergence is over the first V_d rows of both heads: V_d = min(V_student, V_teacher) online (heads
+padded past the tokenizer, e.g. Qwen2.5 7B vs 1.5B, share their real rows), the cache's V for cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ls_llm.objectives.base import CHUNK_BYTES, TokenObjective, check_range
+from ls_llm.objectives.divergences import (
+    DIVERGENCES,
+    log_softmax_,
+    smooth_log_probs_,
+    smoothed_tail,
+)
+from ls_llm.objectives.engine import (
+    TokenStats,
+    _acc_dtype,
+    _check_labels,
+    _chunk,
+    _denominator,
+    _pack_stats,
+    _select,
+    _Workspace,
+    chunk_loop,
+)
+
+MIN_LOG_TAIL = -1.0e4
+
+
+@dataclass
+class OnlineTeacher:
+    """Teacher hidden states (..., H_t) aligned with the student's, and its lm head (V_t, H_t)."""
+
+    hidden: Tensor
+    weight: Tensor
+    bias: Tensor | None = None
+    softcap: float | None = None
+
+    def vocab(self) -> int:
+        return int(self.weight.shape[0])
+
+    def select(self, idx: Tensor, n_all: int) -> OnlineTeacher:
+        flat = self.hidden.reshape(-1, self.hidden.shape[-1])
+        if flat.shape[0] != n_all:
+            raise ValueError(f"teacher hidden of shape {tuple(self.hidden.shape)} does not match the student's "
+                             f"{n_all} positions")
+        return OnlineTeacher(flat.index_select(0, idx).detach(), self.weight.detach(),
+                             None if self.bias is None else self.bias.detach(), self.softcap)
+
+    def log_probs_(self, out: Tensor, start: int, logq: Tensor, tmp: Tensor, *, temperature: float,
+                   smoothing: float) -> None:
+        rows, vocab = out.shape
+        hc = self.hidden[start:start + rows].to(self.weight.dtype)
+        w_t = self.weight[:vocab].t()
+        # Straight into the chunk buffer when dtypes agree; a low-precision head multiplies in its dtype.
+        z = out if self.weight.dtype == out.dtype else None
+        z = torch.mm(hc, w_t, out=z) if self.bias is None else torch.addmm(self.bias[:vocab], hc, w_t, out=z)
+        if z is not out:
+            out.copy_(z)
+        if self.softcap is not None:
+            out.div_(self.softcap).tanh_().mul_(self.softcap)
+        log_softmax_(out.div_(temperature), tmp)
+        smooth_log_probs_(out, smoothing, vocab)
+
+
+@dataclass
+class CachedTeacher:
+    """Per non-ignored token, in order: top-k ids (n, k), log-probs at τ (n, k), log tail mass (n,)."""
+
+    ids: Tensor
+    logprobs: Tensor
+    log_tail: Tensor
+    vocab_size: int
+
+    def vocab(self) -> int:
+        return self.vocab_size
+
+    def select(self, idx: Tensor, n_all: int) -> CachedTeacher:
+        if self.ids.shape[0] != idx.numel():
+            raise ValueError(f"the teacher cache has {self.ids.shape[0]} tokens for this batch but the labels have "
+                             f"{idx.numel()} trained tokens: the cache does not match the dataset")
+        return self
+
+    def log_probs_(self, out: Tensor, start: int, logq: Tensor, tmp: Tensor, *, temperature: float,
+                   smoothing: float) -> None:
+        rows, vocab = out.shape
+        ids = self.ids[start:start + rows].long()
+        k = ids.shape[1]
+        top = self.logprobs[start:start + rows].to(out.dtype)
+        tail = self.log_tail[start:start + rows].to(out.dtype).clamp_min(MIN_LOG_TAIL)
+        # Stored (float16) top-k and tail do not sum to exactly 1: renormalize, so that D(p ‖ p) = 0 and the
+        # gradient below is the bucket form's exactly.
+        norm = torch.logsumexp(torch.cat([top, tail[:, None]], dim=1), dim=1, keepdim=True)
+        if k == vocab:  # no tail: every entry is written below
+            out.scatter_(1, ids, smooth_log_probs_(top - norm, smoothing, vocab))
+            return
+        top = smooth_log_probs_(top - norm, smoothing, vocab)
+        tail = smoothed_tail(tail - norm[:, 0], smoothing, k=k, vocab=vocab)
+        # log Q, the student's mass outside the top-k, then log p̃_j = log q_j + log T − log Q on the tail.
+        out.copy_(logq).scatter_(1, ids, float("-inf"))
+        m = out.amax(dim=1)
+        log_q_tail = m + torch.log(torch.sub(out, m[:, None], out=tmp).exp_().sum(dim=1))
+        out.add_((tail - log_q_tail)[:, None]).scatter_(1, ids, top)
+
+
+@dataclass
+class DistillStats:
+    """Detached sums over non-ignored tokens: the objective's TokenStats and Σ D."""
+
+    tokens: TokenStats
+    divergence_sum: Tensor
+
+    def means(self) -> dict[str, float]:
+        n = max(float(self.tokens.n_tokens), 1.0)
+        return {**self.tokens.means(), "divergence": float(self.divergence_sum) / n}
+
+
+class DistillLoss(nn.Module):
+    """(1 − alpha)·objective + alpha·τ²·D(teacher_τ,smoothed ‖ student_τ), without tokens × V logits.
+
+    ``divergence`` is forward_kl, reverse_kl or jsd (``beta`` as in trl's GKD: β = 0 forward KL, β = 1
+    reverse KL, mixture M = β·p + (1−β)·q). ``teacher_smoothing`` s ∈ [0, 1) mixes the teacher with
+    uniform. See the module docstring for the cached (top-k) teacher's tail.
+    """
+
+    def __init__(self, objective: TokenObjective, *, divergence: str = "forward_kl", alpha: float = 0.5,
+                 temperature: float = 1.0, teacher_smoothing: float = 0.0, beta: float = 0.5,
+                 chunk_size: int | None = None) -> None:
+        super().__init__()
+        if divergence not in DIVERGENCES:
+            raise ValueError(f"divergence={divergence!r} is not known; choose one of {sorted(DIVERGENCES)}")
+        if objective.softcap is not None:
+            raise ValueError(f"softcap={objective.softcap!r}: distillation does not support a softcapped student head")
+        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                       or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+        self.objective, self.divergence, self.chunk_size = objective, divergence, chunk_size
+        self.alpha = check_range("distill_alpha", alpha, lo=0.0, hi=1.0)
+        self.temperature = check_range("temperature", temperature, lo=0.0, lo_open=True)
+        self.teacher_smoothing = check_range("teacher_smoothing", teacher_smoothing, lo=0.0, hi=1.0, hi_open=True)
+        self.beta = check_range("beta", beta, lo=0.0, hi=1.0)
+
+    def extra_repr(self) -> str:
+        return (f"divergence={self.divergence}, alpha={self.alpha}, temperature={self.temperature}, "
+                f"teacher_smoothing={self.teacher_smoothing}, beta={self.beta}")
+
+    def chunk_rows(self, vocab: int) -> int:
+        # Up to five (rows, V) buffers are alive (student z, its log p, the divergence's three): half the
+        # objective's default chunk keeps the working set near the objective engine's.
+        return self.chunk_size or self.objective.chunk_size or max(16, min(4096, CHUNK_BYTES // (8 * vocab)))
+
+    def forward(self, hidden: Tensor, weight: Tensor, labels: Tensor, teacher: OnlineTeacher | CachedTeacher,
+                bias: Tensor | None = None, *, num_items_in_batch=None, return_stats: bool = False):
+        """Loss from the student's hidden states (..., H), its head ``weight`` (V, H) and a teacher source."""
+        if hidden.shape[-1] != weight.shape[1]:
+            raise ValueError(f"hidden size {hidden.shape[-1]} does not match weight of shape {tuple(weight.shape)}")
+        if hidden.shape[:-1] != labels.shape:
+            raise ValueError(f"labels of shape {tuple(labels.shape)} do not match hidden of shape "
+                             f"{tuple(hidden.shape)}")
+        if isinstance(teacher, CachedTeacher) and teacher.vocab() > weight.shape[0]:
+            raise ValueError(f"the teacher cache has vocab_size {teacher.vocab()} but the student head has only "
+                             f"{weight.shape[0]} rows")
+        out = _FusedDistill.apply(hidden, weight, bias, labels, self, teacher, num_items_in_batch, return_stats,
+                                  torch.is_grad_enabled())
+        if not return_stats:
+            return out[0]
+        return out[0], DistillStats(TokenStats(*out[1:7]), out[7])
+
+
+def _distill_chunk(loss_fn: DistillLoss, teacher, y: Tensor, dws: _Workspace, *, vocab: int, need_grad: bool,
+                   need_stats: bool):
+    """The per-chunk function for engine.chunk_loop: objective and divergence on one student logits chunk."""
+    obj, alpha, tau = loss_fn.objective, loss_fn.alpha, loss_fn.temperature
+
+    def per_chunk(z: Tensor, start: int, ws: _Workspace):
+        rows = z.shape[0]
+        d = dd = None
+        if alpha > 0:
+            logq, q, logp, tmp = (dws.get(name, rows) for name in ("logq", "q", "logp", "tmp"))
+            log_softmax_(logq.copy_(z[:, :vocab]).div_(tau), q)
+            torch.exp(logq, out=q)
+            teacher.log_probs_(logp, start, logq, tmp, temperature=tau, smoothing=loss_fn.teacher_smoothing)
+            d, dd = DIVERGENCES[loss_fn.divergence](logq, q, logp, tmp, beta=loss_fn.beta, need_grad=need_grad)
+        obj_grad = need_grad and alpha < 1
+        loss, dz, stats = _chunk(obj, z, y[start:start + rows], ws, need_grad=obj_grad, need_stats=need_stats)
+        if d is not None:
+            loss = (1.0 - alpha) * loss + (alpha * tau * tau) * d
+        if stats is not None:
+            stats = torch.cat([stats, (d if d is not None else torch.zeros_like(loss))[None]])
+        if not need_grad:
+            return loss, None, stats
+        dz = dz.mul_(1.0 - alpha) if obj_grad else z.zero_()
+        if dd is not None:
+            dz[:, :vocab].add_(dd, alpha=alpha * tau)  # dD/dz = dD/du / τ, times α·τ²
+        return loss, dz, stats
+
+    return per_chunk
+
+
+class _FusedDistill(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, labels, loss_fn, teacher, num_items, need_stats, grad_enabled):
+        shape_h = hidden.shape
+        flat_h = hidden.reshape(-1, shape_h[-1])
+        idx, all_valid = _select(labels, loss_fn.objective.ignore_index)
+        h = flat_h if all_valid else flat_h.index_select(0, idx)
+        y = labels.reshape(-1) if all_valid else labels.reshape(-1).index_select(0, idx)
+        _check_labels(y, weight.shape[0])
+        teacher = teacher.select(idx, flat_h.shape[0])
+        vocab = min(int(weight.shape[0]), teacher.vocab())
+        acc = _acc_dtype(weight)
+        rows = min(loss_fn.chunk_rows(weight.shape[0]), max(h.shape[0], 1))
+        dws = _Workspace(rows, vocab, dtype=acc, device=h.device)
+        grads = tuple(grad_enabled and ctx.needs_input_grad[i] for i in range(3))
+        denom = _denominator(num_items, y.numel(), flat_h.new_empty((), dtype=acc))
+        per_chunk = _distill_chunk(loss_fn, teacher, y, dws, vocab=vocab, need_grad=any(grads), need_stats=need_stats)
+        losses, stats_rows, (g_h, g_w, g_b) = chunk_loop(h, weight, bias, rows=rows, grads=grads,
+                                                         chunk_fn=per_chunk, scale=1.0 / denom)
+        loss = losses.sum() / denom
+        if g_h is not None:
+            if not all_valid:
+                g_h = torch.zeros_like(flat_h).index_copy_(0, idx, g_h)
+            g_h = g_h.view(shape_h)
+        if g_w is None and grads[1]:
+            g_w = torch.zeros_like(weight)
+        g_w = None if g_w is None else g_w.to(weight.dtype)
+        g_b = None if g_b is None else g_b.to(bias.dtype)
+        ctx.save_for_backward(g_h, g_w, g_b)
+        token_rows = [s[:5] for s in stats_rows]
+        stats = _pack_stats(token_rows, y.numel(), acc, h.device)
+        div_sum = (torch.cat([s[5] for s in stats_rows]).sum() if stats_rows else torch.zeros((), dtype=acc)).float()
+        ctx.mark_non_differentiable(*stats.astuple(), div_sum)
+        return (loss, *stats.astuple(), div_sum)
+
+    @staticmethod
+    def backward(ctx, grad_loss, *unused):
+        g_h, g_w, g_b = ctx.saved_tensors
+        if not torch.equal(grad_loss, torch.ones_like(grad_loss)):
+            g_h, g_w, g_b = (None if g is None else g * grad_loss.to(g.dtype) for g in (g_h, g_w, g_b))
+        return g_h, g_w, g_b, None, None, None, None, None, None
