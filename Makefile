@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test bench lint clean
+.PHONY: install install-vllm eval-env demo test bench bench-scoring bench-audit lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,25 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m ls_llm.bench.objectives
+
+MATH500 ?= ../shared/data/eval/math500/test.jsonl
+bench-scoring: $(VENV)/.installed
+	$(PY) -m ls_llm.bench.scoring --data $(MATH500)
+
+bench-audit: $(VENV)/.installed
+	$(PY) -m ls_llm.bench.audit
+
+# GPU machines: vllm 0.30.x fits the training stack's torch 2.13 / transformers 5.24.
+install-vllm: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[eval,vllm]"
+
+# Fallback only if a later stack bump breaks that overlap: a separate evaluation environment
+# (evaluation never imports the training code, so ls-llm is installed there without its deps).
+EVAL_VENV ?= .venv-eval
+eval-env:
+	test -x $(EVAL_VENV)/bin/python || $(PYTHON) -m venv $(EVAL_VENV)
+	$(EVAL_VENV)/bin/pip install -q "vllm>=0.30,<0.31" "ray>=2.40" "lm-eval>=0.4.13" "math-verify>=0.9" "matplotlib>=3.9" "datasets>=5.2" "pyyaml>=6.0" "tqdm>=4.66"
+	$(EVAL_VENV)/bin/pip install -q --no-deps -e .
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check ls_llm eval tests
