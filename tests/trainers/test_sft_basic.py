@@ -1,5 +1,6 @@
 """LsSFTTrainer basics: parameters change, metrics are logged, and objective=ce is trl's SFTTrainer."""
 
+import pytest
 import torch
 from datasets import Dataset
 
@@ -52,3 +53,32 @@ def test_logged_keys(h, tmp_path):
     # but the smoothing term adds mass); the per-token means are plain numbers in their ranges.
     assert 0.0 <= first["mean_token_accuracy"] <= 1.0 and 0.0 < first["mean_p_y"] < 1.0
     assert first["entropy"] > 0 and first["ce_loss"] > 0
+
+
+def test_warmup_then_objective_with_unigram_prior(h, tmp_path):
+    from ls_llm.trainers import LsSFTTrainer
+
+    trainer, _, _ = _train(LsSFTTrainer, h, tmp_path, objective="label_smoothing", alpha=0.3,
+                           smoothing_prior="unigram", objective_warmup_steps=1)
+    logs = [r for r in trainer.state.log_history if "objective_loss" in r]
+    assert logs[0]["objective_loss"] == pytest.approx(logs[0]["ce_loss"], rel=1e-6)  # step 1: plain ce
+    assert abs(logs[1]["objective_loss"] - logs[1]["ce_loss"]) > 1e-3  # step 2: smoothed
+    prior = trainer.objective.prior
+    assert prior is not None and prior.sum().item() == pytest.approx(1.0) and (prior == 0).any()
+
+
+def test_loss_truncation_drops_sequences(h, tmp_path):
+    from ls_llm.trainers import LsSFTTrainer
+
+    tok = h.tokenizer()
+    args = h.config(tmp_path, per_device_train_batch_size=4, loss_truncation=0.5)
+    trainer = LsSFTTrainer(model=h.tiny_model(len(tok)), args=args, train_dataset=Dataset.from_list(h.message_rows(8)),
+                           processing_class=tok)
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=None)
+    n_tokens = trainer._stat_sums["train"][0].item()
+    per_row = (batch["labels"][:, 1:] != -100).sum(1)
+    # Two of the four rows are dropped: the tokens trained are those of exactly two rows.
+    sums = {int(per_row[i] + per_row[j]) for i in range(4) for j in range(i + 1, 4)}
+    assert n_tokens in sums and n_tokens < per_row.sum().item()

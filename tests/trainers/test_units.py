@@ -1,0 +1,67 @@
+"""Plain functions of the trainer layer against brute-force references, and config validation."""
+
+import pytest
+import torch
+from datasets import Dataset
+
+from ls_llm.trainers.prior import unigram_prior
+from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
+
+
+def test_sequence_ids_rows_and_packed():
+    ids = torch.zeros(2, 6, dtype=torch.long)
+    assert sequence_ids(ids).tolist() == [[0] * 6, [6] * 6]
+    pos = torch.tensor([[0, 1, 2, 0, 1, 0], [0, 1, 2, 3, 0, 1]])
+    seq = sequence_ids(ids, pos)
+    assert seq.tolist() == [[0, 0, 0, 1, 1, 2], [6, 6, 6, 6, 7, 7]]
+
+
+def _reference_keep(losses, labels, seq, fraction):
+    means = {}
+    for s in seq.unique().tolist():
+        member = (seq == s) & (labels != -100)
+        if member.any():
+            means[s] = losses[member].double().mean().item()
+    n_drop = int(fraction * len(means))
+    dropped = sorted(means, key=lambda s: (-means[s], s))[:n_drop]
+    return ~torch.isin(seq, torch.tensor(dropped, dtype=seq.dtype))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.2, 0.5, 0.75])
+def test_truncation_drops_highest_mean_loss_sequences(fraction):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 5, (4, 10), generator=g)
+    labels[0, 7:] = -100
+    labels[2, :] = -100  # a row without trained tokens never counts as a sequence
+    pos = torch.tensor([list(range(10)), [0, 1, 2, 3, 0, 1, 2, 3, 4, 5], list(range(10)), [0, 1, 2, 0, 1, 2, 0, 1, 2, 3]])
+    seq = sequence_ids(labels, pos)
+    losses = torch.rand(4, 10, generator=g) * (labels != -100)
+    keep = truncation_keep_mask(losses, labels, seq, fraction)
+    assert torch.equal(keep, _reference_keep(losses, labels, seq, fraction))
+    if fraction == 0.5:  # 6 sequences with tokens -> 3 dropped
+        assert seq[~keep].unique().numel() == 3
+
+
+def test_unigram_prior_counts_trained_tokens():
+    ds = Dataset.from_list([{"input_ids": [1, 2, 2, 3], "labels": [-100, 2, 2, 3]},
+                            {"input_ids": [4, 4, 1], "labels": [-100, 4, 1]}])
+    prior = unigram_prior(ds, vocab_size=6)
+    assert prior.tolist() == pytest.approx([0, 1 / 5, 2 / 5, 1 / 5, 1 / 5, 0])
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"label_smoothing_factor": 0.1}, "objective: label_smoothing"),
+        ({"loss_type": "dft"}, "objective: dft"),
+        ({"objective": "nope"}, "objective"),
+        ({"objective": "ce", "smoothing_prior": "unigram"}, "smoothing_prior"),
+        ({"objective": "ce", "alpha": 0.1}, "alpha"),
+        ({"objective": "gce", "q": 0.0}, "q"),
+        ({"loss_truncation": 1.0}, "loss_truncation"),
+        ({"objective_warmup_steps": -1}, "objective_warmup_steps"),
+    ],
+)
+def test_config_rejects_bad_values(h, tmp_path, kw, needle):
+    with pytest.raises(ValueError, match=needle):
+        h.config(tmp_path, **kw)
