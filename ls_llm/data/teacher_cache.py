@@ -38,6 +38,7 @@ class CacheMeta:
     n_rows: int
     shard_rows: int
     logprob_dtype: str = "float16"
+    tokenizer_hash: str = ""
     format_version: int = 1
 
     def n_shards(self) -> int:
@@ -50,6 +51,14 @@ def _features(meta: CacheMeta):
     lp = Value(meta.logprob_dtype)
     return Features({"teacher_ids": Sequence(Value("int32")), "teacher_logprobs": Sequence(lp),
                      "teacher_log_tail": Sequence(lp), "teacher_labels": Sequence(Value("int32"))})
+
+
+def tokenizer_hash(tokenizer) -> str:
+    """A fingerprint of a tokenizer's vocabulary (token -> id), to refuse a cache built with another one."""
+    import hashlib
+
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
 
 
 def cache_row(ids: torch.Tensor, logprobs: torch.Tensor, log_tail: torch.Tensor, labels: torch.Tensor,

@@ -24,8 +24,9 @@ The stored buckets are renormalized to sum to 1 (float16 rounding), then smoothe
 p'_K = (1 − s)·p_K + s/V, T' = (1 − s)·T + s·(V − k)/V. A tail mass of exactly 0 (k = V, or underflow) is
 clamped to exp(−10⁴): reverse KL against a teacher with no tail would be infinite.
 
-The divergence is over the first V_d rows of both heads: V_d = min(V_student, V_teacher) online (heads
-padded past the tokenizer, e.g. Qwen2.5 7B vs 1.5B, share their real rows), the cache's V for cached.
+The divergence is over the first V_d rows of both heads: V_d = min(V_student, V_teacher, vocab_size) online
+(heads padded past the tokenizer, e.g. Qwen2.5-7B's 152064 rows vs 1.5B's 151936, share their real rows; the
+trainer sets vocab_size to the tokenizer's length), the cache's V for cached.
 """
 
 from __future__ import annotations
@@ -65,9 +66,11 @@ class OnlineTeacher:
     weight: Tensor
     bias: Tensor | None = None
     softcap: float | None = None
+    vocab_size: int | None = None  # distill over the first vocab_size rows only (e.g. the tokenizer's tokens)
 
     def vocab(self) -> int:
-        return int(self.weight.shape[0])
+        rows = int(self.weight.shape[0])
+        return rows if self.vocab_size is None else min(rows, self.vocab_size)
 
     def select(self, idx: Tensor, n_all: int) -> OnlineTeacher:
         flat = self.hidden.reshape(-1, self.hidden.shape[-1])
@@ -75,7 +78,7 @@ class OnlineTeacher:
             raise ValueError(f"teacher hidden of shape {tuple(self.hidden.shape)} does not match the student's "
                              f"{n_all} positions")
         return OnlineTeacher(flat.index_select(0, idx).detach(), self.weight.detach(),
-                             None if self.bias is None else self.bias.detach(), self.softcap)
+                             None if self.bias is None else self.bias.detach(), self.softcap, self.vocab_size)
 
     def log_probs_(self, out: Tensor, start: int, logq: Tensor, tmp: Tensor, *, temperature: float,
                    smoothing: float) -> None:

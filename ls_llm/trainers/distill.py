@@ -1,0 +1,206 @@
+"""`LsDistillTrainer`: LsSFTTrainer whose loss is (1 − α)·objective + α·τ²·D(teacher ‖ student).
+
+The student runs exactly as in LsSFTTrainer (backbone only; the loss is computed inside its lm_head forward,
+so DDP / FSDP2 / ZeRO-3 / PEFT behave as for SFT, and normalisation by `num_items_in_batch` keeps gradient
+accumulation exact). The teacher:
+
+- online: frozen, eval mode, no grad. Its backbone runs first (same inputs, same causal shift, through the
+  same `install_hidden_forward`), then, inside the student's head function, the teacher's lm_head module is
+  called through `call_through_head` so that a sharded teacher head is gathered by its own hooks. The fused
+  loss is carried out of the teacher's head call through a closure, not as its output, so the teacher's
+  sharding hooks never attach a backward to the student's loss.
+- cached: the batch carries the cached top-k of its trained tokens (`ls_llm.data.teacher_cache`); their
+  labels are checked against the batch's before the loss is formed.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ls_llm.trainers.distill_config import LsDistillConfig
+from ls_llm.trainers.head import call_through_head, head_weight, install_hidden_forward
+from ls_llm.trainers.sft import LsSFTTrainer, _unwrap_peft
+
+
+def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: str) -> None:
+    """Refuse a teacher whose tokenizer maps any token to another id than the student's (before any training)."""
+    s_vocab, t_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
+    if s_vocab == t_vocab:
+        return
+    diff = sorted(set(s_vocab.items()) ^ set(t_vocab.items()), key=lambda kv: kv[1])[0]
+    token = diff[0]
+    raise ValueError(
+        f"teacher tokenizer {teacher_name!r} differs from the student's ({len(t_vocab)} vs {len(s_vocab)} tokens; "
+        f"token {token!r} has id {t_vocab.get(token)} in the teacher and {s_vocab.get(token)} in the student): "
+        "distillation compares next-token distributions and needs one shared tokenizer"
+    )
+
+
+def _hidden_only(hidden, labels, weight, bias):
+    return hidden
+
+
+def distill_head(hidden, labels, weight, bias, *, loss_fn, teacher_hidden=None, teacher_head=None, cache=None,
+                 vocab_size: int, num_items_in_batch=None):
+    """Student head function: (loss, packed TokenStats, Σ divergence)."""
+    from ls_llm.objectives.distill import CachedTeacher, OnlineTeacher
+    from ls_llm.trainers.metrics import pack_stats
+
+    def fused(teacher):
+        loss, stats = loss_fn(hidden, weight, labels, teacher, bias, num_items_in_batch=num_items_in_batch,
+                              return_stats=True)
+        return loss, pack_stats(stats.tokens), stats.divergence_sum.reshape(1)
+
+    if cache is not None:
+        trained = labels[labels != loss_fn.objective.ignore_index]
+        if not torch.equal(trained.cpu(), cache["teacher_labels"].cpu()):
+            raise ValueError("the teacher cache's tokens do not match this batch's labels: the cache was built from "
+                             "other data, another tokenizer or other max_length / completion settings")
+        dev = hidden.device
+        return fused(CachedTeacher(cache["teacher_ids"].to(dev), cache["teacher_logprobs"].to(dev),
+                                   cache["teacher_log_tail"].to(dev), vocab_size))
+    box = {}
+
+    def inside_teacher_head(h_t, _labels, w_t, b_t):
+        box["out"] = fused(OnlineTeacher(h_t, w_t, b_t, vocab_size=vocab_size))
+        return h_t.new_zeros(())
+
+    call_through_head(teacher_head, inside_teacher_head, teacher_hidden, labels)
+    return box["out"]
+
+
+class _CacheCollator:
+    """The SFT collator plus the cache columns, flattened over each micro-batch's trained tokens."""
+
+    def __init__(self, base, top_k: int) -> None:
+        self.base, self.top_k = base, top_k
+
+    def __call__(self, examples):
+        from ls_llm.data.teacher_cache import CACHE_COLUMNS, cache_tensors
+
+        batch = self.base([{k: v for k, v in e.items() if k not in CACHE_COLUMNS} for e in examples])
+        batch["ls_teacher_cache"] = cache_tensors(examples, self.top_k)
+        return batch
+
+
+class LsDistillTrainer(LsSFTTrainer):
+    """Distill `teacher_model` (online) or a teacher cache into the student; see `LsDistillConfig`."""
+
+    _tag_names = ["trl", "sft", "distillation", "ls_llm"]
+    _name = "LsDistill"
+
+    def __init__(self, model=None, args: LsDistillConfig | None = None, *rest, teacher_model=None, **kwargs):
+        if not isinstance(args, LsDistillConfig):
+            raise ValueError(f"args must be an LsDistillConfig, got {type(args).__name__}")
+        if not args.cached and teacher_model is None:
+            raise ValueError("online distillation needs teacher_model (or set teacher_cache_dir)")
+        super().__init__(model, args, *rest, **kwargs)
+        if self.objective.softcap is not None:
+            raise ValueError(f"the student has final_logit_softcapping={self.objective.softcap}: not supported "
+                             "by distillation")
+        self.vocab_size = len(self.processing_class)
+        self._check_head_rows("student", _unwrap_peft(self.model))
+        self._div_sums: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
+        self.teacher = None
+        if args.cached:
+            if self.eval_dataset is not None:
+                raise ValueError("an eval dataset has no teacher cache: with teacher_cache_dir set eval_strategy: no")
+            self._attach_cache()
+        else:
+            self._prepare_teacher(teacher_model)
+
+    def _check_head_rows(self, who: str, model) -> None:
+        rows = int(head_weight(model.get_output_embeddings())[0].shape[0])
+        if rows < self.vocab_size:
+            raise ValueError(f"the {who}'s lm_head has {rows} rows but the tokenizer has {self.vocab_size} tokens: "
+                             "teacher and student must share the tokenizer and vocabulary")
+
+    def _prepare_teacher(self, teacher) -> None:
+        self._check_head_rows("teacher", teacher)
+        teacher.eval().requires_grad_(False)
+        install_hidden_forward(teacher)
+        self.teacher_head = teacher.get_output_embeddings()
+        self.teacher_softcap = getattr(teacher.config.get_text_config(), "final_logit_softcapping", None)
+        if self.teacher_softcap:
+            raise ValueError(f"the teacher has final_logit_softcapping={self.teacher_softcap}: not supported")
+        if self.is_deepspeed_enabled:
+            from trl.models.utils import prepare_deepspeed
+
+            self.teacher = prepare_deepspeed(teacher, self.accelerator)
+        elif self.is_fsdp_enabled:
+            from trl.models.utils import prepare_fsdp
+
+            self.teacher = prepare_fsdp(teacher, self.accelerator)
+        else:
+            self.teacher = self.accelerator.prepare_model(teacher, evaluation_mode=True)
+
+    def _attach_cache(self) -> None:
+        from datasets import concatenate_datasets
+
+        from ls_llm.data.teacher_cache import load_cache, tokenizer_hash
+
+        cache, meta = load_cache(self.args.teacher_cache_dir)
+        problems = {
+            "distill_temperature": (meta.temperature, self.args.distill_temperature),
+            "vocab_size (tokenizer length)": (meta.vocab_size, self.vocab_size),
+            "rows (prepared train dataset)": (meta.n_rows, len(self.train_dataset)),
+        }
+        if meta.tokenizer_hash:
+            problems["tokenizer"] = (meta.tokenizer_hash, tokenizer_hash(self.processing_class))
+        for what, (cached, here) in problems.items():
+            if cached != here:
+                raise ValueError(f"teacher_cache_dir={self.args.teacher_cache_dir!r} was built with {what}={cached!r}, "
+                                 f"this run has {here!r}")
+        self.cache_meta = meta
+        self.train_dataset = concatenate_datasets([self.train_dataset, cache], axis=1)
+        self.data_collator = _CacheCollator(self.data_collator, meta.top_k)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        from ls_llm.data.teacher_cache import CACHE_COLUMNS
+
+        if self.args.cached and not set(CACHE_COLUMNS) <= set(self._signature_columns):
+            self._signature_columns = [*self._signature_columns, *CACHE_COLUMNS]
+
+    def distill_loss(self):
+        from ls_llm.objectives.distill import DistillLoss
+
+        args = self.args
+        return DistillLoss(self.current_objective(), divergence=args.distill_divergence, alpha=args.distill_alpha,
+                           temperature=args.distill_temperature, teacher_smoothing=args.teacher_smoothing,
+                           beta=args.jsd_beta)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        inputs = dict(inputs)
+        cache = inputs.pop("ls_teacher_cache", None)
+        head_fn = functools.partial(distill_head, loss_fn=self.distill_loss(), cache=cache,
+                                    vocab_size=self.vocab_size, num_items_in_batch=num_items_in_batch)
+        if cache is None:
+            with torch.no_grad():
+                teacher_hidden = self.teacher(**inputs, ls_head_fn=_hidden_only)
+            head_fn = functools.partial(head_fn, teacher_hidden=teacher_hidden, teacher_head=self.teacher_head)
+        loss, stats, div_sum = model(**inputs, ls_head_fn=head_fn)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as LsSFTTrainer: undo DDP's gradient average
+        self._record(mode, stats, inputs)
+        pair = torch.cat([div_sum.float(), stats[:1].float()])  # (Σ D, n_tokens)
+        if self.accelerator.num_processes > 1:
+            pair = self.accelerator.reduce(pair, reduction="sum")
+        previous = self._div_sums[mode]
+        self._div_sums[mode] = pair if previous is None else previous + pair
+        if return_outputs:
+            with torch.no_grad():
+                outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+            return loss, outputs
+        return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model.training else "eval"
+        pair = self._div_sums[mode]
+        if pair is not None and float(pair[1]) > 0:
+            logs[("eval_" if mode == "eval" else "") + "distill_divergence"] = float(pair[0]) / float(pair[1])
+            self._div_sums[mode] = None
+        super().log(logs, start_time)

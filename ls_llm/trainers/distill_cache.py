@@ -1,0 +1,72 @@
+"""Run a teacher once over the prepared training set and store its top-k log-probs (HF backend).
+
+The dataset is prepared by trl's SFTTrainer with the recipe's own settings (chat template, max_length,
+completion-only loss), so the cache's rows and trained tokens are exactly those the student will see; the
+student checks this token by token. Rows are processed in order, `per_device_eval_batch_size` at a time,
+with the teacher's top-k formed inside its lm_head forward (a sharded head is gathered there) chunk by chunk
+(`objectives.topk.teacher_topk`), never tokens × V. One process; see `data/teacher_cache.py` for the layout
+and resumption.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ls_llm.trainers.distill_config import LsDistillConfig
+from ls_llm.trainers.head import head_weight, install_hidden_forward
+
+
+def _topk_head(hidden, labels, weight, bias, *, k: int, temperature: float, vocab_size: int, ignore_index: int):
+    from ls_llm.objectives.topk import teacher_topk
+
+    keep = labels != ignore_index
+    b = None if bias is None else bias[:vocab_size]
+    ids, logprobs, log_tail = teacher_topk(hidden[keep], weight[:vocab_size], b, k=k, temperature=temperature)
+    return ids, logprobs, log_tail, labels[keep], keep.sum(dim=1)
+
+
+def prepared_dataset(args: LsDistillConfig, teacher, tokenizer, train_dataset):
+    """(prepared dataset, collator) exactly as the distillation trainer will prepare them."""
+    from trl import SFTTrainer
+
+    sft = SFTTrainer(model=teacher, args=args, train_dataset=train_dataset, processing_class=tokenizer)
+    return sft.train_dataset, sft.data_collator
+
+
+@torch.no_grad()
+def build_teacher_cache(args: LsDistillConfig, teacher, tokenizer, train_dataset, *, log=print) -> int:
+    """Write (or finish) the cache in `args.teacher_cache_dir`; returns the number of shards written."""
+    from ls_llm.data.teacher_cache import CacheMeta, cache_row, tokenizer_hash, write_cache
+
+    if args.teacher_cache_dir is None:
+        raise ValueError("teacher_cache_dir is required: it is where the cache is written")
+    vocab_size = len(tokenizer)
+    rows = int(head_weight(teacher.get_output_embeddings())[0].shape[0])
+    if rows < vocab_size:
+        raise ValueError(f"the teacher's lm_head has {rows} rows but the tokenizer has {vocab_size} tokens")
+    if args.distill_top_k > vocab_size:
+        raise ValueError(f"distill_top_k={args.distill_top_k} exceeds the vocabulary ({vocab_size} tokens)")
+    data, collator = prepared_dataset(args, teacher, tokenizer, train_dataset)
+    teacher.eval().requires_grad_(False)
+    install_hidden_forward(teacher)
+    device = next(teacher.parameters()).device
+    meta = CacheMeta(teacher=str(args.teacher_model_name_or_path), top_k=args.distill_top_k,
+                     temperature=args.distill_temperature, vocab_size=vocab_size, n_rows=len(data),
+                     shard_rows=args.cache_shard_rows, logprob_dtype=args.cache_logprob_dtype,
+                     tokenizer_hash=tokenizer_hash(tokenizer))
+    head = dict(k=args.distill_top_k, temperature=args.distill_temperature, vocab_size=vocab_size,
+                ignore_index=-100)
+    batch_size = args.per_device_eval_batch_size
+
+    def compute(start: int, stop: int):
+        for lo in range(start, stop, batch_size):
+            examples = [data[i] for i in range(lo, min(lo + batch_size, stop))]
+            batch = {k: v.to(device) for k, v in collator(examples).items()}
+            ids, logprobs, log_tail, labels, counts = teacher(
+                **batch, ls_head_fn=lambda h, y, w, b: _topk_head(h, y, w, b, **head))
+            offsets = [0, *torch.cumsum(counts, 0).tolist()]
+            for a, b in zip(offsets[:-1], offsets[1:]):
+                yield cache_row(ids[a:b], logprobs[a:b], log_tail[a:b], labels[a:b],
+                                logprob_dtype=args.cache_logprob_dtype)
+
+    return write_cache(args.teacher_cache_dir, meta, compute, log=log)
