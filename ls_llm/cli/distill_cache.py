@@ -1,0 +1,40 @@
+"""`ls-llm distill-cache RECIPE.yaml [--key value ...]`: run the teacher once and cache its top-k on disk.
+
+Takes the same recipe as `ls-llm distill` (with `teacher_cache_dir` set): the training data is prepared exactly
+as the student will see it and, for every trained token, the teacher's `distill_top_k` ids (int32) and
+log-probs at `distill_temperature` (`cache_logprob_dtype`, float16 by default) and the log of the remaining
+mass are written to `teacher_cache_dir` in shards of `cache_shard_rows` rows. Interrupted? Run it again: the
+finished shards are kept. Then `ls-llm distill RECIPE.yaml` trains the student with no teacher in memory.
+Backend: Hugging Face transformers (one process, the teacher on `cuda` when available, else CPU).
+"""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = "usage: ls-llm distill-cache RECIPE.yaml [--key value ...]   (same recipe as ls-llm distill)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    from ls_llm.cli.distill import load_inputs, load_teacher
+    from ls_llm.trainers.distill_cache import build_teacher_cache
+
+    try:
+        (load_args, _, args, model_args), tokenizer, data = load_inputs(argv)
+        if args.teacher_cache_dir is None:
+            raise ValueError("teacher_cache_dir is required: it is where the cache is written")
+        teacher = load_teacher(args, model_args, load_args, tokenizer).to(args.device)
+        written = build_teacher_cache(args, teacher, tokenizer, data["train"])
+    except (ValueError, OSError) as err:
+        print(f"ls-llm distill-cache: error: {err}", file=sys.stderr)
+        return 2
+    print(f"teacher cache complete in {args.teacher_cache_dir} ({written} shard(s) written by this run)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
