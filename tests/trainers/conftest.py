@@ -59,3 +59,13 @@ def h():
 
     return types.SimpleNamespace(tiny_model=tiny_model, tokenizer=tokenizer, message_rows=message_rows,
                                  token_dataset=token_dataset, config=config, FIXTURES=FIXTURES)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # These models are tiny, so intra-op threads only add synchronisation; on a shared, oversubscribed
+    # machine two spinning threads per op made steps ~20x slower. Restored after each test.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

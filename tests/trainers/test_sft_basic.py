@@ -53,6 +53,8 @@ def test_logged_keys(h, tmp_path):
     # but the smoothing term adds mass); the per-token means are plain numbers in their ranges.
     assert 0.0 <= first["mean_token_accuracy"] <= 1.0 and 0.0 < first["mean_p_y"] < 1.0
     assert first["entropy"] > 0 and first["ce_loss"] > 0
+    metrics = trainer.evaluate(Dataset.from_list(h.message_rows(4)))
+    assert {"eval_loss", "eval_objective_loss", "eval_ce_loss", "eval_mean_p_y"} <= set(metrics)
 
 
 def test_warmup_then_objective_with_unigram_prior(h, tmp_path):
