@@ -103,3 +103,35 @@ def test_mismatched_teachers_fail_before_training(d, tmp_path):
 def test_config_names_the_bad_field(d, tmp_path, kw, field):
     with pytest.raises(ValueError, match=field):
         d.config(tmp_path, **kw)
+
+
+def test_loss_equals_full_logits_reference_with_lora_student(d, tmp_path):
+    """The trainer's loss (label shift, teacher alignment, padded heads, a LoRA student) equals
+    the materialized reference on both models' full logits."""
+    from peft import LoraConfig, get_peft_model
+
+    from ls_llm.objectives.distill_reference import reference_distill_loss
+    from ls_llm.trainers.distill import LsDistillTrainer
+
+    kw = dict(distill_divergence="jsd", jsd_beta=0.4, distill_temperature=1.3, teacher_smoothing=0.05,
+              distill_alpha=0.6, objective="label_smoothing", alpha=0.1)
+    teacher = d.tiny(430, hidden=48, seed=7)
+    student = get_peft_model(d.tiny(420, seed=1), LoraConfig(r=4, lora_dropout=0.0, task_type="CAUSAL_LM",
+                                                             target_modules=["q_proj", "v_proj"]))
+    trainer = LsDistillTrainer(model=student, args=d.config(tmp_path, per_device_train_batch_size=4, **kw),
+                               train_dataset=d.token_dataset(LENGTHS, VOCAB), processing_class=d.tokenizer(),
+                               teacher_model=teacher)
+    torch.manual_seed(0)
+    for name, p in trainer.model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.1)  # LoRA starts at B = 0; make the adapter matter
+    batch = next(iter(trainer.get_train_dataloader()))
+    loss = trainer.compute_loss(trainer.model, batch)
+    with torch.no_grad():
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+        student_logits = trainer.model(**inputs).logits.double()
+        teacher_logits = teacher(**inputs).logits.double()[..., :VOCAB]
+    ref = reference_distill_loss(student_logits[:, :-1], teacher_logits[:, :-1], batch["labels"][:, 1:],
+                                 objective="label_smoothing", objective_params={"alpha": 0.1},
+                                 divergence_name="jsd", beta=0.4, alpha=0.6, temperature=1.3, teacher_smoothing=0.05)
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-6)
