@@ -78,6 +78,13 @@ class LsSFTTrainer(SFTTrainer):
         # The loss is always normalised by `num_items_in_batch`, so Trainer must count it and must not
         # divide again by the accumulation steps.
         self.model_accepts_loss_kwargs = True
+        if self.aux_loss_enabled:
+            # The backbone-only forward does not return router logits, so the MoE load-balancing loss would
+            # be silently dropped; refuse instead.
+            raise ValueError(
+                f"router_aux_loss_coef={self.router_aux_loss_coef!r}: the MoE load-balancing loss is not supported "
+                "by LsSFTTrainer; set router_aux_loss_coef: 0.0 to train this model without it"
+            )
         self.objective, self.warmup_objective = self._build_objectives(base)
         self._stat_sums: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
 
