@@ -1,0 +1,11 @@
+"""Sweeps: a grid of recipe variants run through the project's own train / distill / eval paths.
+
+    ls-llm sweep sweeps/paper_cpu.yaml            # run (resumable), then write the report
+    ls-llm sweep sweeps/paper_cpu.yaml --report   # only rewrite the CSV / markdown / plots
+
+Submodules import torch / transformers / lm-eval only inside the functions that need them.
+"""
+
+from ls_llm.sweep.config import Cell, SweepConfig, SweepError, load_sweep
+
+__all__ = ["Cell", "SweepConfig", "SweepError", "load_sweep"]

@@ -1,0 +1,236 @@
+"""The sweep file: a typed config read from YAML, and its expansion into cells.
+
+A cell is one training (or distillation) run plus its evaluation: one objective variant x noise type x
+noise rate x seed. The sweep file names a base recipe (any `ls-llm train` recipe); a variant is a set of
+recipe overrides, so a cell is exactly `ls-llm train BASE.yaml --key value ...` and nothing the training
+path does not already accept can sneak in. Unknown keys fail, naming the key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+class SweepError(ValueError):
+    """A sweep file that cannot be used; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One objective variant: a label for tables and plots, and the recipe keys it sets."""
+
+    name: str
+    overrides: dict
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The synthetic task (ls_llm.data.synthetic) the sweep writes once and every cell reads."""
+
+    train_size: int = 3000
+    validation_size: int = 200
+    test_size: int = 200
+    seed: int = 0
+    min_steps: int = 1
+    max_steps: int = 2
+    max_operand: int = 9
+    max_multiplier: int = 3
+    ops: tuple[str, ...] = ("add", "sub")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """Greedy decoding through ls_llm.evaluation (hf backend); ECE over `ece_bins` equal-width bins."""
+
+    max_gen_toks: int = 48
+    batch_size: int = 64
+    ece_bins: int = 10
+
+
+@dataclass(frozen=True)
+class DistillSpec:
+    """Teachers are finished train cells (variant `teachers`, at `noise_rate`, same seed); each is
+    distilled into a student by `ls-llm <command> RECIPE --<teacher_key> TEACHER_DIR ...`."""
+
+    recipe: str
+    teachers: tuple[str, ...]
+    noise_rate: float
+    command: str = "distill"
+    teacher_key: str = "teacher_model_name_or_path"
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Cell:
+    kind: str  # "train" or "distill"
+    variant: str
+    noise_type: str
+    noise_rate: float
+    seed: int
+    teacher: str | None = None  # cell id of the teacher (distill cells)
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.kind}-{self.variant}-{self.noise_type}{self.noise_rate:g}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str
+    recipe: str  # base train recipe, resolved against the sweep file's folder
+    output_dir: str
+    variants: tuple[Variant, ...]
+    noise_type: str
+    noise_rates: tuple[float, ...]
+    seeds: tuple[int, ...]
+    data: DataSpec = DataSpec()
+    eval: EvalSpec = EvalSpec()
+    overrides: dict = field(default_factory=dict)  # recipe keys every train cell sets
+    select: dict = field(default_factory=dict)  # family label -> variants, one picked on validation
+    distill: DistillSpec | None = None
+
+    def train_cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
+        return [
+            Cell("train", v.name, self.noise_type, rate, seed)
+            for seed in (self.seeds if seeds is None else seeds)
+            for v in self.variants
+            for rate in self.noise_rates
+        ]
+
+    def distill_cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
+        if self.distill is None:
+            return []
+        spec = self.distill
+        return [
+            Cell("distill", teacher, self.noise_type, spec.noise_rate, seed,
+                 teacher=Cell("train", teacher, self.noise_type, spec.noise_rate, seed).cell_id)
+            for seed in (self.seeds if seeds is None else seeds)
+            for teacher in spec.teachers
+        ]
+
+    def cells(self) -> list[Cell]:
+        """Every cell, seed by seed (a sweep cut short still has whole seeds), each seed's train cells
+        before its distillation cells (which need their teachers)."""
+        return [c for seed in self.seeds for c in self.train_cells((seed,)) + self.distill_cells((seed,))]
+
+    def variant(self, name: str) -> Variant:
+        return next(v for v in self.variants if v.name == name)
+
+
+def _mapping(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SweepError(f"{where} must be a mapping, got {value!r}")
+    return value
+
+
+def _typed(cls, raw, where: str):
+    known = {f.name for f in fields(cls)}
+    raw = _mapping(raw, where)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SweepError(f"{where}: unknown key {unknown[0]!r} (known: {sorted(known)})")
+    if "ops" in raw:
+        raw = {**raw, "ops": tuple(raw["ops"])}
+    if "teachers" in raw:
+        raw = {**raw, "teachers": tuple(raw["teachers"])}
+    return cls(**raw)
+
+
+def _variants(raw) -> tuple[Variant, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise SweepError(f"variants must be a non-empty list of {{name: ..., <recipe key>: ...}}, got {raw!r}")
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise SweepError(f"variants[{i}] must be a mapping with a string 'name', got {item!r}")
+        if not _NAME_RE.match(item["name"]):
+            raise SweepError(f"variants[{i}].name must match {_NAME_RE.pattern}, got {item['name']!r}")
+        out.append(Variant(item["name"], {k: v for k, v in item.items() if k != "name"}))
+    names = [v.name for v in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SweepError(f"variants: name {dupes[0]!r} is used twice")
+    return tuple(out)
+
+
+def _rates(raw) -> tuple[float, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise SweepError(f"noise_rates must be a non-empty list, got {raw!r}")
+    for rate in raw:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
+            raise SweepError(f"noise_rates: every rate must be a number in [0, 1], got {rate!r}")
+    return tuple(float(r) for r in raw)
+
+
+def _seeds(raw) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
+        raise SweepError(f"seeds must be a non-empty list of integers, got {raw!r}")
+    if len(set(raw)) != len(raw):
+        raise SweepError(f"seeds must be distinct, got {raw!r}")
+    return tuple(raw)
+
+
+_TOP_KEYS = {"name", "recipe", "output_dir", "variants", "noise_type", "noise_rates", "seeds", "data", "eval",
+             "overrides", "select", "distill"}
+
+
+def load_sweep(path: str | Path) -> SweepConfig:
+    """Read and check a sweep file. Paths to recipes are relative to the sweep file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep file {str(path)!r} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise SweepError(f"sweep file {str(path)!r} must be a YAML mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise SweepError(f"sweep file {str(path)!r}: unknown key {unknown[0]!r} (known: {sorted(_TOP_KEYS)})")
+    for key in ("name", "recipe", "output_dir", "noise_type"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise SweepError(f"{key} must be a non-empty string, got {raw.get(key)!r}")
+    recipe = path.parent / raw["recipe"]
+    if not recipe.is_file():
+        raise SweepError(f"recipe {raw['recipe']!r} (resolved to {str(recipe)!r}) does not exist")
+    variants = _variants(raw.get("variants"))
+    distill = None
+    if raw.get("distill") is not None:
+        distill = _typed(DistillSpec, raw["distill"], "distill")
+        distill = DistillSpec(**{**distill.__dict__, "recipe": str(path.parent / distill.recipe)})
+        _check_distill(distill, variants)
+        if distill.noise_rate not in _rates(raw.get("noise_rates")):
+            raise SweepError(f"distill.noise_rate {distill.noise_rate!r} must be one of noise_rates "
+                             f"{raw.get('noise_rates')!r} (the teachers are that rate's train cells)")
+    select = _mapping(raw.get("select"), "select")
+    _check_select(select, variants)
+    return SweepConfig(
+        name=raw["name"], recipe=str(recipe), output_dir=raw["output_dir"], variants=variants,
+        noise_type=raw["noise_type"], noise_rates=_rates(raw.get("noise_rates")), seeds=_seeds(raw.get("seeds")),
+        data=_typed(DataSpec, raw.get("data"), "data"), eval=_typed(EvalSpec, raw.get("eval"), "eval"),
+        overrides=_mapping(raw.get("overrides"), "overrides"), select=select, distill=distill,
+    )
+
+
+def _check_distill(spec: DistillSpec, variants: tuple[Variant, ...]) -> None:
+    names = {v.name for v in variants}
+    missing = [t for t in spec.teachers if t not in names]
+    if not spec.teachers or missing:
+        raise SweepError(f"distill.teachers must name variants of this sweep, got {list(spec.teachers)!r}")
+    if not Path(spec.recipe).is_file():
+        raise SweepError(f"distill.recipe {spec.recipe!r} does not exist")
+    if not 0.0 <= spec.noise_rate <= 1.0:
+        raise SweepError(f"distill.noise_rate must be in [0, 1], got {spec.noise_rate!r}")
+
+
+def _check_select(select: dict, variants: tuple[Variant, ...]) -> None:
+    names = {v.name for v in variants}
+    for family, members in select.items():
+        if not isinstance(members, list) or len(members) < 2 or any(m not in names for m in members):
+            raise SweepError(f"select.{family} must list two or more variant names, got {members!r}")

@@ -1,0 +1,79 @@
+"""PNG plots of a sweep (matplotlib, Agg backend, imported only here)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from ls_llm.sweep.report import grid, mean_std
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    tmp.replace(path)  # no half-written PNG
+    return path
+
+
+def metric_vs_noise(rows: list[dict], metric: str, ylabel: str, path: Path) -> Path:
+    """One line per variant: the metric's mean over seeds against the noise rate, ± std as error bars."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for variant, by_rate in grid(rows, metric).items():
+        rates = sorted(by_rate)
+        stats = [mean_std(by_rate[r]) for r in rates]
+        ax.errorbar(rates, [100 * m for m, _ in stats], yerr=[100 * s for _, s in stats], marker="o",
+                    capsize=3, label=variant, linestyle="--" if "val-picked" in variant else "-")
+    ax.set_xlabel("answer-noise rate (fraction of training traces)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def student_by_teacher(rows: list[dict], path: Path) -> Path:
+    """Bars: teacher and student clean test accuracy per teacher objective (mean ± std over seeds)."""
+    plt = _pyplot()
+    by_id = {r["cell_id"]: r for r in rows}
+    groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row["kind"] == "distill":
+            groups[row["variant"]]["student"].append(row["test_acc"])
+            if row["teacher"] in by_id:
+                groups[row["variant"]]["teacher"].append(by_id[row["teacher"]]["test_acc"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = list(groups)
+    for offset, role in ((-0.2, "teacher"), (0.2, "student")):
+        stats = [mean_std(groups[n][role]) if groups[n][role] else (0.0, 0.0) for n in names]
+        ax.bar([i + offset for i in range(len(names))], [100 * m for m, _ in stats], width=0.4,
+               yerr=[100 * s for _, s in stats], capsize=3, label=role)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_xlabel("teacher objective")
+    ax.set_ylabel("clean test accuracy (%)")
+    ax.legend()
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def write_plots(train_rows: list[dict], all_rows: list[dict], out_dir: Path) -> dict[str, Path]:
+    paths = {
+        "accuracy_png": metric_vs_noise(train_rows, "test_acc", "clean test accuracy (%)", out_dir / "accuracy_vs_noise.png"),
+        "ece_png": metric_vs_noise(train_rows, "ece", "final-answer-token ECE (%)", out_dir / "ece_vs_noise.png"),
+    }
+    if any(r["kind"] == "distill" for r in all_rows):
+        paths["students_png"] = student_by_teacher(all_rows, out_dir / "student_by_teacher.png")
+    return paths

@@ -1,0 +1,135 @@
+"""Sweep results: one CSV (a row per finished cell), markdown tables of mean ± std over seeds, PNG plots.
+
+Tables say how many seeds each entry has, and list the cells that have not finished, so a partial sweep
+can never read as the full one. "Picked on validation" rows choose, per noise rate and seed, the variant
+of a family (e.g. label smoothing 0.1 vs 0.3) with the best validation accuracy and report its test
+accuracy: the only hyperparameter choice the sweep makes, and it never looks at the test split.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from ls_llm.data.io import write_text
+from ls_llm.sweep.config import SweepConfig
+
+CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rate", "seed", "val_acc", "n_val",
+              "test_acc", "n_test", "ece", "answer_token_acc", "answer_token_conf", "answer_tokens",
+              "train_seconds", "cell_seconds")
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for a single value)."""
+    if not values:
+        raise ValueError("mean_std needs at least one value")
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def picked_on_validation(rows: list[dict], select: dict) -> list[dict]:
+    """Per family, noise rate and seed: the member variant with the best val_acc (ties: listed first),
+    relabelled `<family> (val-picked)`. Only (rate, seed) pairs where every member finished count."""
+    train = {(r["variant"], r["noise_rate"], r["seed"]): r for r in rows if r["kind"] == "train"}
+    picked = []
+    for family, members in select.items():
+        pairs = {(rate, seed) for (_, rate, seed) in train}
+        for rate, seed in sorted(pairs):
+            cands = [train.get((m, rate, seed)) for m in members]
+            if any(c is None for c in cands):
+                continue
+            best = max(cands, key=lambda c: (c["val_acc"], -members.index(c["variant"])))
+            picked.append({**best, "variant": f"{family} (val-picked)", "picked": best["variant"]})
+    return picked
+
+
+def grid(rows: list[dict], metric: str) -> dict[str, dict[float, list[float]]]:
+    """variant -> noise rate -> the metric over seeds."""
+    out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        out[row["variant"]][row["noise_rate"]].append(row[metric])
+    return out
+
+
+def _cell(values: list[float] | None, scale: float, expected: int) -> str:
+    if not values:
+        return "—"
+    mean, std = mean_std(values)
+    text = f"{mean * scale:.1f} ± {std * scale:.1f}"
+    return text if len(values) == expected else f"{text} (n={len(values)})"
+
+
+def markdown_table(rows: list[dict], metric: str, rates: tuple[float, ...], *, n_seeds: int, scale: float = 100.0) -> str:
+    """Variants × noise rates, entries mean ± std over seeds ("(n=k)" where fewer than all seeds ran)."""
+    table = grid(rows, metric)
+    head = "| variant | " + " | ".join(f"noise {r:g}" for r in rates) + " |"
+    lines = [head, "|---|" + "---:|" * len(rates)]
+    for variant, by_rate in table.items():
+        lines.append(f"| {variant} | " + " | ".join(_cell(by_rate.get(r), scale, n_seeds) for r in rates) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def student_table(rows: list[dict], *, n_seeds: int) -> str:
+    """Teacher variant -> teacher test accuracy and its student's, mean ± std over seeds."""
+    by_id = {r["cell_id"]: r for r in rows}
+    lines = ["| teacher objective | teacher test acc | student test acc | student ECE |", "|---|---:|---:|---:|"]
+    students: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["kind"] == "distill":
+            students[row["variant"]].append(row)
+    for teacher, group in students.items():
+        t_acc = [by_id[r["teacher"]]["test_acc"] for r in group if r["teacher"] in by_id]
+        lines.append(f"| {teacher} | {_cell(t_acc, 100, n_seeds)} | {_cell([r['test_acc'] for r in group], 100, n_seeds)}"
+                     f" | {_cell([r['ece'] for r in group], 100, n_seeds)} |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
+    train = [r for r in rows if r["kind"] == "train"]
+    train += picked_on_validation(train, sweep.select)
+    done = {r["cell_id"] for r in rows}
+    missing = [c.cell_id for c in sweep.cells() if c.cell_id not in done]
+    n = len(sweep.seeds)
+    parts = [
+        f"# Sweep `{sweep.name}`: {len(done)} of {len(sweep.cells())} cells finished\n",
+        "Entries: mean ± std over seeds, in percent; `(n=k)` marks entries with fewer than all "
+        f"{n} seeds; `—` not run.\n",
+        "## Clean test accuracy (greedy, math-verify)\n", markdown_table(train, "test_acc", sweep.noise_rates, n_seeds=n),
+        "## Validation accuracy (the split any choice is made on)\n",
+        markdown_table(train, "val_acc", sweep.noise_rates, n_seeds=n),
+        "## ECE of the final-answer tokens (clean test traces, teacher-forced)\n",
+        markdown_table(train, "ece", sweep.noise_rates, n_seeds=n),
+    ]
+    if sweep.distill is not None:
+        parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rate:g})\n",
+                  student_table(rows, n_seeds=n)]
+    parts.append("## Cells not finished\n")
+    parts.append(("\n".join(f"- {c}" for c in missing) + "\n") if missing else "none\n")
+    return "\n".join(parts)
+
+
+def write_report(sweep: SweepConfig, rows: list[dict], out_dir: Path) -> dict[str, Path]:
+    """results.csv, results.md and the PNG plots under out_dir; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out_dir / "results.csv", "markdown": out_dir / "results.md"}
+    write_text(paths["csv"], to_csv(rows))
+    write_text(paths["markdown"], summary_markdown(sweep, rows))
+    if rows:
+        from ls_llm.sweep.plots import write_plots
+
+        train = [r for r in rows if r["kind"] == "train"]
+        paths.update(write_plots(train + picked_on_validation(train, sweep.select), rows, out_dir))
+    return paths

@@ -1,0 +1,156 @@
+"""Run a sweep's cells through the project's own paths: `ls-llm train` / `ls-llm distill`, then
+`ls_llm.evaluation.evaluate` on the clean validation and test splits, then the answer-token ECE.
+
+Resumable at cell granularity: a cell is finished when `cells/<cell id>/result.json` exists (written
+last, atomically), and finished cells are skipped. A cell interrupted mid-way starts again from scratch
+(its training folder is removed first), so a result never mixes two runs. `--shard i/n` splits the cells
+between n processes (a distillation cell goes to its teacher's shard, after it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ls_llm.data.io import read_jsonl, write_text
+from ls_llm.sweep.config import Cell, SweepConfig
+
+logger = logging.getLogger(__name__)
+TEMPLATE = Path(__file__).resolve().parents[2] / "eval" / "tasks" / "_math_template_yaml"
+RESULT_FILE = "result.json"
+
+
+def _flag(key: str, value) -> str:
+    # `--key=value` so a negative number (alpha: -0.1) is never read as an option.
+    if isinstance(value, bool):
+        value = str(value).lower()
+    elif isinstance(value, dict | list):
+        value = json.dumps(value)
+    return f"--{key}={value}"
+
+
+def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], model_dir: Path, teacher_dir: Path | None) -> list[str]:
+    """The command line of the cell's training run: `RECIPE --key=value ...` (later keys win)."""
+    if cell.kind == "distill":
+        recipe, overrides = sweep.distill.recipe, {**sweep.overrides, **sweep.distill.overrides,
+                                                   sweep.distill.teacher_key: str(teacher_dir)}
+    else:
+        recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.variant(cell.variant).overrides}
+    fixed = {
+        "output_dir": str(model_dir),
+        "dataset_name": str(data["train"]),
+        "dataset_format": "problem_solution",
+        "noise_type": cell.noise_type,
+        "noise_rate": cell.noise_rate,
+        "noise_seed": cell.seed,  # each seed sees a different noisy subset
+        "seed": cell.seed,
+        "save_strategy": "no",  # the cell, not a checkpoint, is the unit of resumption
+    }
+    return [recipe] + [_flag(k, v) for k, v in {**overrides, **fixed}.items()]
+
+
+def run_command(command: str, argv: list[str]) -> None:
+    """`ls-llm COMMAND argv` in this process (one import of torch/transformers for the whole sweep)."""
+    from ls_llm.cli import COMMANDS
+
+    if command not in COMMANDS:
+        raise ValueError(f"command {command!r} is not an ls-llm command ({sorted(COMMANDS)})")
+    try:
+        module = importlib.import_module(COMMANDS[command][0])
+    except ModuleNotFoundError as err:
+        raise RuntimeError(f"`ls-llm {command}` is not available in this checkout: {err}") from err
+    rc = module.main(argv)
+    if rc:
+        raise RuntimeError(f"`ls-llm {command} {' '.join(argv)}` exited with status {rc}")
+
+
+def _accuracy(model_dir: Path, task: str, data: dict[str, Path], sweep: SweepConfig, out: Path) -> tuple[float, int]:
+    from ls_llm.evaluation import evaluate
+
+    results = evaluate(str(model_dir), suite=task, backend="hf", include_path=[str(data["tasks"])],
+                       data_dir=str(data["eval_data"]), max_gen_toks=sweep.eval.max_gen_toks, temperature=0.0,
+                       batch_size=str(sweep.eval.batch_size), output=str(out), verify_workers=1, device="cpu")
+    row = results["results"][task]
+    return float(row["acc,verify"]), int(results["n-samples"][task]["effective"])
+
+
+def _calibration(model_dir: Path, data: dict[str, Path], sweep: SweepConfig) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ls_llm.sweep.calibration import answer_token_confidence, expected_calibration_error
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    conf, hit = answer_token_confidence(model, tokenizer, read_jsonl(data["test"]), batch_size=sweep.eval.batch_size)
+    return {"ece": expected_calibration_error(conf, hit, sweep.eval.ece_bins),
+            "answer_token_acc": float(hit.mean()), "answer_token_conf": float(conf.mean()),
+            "answer_tokens": int(conf.numel())}
+
+
+def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], root: Path) -> dict:
+    """Train (or distill), evaluate, and write the cell's result.json; returns the result."""
+    cell_dir = root / "cells" / cell.cell_id
+    model_dir = cell_dir / "model"
+    if cell_dir.exists():
+        shutil.rmtree(cell_dir)  # an unfinished earlier attempt
+    cell_dir.mkdir(parents=True)
+    teacher_dir = None
+    if cell.kind == "distill":
+        teacher_dir = root / "cells" / cell.teacher / "model"
+        if not (root / "cells" / cell.teacher / RESULT_FILE).is_file():
+            raise RuntimeError(f"teacher cell {cell.teacher} has not finished")
+    argv = cell_argv(sweep, cell, data, model_dir, teacher_dir)
+    write_text(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
+    start = time.time()
+    run_command(sweep.distill.command if cell.kind == "distill" else "train", argv)
+    train_s = time.time() - start
+    val_acc, n_val = _accuracy(model_dir, "sweep_arith_validation", data, sweep, cell_dir / "eval_validation")
+    test_acc, n_test = _accuracy(model_dir, "sweep_arith_test", data, sweep, cell_dir / "eval_test")
+    result = {"cell_id": cell.cell_id, **asdict(cell), "val_acc": val_acc, "n_val": n_val, "test_acc": test_acc,
+              "n_test": n_test, **_calibration(model_dir, data, sweep),
+              "train_seconds": round(train_s, 1), "cell_seconds": round(time.time() - start, 1)}
+    write_text(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
+    """Cells of shard `index` of `count`, in sweep order: train cells round-robin, each distillation
+    cell with its teacher (it comes later in the order, so the teacher is trained first)."""
+    train = sweep.train_cells()
+    owner = {cell.cell_id: i % count for i, cell in enumerate(train)}
+    return [c for c in sweep.cells() if owner[c.teacher if c.kind == "distill" else c.cell_id] == index]
+
+
+def finished(root: Path, cell: Cell) -> bool:
+    return (root / "cells" / cell.cell_id / RESULT_FILE).is_file()
+
+
+def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells: int | None = None) -> list[Cell]:
+    """Run every unfinished cell of the shard; returns the cells that failed (logged, not raised, so one
+    bad cell does not stop a 90-minute sweep; their folders stay for inspection)."""
+    from ls_llm.sweep.data import prepare_data
+
+    root = Path(sweep.output_dir)
+    data = prepare_data(sweep.data, root / "data", TEMPLATE)
+    todo = [c for c in shard_cells(sweep, *shard) if not finished(root, c)]
+    failed = []
+    for n, cell in enumerate(todo[:max_cells] if max_cells is not None else todo):
+        logger.warning("sweep %s: cell %d/%d %s", sweep.name, n + 1, len(todo), cell.cell_id)
+        try:
+            run_cell(sweep, cell, data, root)
+        except (RuntimeError, ValueError, OSError) as err:
+            logger.error("sweep %s: cell %s failed: %s", sweep.name, cell.cell_id, err)
+            failed.append(cell)
+    return failed
+
+
+def collect(sweep: SweepConfig) -> list[dict]:
+    """The results of every finished cell of the sweep, in grid order."""
+    root = Path(sweep.output_dir)
+    return [json.loads((root / "cells" / c.cell_id / RESULT_FILE).read_text())
+            for c in sweep.cells() if finished(root, c)]

@@ -1,0 +1,121 @@
+"""Sweep files: grid expansion, sharding, bad input named; the report's statistics and selection."""
+
+import csv
+import io
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ls_llm.sweep import SweepError, load_sweep
+from ls_llm.sweep.report import mean_std, picked_on_validation, summary_markdown, to_csv
+from ls_llm.sweep.runner import cell_argv, shard_cells
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = {
+    "name": "t", "recipe": str(REPO / "recipes/demo/sweep_base.yaml"), "output_dir": "out",
+    "noise_type": "answer", "noise_rates": [0.0, 0.4], "seeds": [0, 1],
+    "variants": [{"name": "ce", "objective": "ce"}, {"name": "ls", "objective": "label_smoothing", "alpha": -0.1}],
+}
+
+
+def _write(tmp_path, **changes) -> Path:
+    raw = {**BASE, **changes}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_paper_sweep_grid():
+    sweep = load_sweep(REPO / "sweeps/paper_cpu.yaml")
+    # 7 objectives x 4 rates x 3 seeds, plus 2 teachers x 3 seeds of distillation when configured.
+    assert len(sweep.train_cells()) == 7 * 4 * 3
+    assert sweep.noise_rates == (0.0, 0.2, 0.4, 0.6) and sweep.seeds == (0, 1, 2)
+    ids = [c.cell_id for c in sweep.cells()]
+    assert len(set(ids)) == len(ids)
+    # seed-major: every cell of seed 0 comes before any cell of seed 1
+    seeds = [c.seed for c in sweep.cells()]
+    assert seeds == sorted(seeds)
+    smoke = load_sweep(REPO / "sweeps/smoke.yaml")
+    assert len(smoke.cells()) == 4
+
+
+def test_shards_partition_and_keep_teacher(tmp_path):
+    recipe = tmp_path / "d.yaml"
+    recipe.write_text("objective: ce\n")
+    sweep = load_sweep(_write(tmp_path, distill={"recipe": str(recipe), "teachers": ["ce", "ls"], "noise_rate": 0.4}))
+    shards = [shard_cells(sweep, i, 3) for i in range(3)]
+    flat = [c.cell_id for s in shards for c in s]
+    assert sorted(flat) == sorted(c.cell_id for c in sweep.cells())
+    for shard in shards:
+        ids = [c.cell_id for c in shard]
+        for cell in shard:
+            if cell.kind == "distill":
+                assert cell.teacher in ids and ids.index(cell.teacher) < ids.index(cell.cell_id)
+
+
+def test_cell_argv_passes_negative_values_and_fixed_keys(tmp_path):
+    sweep = load_sweep(_write(tmp_path))
+    cell = sweep.train_cells()[-1]  # ls, rate 0.4, seed 1
+    argv = cell_argv(sweep, cell, {"train": Path("d/train.jsonl")}, Path("m"), None)
+    assert argv[0] == BASE["recipe"]
+    assert "--alpha=-0.1" in argv and "--noise_rate=0.4" in argv and "--seed=1" in argv
+    assert "--noise_seed=1" in argv and "--output_dir=m" in argv and "--dataset_name=d/train.jsonl" in argv
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"noise_rates": [0.0, 1.5]}, "noise_rates"),
+        ({"seeds": [0, 0]}, "seeds must be distinct"),
+        ({"variants": [{"name": "a b"}]}, "variants\\[0\\].name"),
+        ({"variants": [{"name": "x"}, {"name": "x"}]}, "'x' is used twice"),
+        ({"recipe": "nope.yaml"}, "recipe 'nope.yaml'"),
+        ({"bogus": 1}, "unknown key 'bogus'"),
+        ({"data": {"train_sz": 3}}, "data: unknown key 'train_sz'"),
+        ({"select": {"ls": ["ce"]}}, "select.ls"),
+        ({"distill": {"recipe": "x.yaml", "teachers": ["nope"], "noise_rate": 0.4}}, "distill.teachers"),
+    ],
+)
+def test_bad_sweep_named(tmp_path, changes, message):
+    with pytest.raises(SweepError, match=message):
+        load_sweep(_write(tmp_path, **changes))
+
+
+def test_cli_bad_input_exit_2(tmp_path, capsys):
+    from ls_llm.cli.sweep import main
+
+    assert main([str(_write(tmp_path, noise_rates=[2]))]) == 2
+    assert "noise_rates" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def _row(variant, rate, seed, val, test, kind="train"):
+    return {"cell_id": f"{kind}-{variant}-answer{rate:g}-s{seed}", "kind": kind, "variant": variant, "teacher": None,
+            "noise_type": "answer", "noise_rate": rate, "seed": seed, "val_acc": val, "test_acc": test, "ece": 0.1}
+
+
+def test_mean_std_is_sample_std():
+    values = [0.2, 0.5, 0.9]
+    assert mean_std(values) == pytest.approx((statistics.mean(values), statistics.stdev(values)))
+    assert mean_std([0.3]) == (0.3, 0.0)
+
+
+def test_selection_uses_validation_not_test():
+    rows = [_row("a", 0.4, 0, val=0.9, test=0.1), _row("b", 0.4, 0, val=0.5, test=0.8),
+            _row("a", 0.4, 1, val=0.2, test=0.9), _row("b", 0.4, 1, val=0.6, test=0.3)]
+    picked = picked_on_validation(rows, {"fam": ["a", "b"]})
+    assert [(p["seed"], p["picked"], p["test_acc"]) for p in picked] == [(0, "a", 0.1), (1, "b", 0.3)]
+    assert {p["variant"] for p in picked} == {"fam (val-picked)"}
+
+
+def test_markdown_marks_partial_and_missing(tmp_path):
+    sweep = load_sweep(_write(tmp_path))
+    rows = [_row("ce", 0.0, 0, 0.5, 0.4), _row("ce", 0.0, 1, 0.5, 0.6), _row("ce", 0.4, 0, 0.5, 0.3)]
+    text = summary_markdown(sweep, rows)
+    assert "3 of 8 cells finished" in text
+    assert "| ce | 50.0 ± 14.1 | 30.0 ± 0.0 (n=1) |" in text
+    assert "- train-ls-answer0.4-s1" in text
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert [r["test_acc"] for r in parsed] == ["0.4", "0.6", "0.3"]
