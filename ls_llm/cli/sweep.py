@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(sweep.output_dir)
     if ns.list:
         for cell in sweep.cells():
-            print(f"{'done' if finished(root, cell) else 'todo'}  {cell.cell_id}")
+            print(f"{'done' if finished(sweep, root, cell) else 'todo'}  {cell.cell_id}")
         return 0
     failed = []
     if not ns.report:

@@ -1,17 +1,22 @@
 """Expected calibration error of the final-answer tokens.
 
 Definition used by the sweep (docs/results.md repeats it): every clean test trace is fed to the model
-teacher-forced (chat-rendered prompt + the correct solution). At each token inside the final
-`\\boxed{...}` the model's next-token distribution gives a confidence, the top probability, and a hit,
-whether its argmax is the gold token. With the tokens split into `n_bins` equal-width confidence bins,
+teacher-forced (chat-rendered prompt + the correct solution). At each answer token the model's next-token
+distribution gives a confidence, the top probability, and a hit, whether its argmax is the gold token.
+With the tokens split into `n_bins` equal-width confidence bins,
 
     ECE = sum_b |B_b| / N * | mean(hit in B_b) - mean(confidence in B_b) |     (Guo et al. 2017)
 
-Top-label ECE per token is what Lukasik et al. 2020 and Guo et al. report; answer tokens only, because the
-noise the sweep injects sits there and that is where over-confidence on corrupted labels would show.
+Two sets of answer tokens are scored: "boxed", the tokens inside the final `\\boxed{...}`, and
+"computed", the same answer where the trace first computes it (the last `= ANSWER` before the box). In
+`a op b = c` traces the box repeats a value already written, so the boxed tokens measure copying; the
+computed tokens are where answer noise (which rewrites that value too) can make the model over- or
+under-confident.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 
@@ -49,23 +54,40 @@ def boxed_span(text: str) -> tuple[int, int] | None:
     return None
 
 
-def _encode(tokenizer, problem: str, solution: str) -> tuple[list[int], list[int]]:
-    """Token ids of the rendered conversation and the positions of the answer tokens."""
+def computed_span(text: str, boxed: tuple[int, int]) -> tuple[int, int] | None:
+    """Span of the final answer where the trace first computes it: the last `= ANSWER` before the box
+    (in `a op b = c` traces the box only repeats that value, so predicting the box is a copy)."""
+    answer = text[boxed[0] : boxed[1]]
+    found = None
+    for match in re.finditer(rf"= ({re.escape(answer)})(?![0-9])", text[: boxed[0]]):
+        found = match.span(1)
+    return found
+
+
+def _positions(offsets, span: tuple[int, int] | None) -> list[int]:
+    if span is None:
+        return []
+    return [i for i, (a, b) in enumerate(offsets) if a < span[1] and b > span[0] and i > 0]
+
+
+def _encode(tokenizer, problem: str, solution: str) -> tuple[list[int], dict[str, list[int]]]:
+    """Token ids of the rendered conversation and, per kind of answer span, its token positions."""
     messages = [{"role": "user", "content": problem}, {"role": "assistant", "content": solution}]
     text = tokenizer.apply_chat_template(messages, tokenize=False)
-    span = boxed_span(text)
-    if span is None:
+    boxed = boxed_span(text)
+    if boxed is None:
         raise ValueError(f"solution has no \\boxed{{}} answer: {solution!r}")
-    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
-    positions = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if a < span[1] and b > span[0] and i > 0]
-    return enc["input_ids"], positions
+    offsets = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids, {"boxed": _positions(offsets, boxed), "computed": _positions(offsets, computed_span(text, boxed))}
 
 
 @torch.no_grad()
-def answer_token_confidence(model, tokenizer, rows: list[dict], *, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """(confidence, hit) of every answer token of `rows` ({problem, solution}), teacher-forced."""
+def answer_token_confidence(model, tokenizer, rows: list[dict], *, batch_size: int = 64) -> dict:
+    """{"boxed" | "computed": (confidence, hit)} over the answer tokens of `rows` ({problem, solution}),
+    teacher-forced: the tokens inside the final box, and those where the trace computes the answer."""
     model.eval()
-    confidences, hits = [], []
+    out: dict[str, tuple[list, list]] = {"boxed": ([], []), "computed": ([], [])}
     encoded = [_encode(tokenizer, row["problem"], row["solution"]) for row in rows]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(encoded), batch_size):
@@ -77,12 +99,13 @@ def answer_token_confidence(model, tokenizer, rows: list[dict], *, batch_size: i
             ids[r, : len(row_ids)] = torch.tensor(row_ids)
             mask[r, : len(row_ids)] = 1
         logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        for r, (_, positions) in enumerate(chunk):
-            pos = torch.tensor(positions)
-            probs = torch.softmax(logits[r, pos - 1], dim=-1)  # the logits at i-1 predict token i
-            top, arg = probs.max(dim=-1)
-            confidences.append(top)
-            hits.append((arg == ids[r, pos]).double())
-    if not confidences:
-        return torch.zeros(0), torch.zeros(0)
-    return torch.cat(confidences), torch.cat(hits)
+        for r, (_, spans) in enumerate(chunk):
+            for kind, positions in spans.items():
+                if not positions:
+                    continue
+                pos = torch.tensor(positions)
+                top, arg = torch.softmax(logits[r, pos - 1], dim=-1).max(dim=-1)  # logits at i-1 predict i
+                out[kind][0].append(top)
+                out[kind][1].append((arg == ids[r, pos]).double())
+    return {kind: (torch.cat(c) if c else torch.zeros(0), torch.cat(h) if h else torch.zeros(0))
+            for kind, (c, h) in out.items()}

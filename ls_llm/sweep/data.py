@@ -43,6 +43,17 @@ def _task_yaml(task: str, template: Path) -> str:
     )
 
 
+def data_paths(out_dir: Path) -> dict[str, Path]:
+    """Where prepare_data puts each file (known without writing anything)."""
+    return {
+        "train": out_dir / "train.jsonl",
+        "validation": out_dir / "validation.jsonl",
+        "test": out_dir / "test.jsonl",
+        "eval_data": out_dir / "eval_data",
+        "tasks": out_dir / "tasks",
+    }
+
+
 def prepare_data(spec: DataSpec, out_dir: Path, template: Path) -> dict[str, Path]:
     """Write train/validation/test jsonl, the eval data folder and the task folder (once; kept if the
     spec is unchanged, an error if it changed, so a resumed sweep never mixes two datasets)."""
@@ -51,13 +62,7 @@ def prepare_data(spec: DataSpec, out_dir: Path, template: Path) -> dict[str, Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = out_dir / "spec.json"
     wanted = json.dumps(asdict(spec), sort_keys=True)
-    paths = {
-        "train": out_dir / "train.jsonl",
-        "validation": out_dir / "validation.jsonl",
-        "test": out_dir / "test.jsonl",
-        "eval_data": out_dir / "eval_data",
-        "tasks": out_dir / "tasks",
-    }
+    paths = data_paths(out_dir)
     if stamp.is_file():
         if stamp.read_text() != wanted:
             raise ValueError(f"data: {str(out_dir)!r} holds data made from another spec ({stamp.read_text()}); "

@@ -72,7 +72,9 @@ def student_by_teacher(rows: list[dict], path: Path) -> Path:
 def write_plots(train_rows: list[dict], all_rows: list[dict], out_dir: Path) -> dict[str, Path]:
     paths = {
         "accuracy_png": metric_vs_noise(train_rows, "test_acc", "clean test accuracy (%)", out_dir / "accuracy_vs_noise.png"),
-        "ece_png": metric_vs_noise(train_rows, "ece", "final-answer-token ECE (%)", out_dir / "ece_vs_noise.png"),
+        "ece_png": metric_vs_noise(train_rows, "ece", "ECE, answer tokens in \\boxed{} (%)", out_dir / "ece_vs_noise.png"),
+        "computed_ece_png": metric_vs_noise(train_rows, "computed_ece", "ECE, answer tokens where computed (%)",
+                                            out_dir / "computed_ece_vs_noise.png"),
     }
     if any(r["kind"] == "distill" for r in all_rows):
         paths["students_png"] = student_by_teacher(all_rows, out_dir / "student_by_teacher.png")

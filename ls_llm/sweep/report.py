@@ -18,7 +18,8 @@ from ls_llm.data.io import write_text
 from ls_llm.sweep.config import SweepConfig
 
 CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rate", "seed", "val_acc", "n_val",
-              "test_acc", "n_test", "ece", "answer_token_acc", "answer_token_conf", "answer_tokens",
+              "test_acc", "n_test", "ece", "answer_token_acc", "answer_token_conf", "answer_tokens", "computed_ece",
+              "computed_answer_token_acc", "computed_answer_token_conf", "computed_answer_tokens",
               "train_seconds", "cell_seconds")
 
 
@@ -85,7 +86,8 @@ def markdown_table(rows: list[dict], metric: str, rates: tuple[float, ...], *, n
 def student_table(rows: list[dict], *, n_seeds: int) -> str:
     """Teacher variant -> teacher test accuracy and its student's, mean ± std over seeds."""
     by_id = {r["cell_id"]: r for r in rows}
-    lines = ["| teacher objective | teacher test acc | student test acc | student ECE |", "|---|---:|---:|---:|"]
+    lines = ["| teacher objective | teacher test acc | student test acc | student ECE (boxed) | student ECE (computed) |",
+             "|---|---:|---:|---:|---:|"]
     students: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         if row["kind"] == "distill":
@@ -93,7 +95,8 @@ def student_table(rows: list[dict], *, n_seeds: int) -> str:
     for teacher, group in students.items():
         t_acc = [by_id[r["teacher"]]["test_acc"] for r in group if r["teacher"] in by_id]
         lines.append(f"| {teacher} | {_cell(t_acc, 100, n_seeds)} | {_cell([r['test_acc'] for r in group], 100, n_seeds)}"
-                     f" | {_cell([r['ece'] for r in group], 100, n_seeds)} |")
+                     f" | {_cell([r['ece'] for r in group], 100, n_seeds)}"
+                     f" | {_cell([r['computed_ece'] for r in group], 100, n_seeds)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -110,8 +113,10 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
         "## Clean test accuracy (greedy, math-verify)\n", markdown_table(train, "test_acc", sweep.noise_rates, n_seeds=n),
         "## Validation accuracy (the split any choice is made on)\n",
         markdown_table(train, "val_acc", sweep.noise_rates, n_seeds=n),
-        "## ECE of the final-answer tokens (clean test traces, teacher-forced)\n",
+        "## ECE of the final-answer tokens inside \\boxed{} (clean test traces, teacher-forced)\n",
         markdown_table(train, "ece", sweep.noise_rates, n_seeds=n),
+        "## ECE of the final answer where the trace computes it (last `= ANSWER`; teacher-forced)\n",
+        markdown_table(train, "computed_ece", sweep.noise_rates, n_seeds=n),
     ]
     if sweep.distill is not None:
         parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rate:g})\n",

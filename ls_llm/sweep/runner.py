@@ -9,6 +9,7 @@ between n processes (a distillation cell goes to its teacher's shard, after it).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -86,10 +87,33 @@ def _calibration(model_dir: Path, data: dict[str, Path], sweep: SweepConfig) -> 
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    conf, hit = answer_token_confidence(model, tokenizer, read_jsonl(data["test"]), batch_size=sweep.eval.batch_size)
-    return {"ece": expected_calibration_error(conf, hit, sweep.eval.ece_bins),
-            "answer_token_acc": float(hit.mean()), "answer_token_conf": float(conf.mean()),
-            "answer_tokens": int(conf.numel())}
+    spans = answer_token_confidence(model, tokenizer, read_jsonl(data["test"]), batch_size=sweep.eval.batch_size)
+    result = {}
+    for kind, prefix in (("boxed", ""), ("computed", "computed_")):
+        conf, hit = spans[kind]
+        result.update({f"{prefix}ece": expected_calibration_error(conf, hit, sweep.eval.ece_bins),
+                       f"{prefix}answer_token_acc": float(hit.mean()) if hit.numel() else float("nan"),
+                       f"{prefix}answer_token_conf": float(conf.mean()) if conf.numel() else float("nan"),
+                       f"{prefix}answer_tokens": int(conf.numel())})
+    return result
+
+
+def _argv(sweep: SweepConfig, cell: Cell, root: Path) -> list[str]:
+    from ls_llm.sweep.data import data_paths
+
+    teacher_dir = root / "cells" / cell.teacher / "model" if cell.kind == "distill" else None
+    return cell_argv(sweep, cell, data_paths(root / "data"), root / "cells" / cell.cell_id / "model", teacher_dir)
+
+
+def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
+    """Hash of what the cell runs: its command line, the recipe it names (includes resolved), the data and
+    eval settings. A result with another fingerprint is stale (the recipe or sweep changed) and re-run."""
+    from ls_llm.cli.recipe import load_recipe
+
+    argv = _argv(sweep, cell, root)
+    blob = json.dumps({"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data),
+                       "eval": asdict(sweep.eval)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], root: Path) -> dict:
@@ -97,21 +121,18 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], root: Path) 
     cell_dir = root / "cells" / cell.cell_id
     model_dir = cell_dir / "model"
     if cell_dir.exists():
-        shutil.rmtree(cell_dir)  # an unfinished earlier attempt
+        shutil.rmtree(cell_dir)  # an unfinished or stale earlier attempt
     cell_dir.mkdir(parents=True)
-    teacher_dir = None
-    if cell.kind == "distill":
-        teacher_dir = root / "cells" / cell.teacher / "model"
-        if not (root / "cells" / cell.teacher / RESULT_FILE).is_file():
-            raise RuntimeError(f"teacher cell {cell.teacher} has not finished")
-    argv = cell_argv(sweep, cell, data, model_dir, teacher_dir)
+    if cell.kind == "distill" and not finished(sweep, root, Cell(**{**asdict(cell), "kind": "train", "teacher": None})):
+        raise RuntimeError(f"teacher cell {cell.teacher} has not finished")
+    argv = _argv(sweep, cell, root)
     write_text(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
     start = time.time()
     run_command(sweep.distill.command if cell.kind == "distill" else "train", argv)
     train_s = time.time() - start
     val_acc, n_val = _accuracy(model_dir, "sweep_arith_validation", data, sweep, cell_dir / "eval_validation")
     test_acc, n_test = _accuracy(model_dir, "sweep_arith_test", data, sweep, cell_dir / "eval_test")
-    result = {"cell_id": cell.cell_id, **asdict(cell), "val_acc": val_acc, "n_val": n_val, "test_acc": test_acc,
+    result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": fingerprint(sweep, cell, root), "val_acc": val_acc, "n_val": n_val, "test_acc": test_acc,
               "n_test": n_test, **_calibration(model_dir, data, sweep),
               "train_seconds": round(train_s, 1), "cell_seconds": round(time.time() - start, 1)}
     write_text(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
@@ -126,8 +147,15 @@ def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
     return [c for c in sweep.cells() if owner[c.teacher if c.kind == "distill" else c.cell_id] == index]
 
 
-def finished(root: Path, cell: Cell) -> bool:
-    return (root / "cells" / cell.cell_id / RESULT_FILE).is_file()
+def _result(root: Path, cell: Cell) -> dict | None:
+    path = root / "cells" / cell.cell_id / RESULT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def finished(sweep: SweepConfig, root: Path, cell: Cell) -> bool:
+    """The cell has a result made by what the sweep asks for now."""
+    result = _result(root, cell)
+    return result is not None and result.get("fingerprint") == fingerprint(sweep, cell, root)
 
 
 def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells: int | None = None) -> list[Cell]:
@@ -137,7 +165,7 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
 
     root = Path(sweep.output_dir)
     data = prepare_data(sweep.data, root / "data", TEMPLATE)
-    todo = [c for c in shard_cells(sweep, *shard) if not finished(root, c)]
+    todo = [c for c in shard_cells(sweep, *shard) if not finished(sweep, root, c)]
     failed = []
     for n, cell in enumerate(todo[:max_cells] if max_cells is not None else todo):
         logger.warning("sweep %s: cell %d/%d %s", sweep.name, n + 1, len(todo), cell.cell_id)
@@ -152,5 +180,4 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
 def collect(sweep: SweepConfig) -> list[dict]:
     """The results of every finished cell of the sweep, in grid order."""
     root = Path(sweep.output_dir)
-    return [json.loads((root / "cells" / c.cell_id / RESULT_FILE).read_text())
-            for c in sweep.cells() if finished(root, c)]
+    return [_result(root, c) for c in sweep.cells() if finished(sweep, root, c)]

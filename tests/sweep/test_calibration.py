@@ -5,7 +5,12 @@ import random
 import pytest
 import torch
 
-from ls_llm.sweep.calibration import answer_token_confidence, boxed_span, expected_calibration_error
+from ls_llm.sweep.calibration import (
+    answer_token_confidence,
+    boxed_span,
+    computed_span,
+    expected_calibration_error,
+)
 
 
 def _reference_ece(conf: list[float], hit: list[int], n_bins: int) -> float:
@@ -65,11 +70,21 @@ def test_answer_tokens_teacher_forced():
     from ls_llm.data.synthetic import tokenizer_path
 
     tok = AutoTokenizer.from_pretrained(tokenizer_path())
-    rows = [{"problem": "Tom has 3 pens.", "solution": "3 + 40 = 43\nThe answer is \\boxed{43}."},
+    rows = [{"problem": "Tom has 3 pens.", "solution": "3 + 40 = 43\n43 - 0 = 43\nThe answer is \\boxed{43}."},
             {"problem": "Ana has 7 pens.", "solution": "The answer is \\boxed{7}."}]
-    conf, hit = answer_token_confidence(_Oracle(len(tok), 0.8), tok, rows, batch_size=1)
-    # Digits are single tokens: "43" and "7" are three answer tokens, every one predicted with p = 0.8.
+    spans = answer_token_confidence(_Oracle(len(tok), 0.8), tok, rows, batch_size=1)
+    # Digits are single tokens: "43" and "7" are three boxed answer tokens, every one predicted with p = 0.8;
+    # the computed answer is the last "= 43" (two tokens; the second row computes nothing).
+    conf, hit = spans["boxed"]
     assert conf.tolist() == pytest.approx([0.8, 0.8, 0.8])
     assert hit.tolist() == [1.0, 1.0, 1.0]
-    conf2, _ = answer_token_confidence(_Oracle(len(tok), 0.8), tok, rows, batch_size=2)  # padding changes nothing
-    assert conf2.tolist() == pytest.approx(conf.tolist())
+    assert spans["computed"][0].tolist() == pytest.approx([0.8, 0.8])
+    batched = answer_token_confidence(_Oracle(len(tok), 0.8), tok, rows, batch_size=2)  # padding changes nothing
+    assert batched["boxed"][0].tolist() == pytest.approx(conf.tolist())
+
+
+def test_computed_span_is_last_result_not_an_operand():
+    text = "10 - 9 = 1\n1 + 10 = 11\n11 - 10 = 1\nThe answer is \\boxed{1}."
+    start, end = computed_span(text, boxed_span(text))
+    assert text[start - 2 : end + 1] == "= 1\n" and start == text.rindex("= 1\n") + 2
+    assert computed_span("x = 12 \\boxed{1}", boxed_span("x = 12 \\boxed{1}")) is None

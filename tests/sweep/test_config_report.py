@@ -38,7 +38,7 @@ def test_paper_sweep_grid():
     seeds = [c.seed for c in sweep.cells()]
     assert seeds == sorted(seeds)
     smoke = load_sweep(REPO / "sweeps/smoke.yaml")
-    assert len(smoke.cells()) == 4
+    assert len(smoke.train_cells()) == 4 and len(smoke.distill_cells()) == 1
 
 
 def test_shards_partition_and_keep_teacher(tmp_path):
@@ -93,7 +93,8 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
 
 def _row(variant, rate, seed, val, test, kind="train"):
     return {"cell_id": f"{kind}-{variant}-answer{rate:g}-s{seed}", "kind": kind, "variant": variant, "teacher": None,
-            "noise_type": "answer", "noise_rate": rate, "seed": seed, "val_acc": val, "test_acc": test, "ece": 0.1}
+            "noise_type": "answer", "noise_rate": rate, "seed": seed, "val_acc": val, "test_acc": test, "ece": 0.1,
+            "computed_ece": 0.2}
 
 
 def test_mean_std_is_sample_std():
@@ -119,3 +120,15 @@ def test_markdown_marks_partial_and_missing(tmp_path):
     assert "- train-ls-answer0.4-s1" in text
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert [r["test_acc"] for r in parsed] == ["0.4", "0.6", "0.3"]
+
+
+def test_fingerprint_changes_with_what_the_cell_runs(tmp_path):
+    from ls_llm.sweep.runner import fingerprint
+
+    sweep = load_sweep(_write(tmp_path))
+    cell = sweep.train_cells()[-1]
+    same = fingerprint(load_sweep(_write(tmp_path)), cell, tmp_path)
+    assert fingerprint(sweep, cell, tmp_path) == same
+    variants = [{"name": "ce", "objective": "ce"}, {"name": "ls", "objective": "label_smoothing", "alpha": -0.2}]
+    assert fingerprint(load_sweep(_write(tmp_path, variants=variants)), cell, tmp_path) != same
+    assert fingerprint(load_sweep(_write(tmp_path, eval={"max_gen_toks": 9})), cell, tmp_path) != same
