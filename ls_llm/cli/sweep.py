@@ -1,4 +1,4 @@
-"""`ls-llm sweep SWEEP.yaml [--shard I/N] [--max-cells K] [--threads T] [--report] [--list]`
+"""`ls-llm sweep SWEEP.yaml [--shard I/N] [--max-cells K] [--only IDS] [--threads T] [--report] [--list]`
 
 Runs every unfinished cell of the sweep (objective variant x noise rate x seed, plus distillation cells)
 through `ls-llm train` / `ls-llm distill` and `ls_llm.evaluation`, then writes
@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("sweep", help="sweep YAML (see sweeps/paper_cpu.yaml)")
     parser.add_argument("--shard", type=_shard, default=(0, 1), help="run only shard I of N (default 0/1)")
     parser.add_argument("--max-cells", type=int, default=None, help="stop after K cells (this call)")
+    parser.add_argument("--only", default=None, help="run only these cells (comma-separated ids, see --list)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads for this process")
     parser.add_argument("--report", action="store_true", help="only write the report from finished cells")
     parser.add_argument("--list", action="store_true", help="print the cells and whether each has finished")
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(ns.threads)
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
         try:
-            failed = run_sweep(sweep, shard=ns.shard, max_cells=ns.max_cells)
+            only = None if ns.only is None else {c.strip() for c in ns.only.split(",") if c.strip()}
+            failed = run_sweep(sweep, shard=ns.shard, max_cells=ns.max_cells, only=only)
         except ValueError as err:
             print(f"ls-llm sweep: error: {err}", file=sys.stderr)
             return 2

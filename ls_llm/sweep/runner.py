@@ -158,14 +158,20 @@ def finished(sweep: SweepConfig, root: Path, cell: Cell) -> bool:
     return result is not None and result.get("fingerprint") == fingerprint(sweep, cell, root)
 
 
-def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells: int | None = None) -> list[Cell]:
+def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells: int | None = None,
+              only: set[str] | None = None) -> list[Cell]:
     """Run every unfinished cell of the shard; returns the cells that failed (logged, not raised, so one
     bad cell does not stop a 90-minute sweep; their folders stay for inspection)."""
     from ls_llm.sweep.data import prepare_data
 
+    if only is not None:
+        unknown = sorted(only - {c.cell_id for c in sweep.cells()})
+        if unknown:
+            raise ValueError(f"--only: no cell {unknown[0]!r} in sweep {sweep.name!r} (see --list)")
     root = Path(sweep.output_dir)
     data = prepare_data(sweep.data, root / "data", TEMPLATE)
-    todo = [c for c in shard_cells(sweep, *shard) if not finished(sweep, root, c)]
+    todo = [c for c in shard_cells(sweep, *shard)
+            if not finished(sweep, root, c) and (only is None or c.cell_id in only)]
     failed = []
     for n, cell in enumerate(todo[:max_cells] if max_cells is not None else todo):
         logger.warning("sweep %s: cell %d/%d %s", sweep.name, n + 1, len(todo), cell.cell_id)

@@ -88,6 +88,9 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
 
     assert main([str(_write(tmp_path, noise_rates=[2]))]) == 2
     assert "noise_rates" in capsys.readouterr().err
+    sweep_file = _write(tmp_path, output_dir=str(tmp_path / "out"))
+    assert main([str(sweep_file), "--only", "train-ce-answer0-s0,train-nope-answer0-s0"]) == 2
+    assert "no cell 'train-nope-answer0-s0'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
