@@ -24,7 +24,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def metric_vs_noise(rows: list[dict], metric: str, ylabel: str, path: Path) -> Path:
+def metric_vs_noise(rows: list[dict], metric: str, ylabel: str, *, path: Path) -> Path:
     """One line per variant: the metric's mean over seeds against the noise rate, ± std as error bars."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -71,10 +71,12 @@ def student_by_teacher(rows: list[dict], path: Path) -> Path:
 
 def write_plots(train_rows: list[dict], all_rows: list[dict], out_dir: Path) -> dict[str, Path]:
     paths = {
-        "accuracy_png": metric_vs_noise(train_rows, "test_acc", "clean test accuracy (%)", out_dir / "accuracy_vs_noise.png"),
-        "ece_png": metric_vs_noise(train_rows, "ece", "ECE, answer tokens in \\boxed{} (%)", out_dir / "ece_vs_noise.png"),
+        "accuracy_png": metric_vs_noise(train_rows, "test_acc", "clean test accuracy (%)",
+                                        path=out_dir / "accuracy_vs_noise.png"),
+        "ece_png": metric_vs_noise(train_rows, "ece", "ECE, answer tokens in \\boxed{} (%)",
+                                   path=out_dir / "ece_vs_noise.png"),
         "computed_ece_png": metric_vs_noise(train_rows, "computed_ece", "ECE, answer tokens where computed (%)",
-                                            out_dir / "computed_ece_vs_noise.png"),
+                                            path=out_dir / "computed_ece_vs_noise.png"),
     }
     if any(r["kind"] == "distill" for r in all_rows):
         paths["students_png"] = student_by_teacher(all_rows, out_dir / "student_by_teacher.png")

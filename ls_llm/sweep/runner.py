@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ls_llm.data.io import read_jsonl, write_text
 from ls_llm.sweep.config import Cell, SweepConfig
+from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK
 
 logger = logging.getLogger(__name__)
 TEMPLATE = Path(__file__).resolve().parents[2] / "eval" / "tasks" / "_math_template_yaml"
@@ -35,7 +36,8 @@ def _flag(key: str, value) -> str:
     return f"--{key}={value}"
 
 
-def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], model_dir: Path, teacher_dir: Path | None) -> list[str]:
+def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_dir: Path,
+              teacher_dir: Path | None = None) -> list[str]:
     """The command line of the cell's training run: `RECIPE --key=value ...` (later keys win)."""
     if cell.kind == "distill":
         recipe, overrides = sweep.distill.recipe, {**sweep.overrides, **sweep.distill.overrides,
@@ -70,7 +72,7 @@ def run_command(command: str, argv: list[str]) -> None:
         raise RuntimeError(f"`ls-llm {command} {' '.join(argv)}` exited with status {rc}")
 
 
-def _accuracy(model_dir: Path, task: str, data: dict[str, Path], sweep: SweepConfig, out: Path) -> tuple[float, int]:
+def _accuracy(sweep: SweepConfig, model_dir: Path, task: str, *, data: dict[str, Path], out: Path) -> tuple[float, int]:
     from ls_llm.evaluation import evaluate
 
     results = evaluate(str(model_dir), suite=task, backend="hf", include_path=[str(data["tasks"])],
@@ -102,7 +104,8 @@ def _argv(sweep: SweepConfig, cell: Cell, root: Path) -> list[str]:
     from ls_llm.sweep.data import data_paths
 
     teacher_dir = root / "cells" / cell.teacher / "model" if cell.kind == "distill" else None
-    return cell_argv(sweep, cell, data_paths(root / "data"), root / "cells" / cell.cell_id / "model", teacher_dir)
+    return cell_argv(sweep, cell, data_paths(root / "data"), model_dir=root / "cells" / cell.cell_id / "model",
+                     teacher_dir=teacher_dir)
 
 
 def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
@@ -116,7 +119,7 @@ def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], root: Path) -> dict:
+def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Path) -> dict:
     """Train (or distill), evaluate, and write the cell's result.json; returns the result."""
     cell_dir = root / "cells" / cell.cell_id
     model_dir = cell_dir / "model"
@@ -130,8 +133,8 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], root: Path) 
     start = time.time()
     run_command(sweep.distill.command if cell.kind == "distill" else "train", argv)
     train_s = time.time() - start
-    val_acc, n_val = _accuracy(model_dir, "sweep_arith_validation", data, sweep, cell_dir / "eval_validation")
-    test_acc, n_test = _accuracy(model_dir, "sweep_arith_test", data, sweep, cell_dir / "eval_test")
+    val_acc, n_val = _accuracy(sweep, model_dir, VALIDATION_TASK, data=data, out=cell_dir / "eval_validation")
+    test_acc, n_test = _accuracy(sweep, model_dir, TEST_TASK, data=data, out=cell_dir / "eval_test")
     result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": fingerprint(sweep, cell, root), "val_acc": val_acc, "n_val": n_val, "test_acc": test_acc,
               "n_test": n_test, **_calibration(model_dir, data, sweep),
               "train_seconds": round(train_s, 1), "cell_seconds": round(time.time() - start, 1)}
@@ -176,7 +179,7 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
     for n, cell in enumerate(todo[:max_cells] if max_cells is not None else todo):
         logger.warning("sweep %s: cell %d/%d %s", sweep.name, n + 1, len(todo), cell.cell_id)
         try:
-            run_cell(sweep, cell, data, root)
+            run_cell(sweep, cell, data, root=root)
         except (RuntimeError, ValueError, OSError) as err:
             logger.error("sweep %s: cell %s failed: %s", sweep.name, cell.cell_id, err)
             failed.append(cell)
