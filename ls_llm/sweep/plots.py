@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from pathlib import Path
 
+from ls_llm.evaluation.report import write_atomic
 from ls_llm.sweep.report import grid, mean_std
 
 
@@ -18,9 +20,9 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    tmp.replace(path)  # no half-written PNG
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    write_atomic(path, buffer.getvalue())  # no half-written PNG
     return path
 
 

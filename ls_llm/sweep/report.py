@@ -14,7 +14,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from ls_llm.data.io import write_text
+from ls_llm.evaluation.report import write_atomic
 from ls_llm.sweep.config import SweepConfig
 
 CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rate", "seed", "val_acc", "n_val",
@@ -130,8 +130,9 @@ def write_report(sweep: SweepConfig, rows: list[dict], out_dir: Path) -> dict[st
     """results.csv, results.md and the PNG plots under out_dir; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "results.csv", "markdown": out_dir / "results.md"}
-    write_text(paths["csv"], to_csv(rows))
-    write_text(paths["markdown"], summary_markdown(sweep, rows))
+    # write_atomic: a unique temporary name, so two shards finishing together cannot clash.
+    write_atomic(paths["csv"], to_csv(rows))
+    write_atomic(paths["markdown"], summary_markdown(sweep, rows))
     if rows:
         from ls_llm.sweep.plots import write_plots
 

@@ -135,3 +135,13 @@ def test_fingerprint_changes_with_what_the_cell_runs(tmp_path):
     variants = [{"name": "ce", "objective": "ce"}, {"name": "ls", "objective": "label_smoothing", "alpha": -0.2}]
     assert fingerprint(load_sweep(_write(tmp_path, variants=variants)), cell, tmp_path) != same
     assert fingerprint(load_sweep(_write(tmp_path, eval={"max_gen_toks": 9})), cell, tmp_path) != same
+
+
+def test_import_does_not_load_trl_or_lm_eval():
+    import subprocess
+    import sys
+
+    code = ("import sys, ls_llm.sweep, ls_llm.sweep.report, ls_llm.sweep.runner, ls_llm.cli.sweep; "
+            "print(sorted(m for m in ('trl', 'lm_eval', 'vllm', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
