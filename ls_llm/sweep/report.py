@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
+from ls_llm.data.io import read_jsonl
 from ls_llm.evaluation.report import write_atomic
 from ls_llm.sweep.config import SweepConfig
 
@@ -100,17 +101,39 @@ def student_table(rows: list[dict], *, n_seeds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def majority_baseline(test_file: Path) -> float | None:
+    """Test accuracy of always answering the split's most common answer: the floor any model must beat."""
+    if not test_file.is_file():
+        return None
+    answers = [row["answer"] for row in read_jsonl(test_file)]
+    return max(Counter(answers).values()) / len(answers) if answers else None
+
+
+def compute_lines(rows: list[dict]) -> str:
+    if not rows:
+        return "no cell finished\n"
+    total = sum(r["cell_seconds"] for r in rows)
+    per_kind = ", ".join(f"{kind}: {sum(r['cell_seconds'] for r in rows if r['kind'] == kind) / n:.0f} s/cell"
+                         for kind, n in Counter(r["kind"] for r in rows).items())
+    return (f"{len(rows)} cells, {total / 60:.1f} min of cell wall time in all (train + eval + ECE; shards run "
+            f"side by side), {per_kind}.\n")
+
+
 def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
     train = [r for r in rows if r["kind"] == "train"]
     train += picked_on_validation(train, sweep.select)
     done = {r["cell_id"] for r in rows}
     missing = [c.cell_id for c in sweep.cells() if c.cell_id not in done]
+    baseline = majority_baseline(Path(sweep.output_dir) / "data" / "test.jsonl")
     n = len(sweep.seeds)
     parts = [
         f"# Sweep `{sweep.name}`: {len(done)} of {len(sweep.cells())} cells finished\n",
         "Entries: mean ± std over seeds, in percent; `(n=k)` marks entries with fewer than all "
         f"{n} seeds; `—` not run.\n",
-        "## Clean test accuracy (greedy, math-verify)\n", markdown_table(train, "test_acc", sweep.noise_rates, n_seeds=n),
+        "## Clean test accuracy (greedy, math-verify)\n",
+        (f"Majority-answer baseline (always the test split's most common answer): {100 * baseline:.1f}%.\n"
+         if baseline is not None else ""),
+        markdown_table(train, "test_acc", sweep.noise_rates, n_seeds=n),
         "## Validation accuracy (the split any choice is made on)\n",
         markdown_table(train, "val_acc", sweep.noise_rates, n_seeds=n),
         "## ECE of the final-answer tokens inside \\boxed{} (clean test traces, teacher-forced)\n",
@@ -121,6 +144,7 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
     if sweep.distill is not None:
         parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rate:g})\n",
                   student_table(rows, n_seeds=n)]
+    parts += ["## Compute\n", compute_lines(rows)]
     parts.append("## Cells not finished\n")
     parts.append(("\n".join(f"- {c}" for c in missing) + "\n") if missing else "none\n")
     return "\n".join(parts)

@@ -96,7 +96,7 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
 
 def _row(variant, rate, seed, val, test, kind="train"):
     return {"cell_id": f"{kind}-{variant}-answer{rate:g}-s{seed}", "kind": kind, "variant": variant, "teacher": None,
-            "noise_type": "answer", "noise_rate": rate, "seed": seed, "val_acc": val, "test_acc": test, "ece": 0.1,
+            "noise_type": "answer", "noise_rate": rate, "seed": seed, "val_acc": val, "test_acc": test, "ece": 0.1, "cell_seconds": 60.0,
             "computed_ece": 0.2}
 
 
@@ -121,6 +121,7 @@ def test_markdown_marks_partial_and_missing(tmp_path):
     assert "3 of 8 cells finished" in text
     assert "| ce | 50.0 ± 14.1 | 30.0 ± 0.0 (n=1) |" in text
     assert "- train-ls-answer0.4-s1" in text
+    assert "3 cells, 3.0 min" in text and "train: 60 s/cell" in text
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert [r["test_acc"] for r in parsed] == ["0.4", "0.6", "0.3"]
 
