@@ -19,11 +19,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ls_llm.data.io import read_jsonl, write_text
+from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
 from ls_llm.sweep.config import Cell, SweepConfig
 from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK
 
 logger = logging.getLogger(__name__)
-TEMPLATE = Path(__file__).resolve().parents[2] / "eval" / "tasks" / "_math_template_yaml"
+# The project's math task template (scoring, metrics); LS_LLM_EVAL_TASKS moves it as it moves eval/tasks.
+TEMPLATE = DEFAULT_TASKS_DIR / "_math_template_yaml"
 RESULT_FILE = "result.json"
 
 
