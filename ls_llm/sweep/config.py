@@ -86,7 +86,7 @@ class SweepConfig:
     recipe: str  # base train recipe, resolved against the sweep file's folder
     output_dir: str
     variants: tuple[Variant, ...]
-    noise_type: str
+    noise_types: tuple[str, ...]
     noise_rates: tuple[float, ...]
     seeds: tuple[int, ...]
     data: DataSpec = DataSpec()
@@ -97,8 +97,9 @@ class SweepConfig:
 
     def train_cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
         return [
-            Cell("train", v.name, self.noise_type, rate, seed)
+            Cell("train", v.name, noise_type, rate, seed)
             for seed in (self.seeds if seeds is None else seeds)
+            for noise_type in self.noise_types
             for v in self.variants
             for rate in self.noise_rates
         ]
@@ -106,10 +107,10 @@ class SweepConfig:
     def distill_cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
         if self.distill is None:
             return []
-        spec = self.distill
+        spec, noise_type = self.distill, self.noise_types[0]  # teachers come from the first noise type
         return [
-            Cell("distill", teacher, self.noise_type, spec.noise_rate, seed,
-                 teacher=Cell("train", teacher, self.noise_type, spec.noise_rate, seed).cell_id)
+            Cell("distill", teacher, noise_type, spec.noise_rate, seed,
+                 teacher=Cell("train", teacher, noise_type, spec.noise_rate, seed).cell_id)
             for seed in (self.seeds if seeds is None else seeds)
             for teacher in spec.teachers
         ]
@@ -170,6 +171,16 @@ def _rates(raw) -> tuple[float, ...]:
     return tuple(float(r) for r in raw)
 
 
+def _noise_types(raw) -> tuple[str, ...]:
+    """`noise_type`: one injector name or a list of them (ls_llm.data.noise.INJECTORS)."""
+    from ls_llm.data.noise import INJECTORS
+
+    names = [raw] if isinstance(raw, str) else raw
+    if not isinstance(names, list) or not names or any(n not in INJECTORS for n in names) or len(set(names)) != len(names):
+        raise SweepError(f"noise_type must be one of {sorted(INJECTORS)} or a list of distinct ones, got {raw!r}")
+    return tuple(names)
+
+
 def _seeds(raw) -> tuple[int, ...]:
     if not isinstance(raw, list) or not raw or not all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
         raise SweepError(f"seeds must be a non-empty list of integers, got {raw!r}")
@@ -193,7 +204,7 @@ def load_sweep(path: str | Path) -> SweepConfig:
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise SweepError(f"sweep file {str(path)!r}: unknown key {unknown[0]!r} (known: {sorted(_TOP_KEYS)})")
-    for key in ("name", "recipe", "output_dir", "noise_type"):
+    for key in ("name", "recipe", "output_dir"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise SweepError(f"{key} must be a non-empty string, got {raw.get(key)!r}")
     recipe = path.parent / raw["recipe"]
@@ -212,7 +223,7 @@ def load_sweep(path: str | Path) -> SweepConfig:
     _check_select(select, variants)
     return SweepConfig(
         name=raw["name"], recipe=str(recipe), output_dir=raw["output_dir"], variants=variants,
-        noise_type=raw["noise_type"], noise_rates=_rates(raw.get("noise_rates")), seeds=_seeds(raw.get("seeds")),
+        noise_types=_noise_types(raw.get("noise_type")), noise_rates=_rates(raw.get("noise_rates")), seeds=_seeds(raw.get("seeds")),
         data=_typed(DataSpec, raw.get("data"), "data"), eval=_typed(EvalSpec, raw.get("eval"), "eval"),
         overrides=_mapping(raw.get("overrides"), "overrides"), select=select, distill=distill,
     )

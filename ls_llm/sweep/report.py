@@ -119,9 +119,24 @@ def compute_lines(rows: list[dict]) -> str:
             f"side by side), {per_kind}.\n")
 
 
+def _labelled(select: dict, rows: list[dict]) -> dict:
+    """`select` in the labels of by_noise_type: one family per noise type when there are several."""
+    types = sorted({r["noise_type"] for r in rows})
+    if len(types) < 2:
+        return select
+    return {f"{family} ({t})": [f"{m} ({t})" for m in members] for family, members in select.items() for t in types}
+
+
+def by_noise_type(rows: list[dict]) -> list[dict]:
+    """With several noise types, each variant's rows become `variant (type)` so tables keep them apart."""
+    if len({r["noise_type"] for r in rows}) < 2:
+        return rows
+    return [{**r, "variant": f"{r['variant']} ({r['noise_type']})"} for r in rows]
+
+
 def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
-    train = [r for r in rows if r["kind"] == "train"]
-    train += picked_on_validation(train, sweep.select)
+    train = by_noise_type([r for r in rows if r["kind"] == "train"])
+    train += picked_on_validation(train, _labelled(sweep.select, train))
     done = {r["cell_id"] for r in rows}
     missing = [c.cell_id for c in sweep.cells() if c.cell_id not in done]
     baseline = majority_baseline(Path(sweep.output_dir) / "data" / "test.jsonl")
@@ -160,6 +175,6 @@ def write_report(sweep: SweepConfig, rows: list[dict], out_dir: Path) -> dict[st
     if rows:
         from ls_llm.sweep.plots import write_plots
 
-        train = [r for r in rows if r["kind"] == "train"]
-        paths.update(write_plots(train + picked_on_validation(train, sweep.select), rows, out_dir))
+        train = by_noise_type([r for r in rows if r["kind"] == "train"])
+        paths.update(write_plots(train + picked_on_validation(train, _labelled(sweep.select, train)), rows, out_dir))
     return paths

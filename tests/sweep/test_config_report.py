@@ -68,6 +68,8 @@ def test_cell_argv_passes_negative_values_and_fixed_keys(tmp_path):
     ("changes", "message"),
     [
         ({"noise_rates": [0.0, 1.5]}, "noise_rates"),
+        ({"noise_type": "nope"}, "noise_type must be one of"),
+        ({"noise_type": ["answer", "answer"]}, "noise_type must be one of"),
         ({"seeds": [0, 0]}, "seeds must be distinct"),
         ({"variants": [{"name": "a b"}]}, "variants\\[0\\].name"),
         ({"variants": [{"name": "x"}, {"name": "x"}]}, "'x' is used twice"),
@@ -146,3 +148,16 @@ def test_import_does_not_load_trl_or_lm_eval():
             "print(sorted(m for m in ('trl', 'lm_eval', 'vllm', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+def test_several_noise_types_expand_and_stay_apart_in_tables(tmp_path):
+    sweep = load_sweep(_write(tmp_path, noise_type=["answer", "perturb"], select={"fam": ["ce", "ls"]}))
+    assert len(sweep.train_cells()) == 2 * 2 * 2 * 2  # types x variants x rates x seeds
+    assert {c.noise_type for c in sweep.train_cells()} == {"answer", "perturb"}
+    rows = []
+    for i, cell in enumerate(sweep.train_cells()):
+        rows.append({**_row(cell.variant, cell.noise_rate, cell.seed, val=i / 100, test=i / 100),
+                     "noise_type": cell.noise_type, "cell_id": cell.cell_id})
+    text = summary_markdown(sweep, rows)
+    assert "| ce (answer) |" in text and "| ce (perturb) |" in text
+    assert "| fam (perturb) (val-picked) |" in text
