@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     trainer.train(resume_from_checkpoint=_resume_arg(trainer.args.resume_from_checkpoint))
     trainer.save_model(run.output_dir)
     if trainer.is_world_process_zero():
-        print(_summary(trainer, run.output_dir))
+        # The train command's summary (loss curve, where the model is), under this command's name.
+        print(_summary(trainer, run.output_dir).replace("ls-llm train:", "ls-llm distill:", 1))
     return 0
 
 

@@ -46,17 +46,21 @@ def rowdot(a: Tensor, b: Tensor) -> Tensor:
     return torch.bmm(a[:, None, :], b[:, :, None]).view(-1)
 
 
-def log_softmax_(z: Tensor, work: Tensor) -> Tensor:
-    """Turn z (rows, V) into log softmax(z) in place; ``work`` receives exp(z − max)."""
+def log_softmax_(z: Tensor, work: Tensor, *, probs: bool = False) -> Tensor:
+    """Turn z (rows, V) into log softmax(z) in place; ``work`` receives exp(z − max), or with ``probs`` the
+    probabilities softmax(z) (one multiply instead of a second exp pass)."""
     z.sub_(z.amax(dim=1, keepdim=True))
     torch.exp(z, out=work)
-    z.sub_(torch.log(work.sum(dim=1, keepdim=True)))
+    s = work.sum(dim=1, keepdim=True)
+    z.sub_(torch.log(s))
+    if probs:
+        work.mul_(s.reciprocal_())
     return z
 
 
 @_register("forward_kl")
 def forward_kl(logq: Tensor, q: Tensor, logp: Tensor, tmp: Tensor, *, beta: float, need_grad: bool):
-    diff = logq.neg_().add_(logp)  # log p − log q
+    diff = torch.sub(logp, logq, out=logq)  # log p − log q
     p = logp.exp_()
     d = rowdot(p, diff)  # p = 0 where log p underflows: 0 · finite, never 0 · inf
     return d, (q.sub_(p) if need_grad else None)
