@@ -35,7 +35,7 @@ def run(ns: argparse.Namespace) -> dict:
     from ls_llm.data.noise import inject_noise
 
     args = source_args(
-        ns, dataset_answer_instruction=ns.answer_instruction, noise_type=ns.type, noise_rate=ns.rate
+        ns, dataset_answer_instruction=ns.answer_instruction, noise_type=ns.type, noise_rho=ns.rate
     )
     out = Path(ns.out)
     stem = out.with_suffix("") if out.suffix == ".jsonl" else out

@@ -98,7 +98,7 @@ class LsDataArguments:
             "help": "Noise injected into train at load time (see ls_llm.data.noise.INJECTORS); none if unset."
         },
     )
-    noise_rate: float = field(default=0.0, metadata={"help": "Noise probability rho, in [0, 1]."})
+    noise_rho: float = field(default=0.0, metadata={"help": "Noise probability rho, in [0, 1] (fraction of train rows corrupted)."})
     noise_seed: int = field(default=0, metadata={"help": "Seed of the noise injection."})
     noise_tokenizer: str | None = field(
         default=None, metadata={"help": "Tokenizer whose vocabulary token noise draws from."}
@@ -122,8 +122,8 @@ class LsDataArguments:
         size = self.dataset_validation_size
         if size is not None and (size < 0 or (size >= 1 and size != int(size))):
             raise ValueError(f"dataset_validation_size must be a fraction < 1 or a whole count, got {size!r}")
-        if not 0.0 <= self.noise_rate <= 1.0:
-            raise ValueError(f"noise_rate must be in [0, 1], got {self.noise_rate!r}")
+        if not 0.0 <= self.noise_rho <= 1.0:
+            raise ValueError(f"noise_rho must be in [0, 1], got {self.noise_rho!r}")
         if self.noise_type is not None:
             from ls_llm.data.noise import INJECTORS
 

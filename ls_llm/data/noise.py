@@ -160,7 +160,7 @@ def _check(noise_type: str, rate: float, tokenizer) -> Injector:
     if noise_type not in INJECTORS:
         raise ValueError(f"noise_type must be one of {sorted(INJECTORS)}, got {noise_type!r}")
     if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"noise_rate (rho) must be in [0, 1], got {rate!r}")
+        raise ValueError(f"noise_rho must be in [0, 1], got {rate!r}")
     injector = INJECTORS[noise_type]
     if injector.needs_tokenizer and tokenizer is None:
         raise ValueError(f"noise_type={noise_type!r} needs a tokenizer (noise_tokenizer / --tokenizer)")
@@ -237,13 +237,13 @@ def _summary(
 
 
 def apply_noise_from_args(rows: list[dict], args, *, tokenizer=None) -> list[dict]:
-    """The recipe's noise section applied at load time (``noise_type``, ``noise_rate``, ``noise_seed``)."""
+    """The recipe's noise section applied at load time (``noise_type``, ``noise_rho``, ``noise_seed``)."""
     if tokenizer is None and INJECTORS[args.noise_type].needs_tokenizer and args.noise_tokenizer:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.noise_tokenizer)
     noisy, manifest, summary = inject_noise(
-        rows, noise_type=args.noise_type, rate=args.noise_rate, seed=args.noise_seed, tokenizer=tokenizer
+        rows, noise_type=args.noise_type, rate=args.noise_rho, seed=args.noise_seed, tokenizer=tokenizer
     )
     logger.info("noise injected: %s", summary)
     if args.noise_manifest:

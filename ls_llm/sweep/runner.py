@@ -51,7 +51,7 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
         "dataset_name": str(data["train"]),
         "dataset_format": "problem_solution",
         "noise_type": cell.noise_type,
-        "noise_rate": cell.noise_rate,
+        "noise_rho": cell.noise_rate,
         "noise_seed": cell.seed,  # each seed sees a different noisy subset
         "seed": cell.seed,
         "save_strategy": "no",  # the cell, not a checkpoint, is the unit of resumption

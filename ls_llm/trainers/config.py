@@ -1,7 +1,7 @@
 """`LsSFTConfig`: trl's `SFTConfig` plus the token objective, its parameters, warm-up and loss truncation.
 
-Objective parameters carry the names the objectives take (`alpha`, `q`, `beta`, ...; `noise_rate` is
-`correction_noise_rate`, because `noise_rate` is the data layer's injection rate) and default to
+Objective parameters carry the names the objectives take (`alpha`, `noise_rate`, `q`, `beta`, ...; the data
+layer's injection rate is `noise_rho`, so the two never meet in a flat recipe) and default to
 None, which means "the objective's own default". Only the ones set are passed to
 `ls_llm.objectives.build_objective`, which rejects a parameter the chosen objective does not take or a value
 out of range, naming it. The config builds the objective once in `__post_init__` so a bad recipe stops
@@ -18,7 +18,7 @@ from trl import SFTConfig
 # needs the dataset), so it is not listed here.
 OBJECTIVE_FIELDS: dict[str, str] = {
     "alpha": "alpha",
-    "correction_noise_rate": "noise_rate",
+    "noise_rate": "noise_rate",
     "q": "q",
     "beta": "beta",
     "log_zero": "log_zero",
@@ -40,9 +40,8 @@ class LsSFTConfig(SFTConfig):
         metadata={"help": "Token objective, a name from ls_llm.objectives.OBJECTIVES (ce, label_smoothing, ...)."},
     )
     alpha: float | None = _opt("Smoothing mass (label_smoothing; negative = negative smoothing) or sce's CE weight.")
-    # Not `noise_rate`: in a flat recipe that key is the data layer's injection rate (a fraction of traces),
-    # a different quantity from the per-token flip rate these corrections assume.
-    correction_noise_rate: float | None = _opt(
+    # The per-token flip rate the corrections assume; the data layer's injection rate is `noise_rho`.
+    noise_rate: float | None = _opt(
         "Assumed symmetric per-token label-flip rate of forward_correction / backward_correction (their noise_rate)."
     )
     q: float | None = _opt("GCE exponent in (0, 1].")

@@ -75,7 +75,7 @@ def test_noise_then_audit_cli_round_trip(tmp_path, capsys):
     assert summary["corrupted_rows"] == sum(m["corrupted"] for m in manifest) > 0
     assert noise_cli.main(argv) == 2 and "exists" in capsys.readouterr().err  # no silent overwrite
     assert noise_cli.main([*argv, "--rate", "1.5", "--overwrite"]) == 2
-    assert "noise_rate" in capsys.readouterr().err
+    assert "noise_rho" in capsys.readouterr().err
 
     audit_dir = tmp_path / "audit"
     assert audit_cli.main([str(out), "--out", str(audit_dir), "--workers", "1"]) == 0

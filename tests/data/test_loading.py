@@ -126,7 +126,7 @@ def test_mixture_weights_and_seeded_validation_split():
     [
         ({"dataset_format": "csv"}, "dataset_format"),
         ({"dataset_on_missing": "ignore"}, "dataset_on_missing"),
-        ({"noise_rate": 1.5}, "noise_rate"),
+        ({"noise_rho": 1.5}, "noise_rho"),
         ({"noise_type": "gaussian"}, "noise_type"),
         ({"dataset_validation_size": 2.5}, "dataset_validation_size"),
         ({"dataset_mixture": [{"source": "a", "weight": 1}, {"source": "b"}]}, "dataset_mixture"),
@@ -155,14 +155,14 @@ def test_no_field_clashes_with_trl_configs_and_recipe_parses(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
         "model_name_or_path: tiny\noutput_dir: out\nlearning_rate: 1.0e-4\nbf16: false\nuse_cpu: true\n"
-        f"dataset_name: {FIXTURES / 'gsm8k.jsonl'}\ndataset_rendering: r1\nnoise_type: answer\nnoise_rate: 0.2\n"
+        f"dataset_name: {FIXTURES / 'gsm8k.jsonl'}\ndataset_rendering: r1\nnoise_type: answer\nnoise_rho: 0.2\n"
         "dataset_field_map: {question: question}\n"
         "dataset_mixture:\n  - {source: a.jsonl, weight: 1}\n  - {source: b.jsonl, weight: 3}\n"
     )
     data, sft, model = TrlParser((LsDataArguments, SFTConfig, ModelConfig)).parse_args_and_config(
         ["--config", str(recipe)]
     )
-    assert data.noise_rate == 0.2 and data.dataset_rendering == "r1" and sft.learning_rate == 1e-4
+    assert data.noise_rho == 0.2 and data.dataset_rendering == "r1" and sft.learning_rate == 1e-4
     assert [e.weight for e in data.entries()] == [1.0, 3.0] and data.field_map == {"question": "question"}
 
 

@@ -89,7 +89,7 @@ def test_swap_and_token_and_step_edits(rows):
 
 def test_bad_rho_and_missing_tokenizer(rows):
     for rho in (-0.1, 1.01):
-        with pytest.raises(ValueError, match="noise_rate"):
+        with pytest.raises(ValueError, match="noise_rho"):
             inject_noise(rows[:5], noise_type="answer", rate=rho, seed=0)
     with pytest.raises(ValueError, match="tokenizer"):
         inject_noise(rows[:5], noise_type="token", rate=0.1, seed=0)

@@ -60,7 +60,7 @@ def test_cell_argv_passes_negative_values_and_fixed_keys(tmp_path):
     cell = sweep.train_cells()[-1]  # ls, rate 0.4, seed 1
     argv = cell_argv(sweep, cell, {"train": Path("d/train.jsonl")}, model_dir=Path("m"))
     assert argv[0] == BASE["recipe"]
-    assert "--alpha=-0.1" in argv and "--noise_rate=0.4" in argv and "--seed=1" in argv
+    assert "--alpha=-0.1" in argv and "--noise_rho=0.4" in argv and "--seed=1" in argv
     assert "--noise_seed=1" in argv and "--output_dir=m" in argv and "--dataset_name=d/train.jsonl" in argv
 
 

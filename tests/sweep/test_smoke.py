@@ -39,7 +39,7 @@ def test_smoke_sweep_runs_reports_and_resumes(tmp_path, monkeypatch):
     for row in rows:
         cell = out / "cells" / row["cell_id"]
         argv = json.loads((cell / "argv.json").read_text())
-        assert f"--noise_rate={row['noise_rate']}" in argv
+        assert f"--noise_rho={row['noise_rate']}" in argv
         # The accuracy in the CSV is lm-eval's, recomputed here from its per-sample verdicts.
         samples = [json.loads(line) for line in (cell / "eval_test" / "samples_sweep_arith_test.jsonl").open()]
         assert len(samples) == int(row["n_test"]) == 16

@@ -47,8 +47,8 @@ def _bad_dataset(tmp_path):
 BAD_INPUTS = {
     "unknown_key": (lambda t: (["--not_a_field", "1"], {}), "not_a_field"),
     "out_of_range": (lambda t: (["--alpha", "1.5"], {}), "alpha"),
-    "renamed_param": (lambda t: (["--objective", "forward_correction", "--correction_noise_rate", "1.2"], {}),
-                      "correction_noise_rate"),
+    "renamed_param": (lambda t: (["--objective", "forward_correction", "--noise_rate", "1.2"], {}),
+                      "noise_rate"),
     "smoothing_factor": (lambda t: (["--label_smoothing_factor", "0.1"], {}), "label_smoothing"),
     "dataset_fields": (lambda t: (["--dataset_on_missing", "error"], {"dataset_name": _bad_dataset(t)}), "messages"),
     "no_chat_template": (lambda t: ([], {"tokenizer_name_or_path": _tokenizer_without_template(t)}), "chat template"),

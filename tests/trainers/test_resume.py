@@ -32,7 +32,7 @@ def _argv(h, out):
 
     return [str(h.FIXTURES / "tiny.yaml"), "--model_name_or_path", str(h.FIXTURES / "tiny-qwen2" / "config.json"),
             "--tokenizer_name_or_path", tokenizer_path(), "--dataset_name", str(h.FIXTURES / "arith_train.jsonl"),
-            "--output_dir", str(out), "--noise_type", "answer", "--noise_rate", "0.5"]
+            "--output_dir", str(out), "--noise_type", "answer", "--noise_rho", "0.5"]
 
 
 def _steps_logged(text: str) -> int:
