@@ -137,6 +137,11 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments) -> list[dict]
             }
         )
     _report_skipped(skipped, entry.source, fmt, args.dataset_on_missing)
+    if skipped.count and not out:
+        raise ValueError(
+            f"every row of {entry.source!r} (format {fmt!r}) misses a required field "
+            f"(first: {skipped.first}); check dataset_format and dataset_field_map"
+        )
     return out
 
 

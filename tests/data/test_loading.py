@@ -107,6 +107,12 @@ def test_field_map_and_missing_rows_skip_with_warning(caplog):
         _load("renamed_with_gaps.jsonl", dataset_field_map=field_map, dataset_on_missing="error")
 
 
+def test_every_row_missing_fields_is_a_clear_error_even_when_skipping():
+    # Without the field map no row has `problem`: skipping them all must not hand datasets an empty table.
+    with pytest.raises(ValueError, match="every row.*misses a required field.*dataset_field_map"):
+        _load("renamed_with_gaps.jsonl", dataset_format="problem_solution", dataset_on_missing="skip")
+
+
 def test_mixture_weights_and_seeded_validation_split():
     mixture = [
         {"source": str(FIXTURES / "math.jsonl"), "weight": 2},
