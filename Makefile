@@ -26,14 +26,19 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Trains a tiny Qwen2 (built from a config) with the shipped tokenizer on 1,500 synthetic arithmetic
+# traces, 20% with a corrupted final answer; prints the loss curve and where the checkpoint is.
 demo: $(VENV)/.installed
-	$(PY) -m ls_llm.bench.objectives --quick
+	$(PY) -m ls_llm.cli train recipes/demo/ce.yaml
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
+# Each benchmark prints a markdown table of ratios measured in one run (see README).
 bench: $(VENV)/.installed
 	$(PY) -m ls_llm.bench.objectives
+	$(PY) -m ls_llm.bench.trainer
+	$(PY) -m ls_llm.bench.distill
 
 MATH500 ?= ../shared/data/eval/math500/test.jsonl
 bench-scoring: $(VENV)/.installed
