@@ -71,9 +71,13 @@ def build_tokenizer():
         show_progress=False,
     )
     tok.train_from_iterator(_corpus(), trainer=trainer)
+    # Byte-level BPE over the full byte alphabet never emits an unknown token. unk_token is still named
+    # (as the existing pad token): transformers 5 reloads a tokenizer saved next to a qwen2 config as
+    # Qwen2Tokenizer, which otherwise appends its default unk `<|endoftext|>` and grows the vocabulary by one.
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token=PAD,
+        unk_token=PAD,
         eos_token=EOT,
         chat_template=CHAT_TEMPLATE,
         model_max_length=2048,

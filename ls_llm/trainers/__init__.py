@@ -1,6 +1,7 @@
 """Trainers: transformers / trl wiring of the token objectives.
 
-`LsSFTConfig` / `LsSFTTrainer` (SFT with any objective from `ls_llm.objectives`), and the reusable lm_head
+`LsSFTConfig` / `LsSFTTrainer` (SFT with any objective from `ls_llm.objectives`), `LsDistillConfig` /
+`LsDistillTrainer` (distillation of a teacher into a student), and the reusable lm_head
 adapter in `ls_llm.trainers.head`. Names are resolved lazily so that importing a submodule (e.g. `head`)
 does not pull in trl.
 """
@@ -12,6 +13,8 @@ import importlib
 _EXPORTS = {
     "LsSFTConfig": "ls_llm.trainers.config",
     "LsSFTTrainer": "ls_llm.trainers.sft",
+    "LsDistillConfig": "ls_llm.trainers.distill_config",
+    "LsDistillTrainer": "ls_llm.trainers.distill",
     "objective_head": "ls_llm.trainers.sft",
     "install_hidden_forward": "ls_llm.trainers.head",
     "call_through_head": "ls_llm.trainers.head",

@@ -112,3 +112,19 @@ def test_chat_template_renders_and_masks_assistant(tokenizer):
     )
     masked = [i for i, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
     assert tokenizer.decode(masked) == "\\boxed{3}<|im_end|>"
+
+
+def test_tokenizer_saved_beside_a_qwen2_model_reloads_unchanged(tmp_path):
+    # transformers 5 reloads it as Qwen2Tokenizer there; that must not add `<|endoftext|>` (vocab + 1).
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from ls_llm.data.synthetic import tokenizer_path
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_path())
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1)
+    Qwen2ForCausalLM(cfg).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert len(again) == len(tok) and again.get_vocab() == tok.get_vocab()
+    assert again("12+3=15").input_ids == tok("12+3=15").input_ids
