@@ -13,11 +13,9 @@ Multi-GPU: accelerate launch --config_file accelerate_configs/zero3.yaml -m ls_l
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import sys
 
-from ls_llm.cli.train import TrainRun, _peek_output_dir, _resume_arg, _summary
+from ls_llm.cli.train import TrainRun, run_command
 
 USAGE = "usage: ls-llm distill RECIPE.yaml [--key value ...]   (keys: any recipe field)"
 
@@ -82,26 +80,7 @@ def prepare(argv: list[str]) -> TrainRun:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if argv else 2
-    output_dir = _peek_output_dir(argv)
-    existed = output_dir is not None and os.path.exists(output_dir)
-    try:
-        run = prepare(argv)
-    except (ValueError, OSError) as err:
-        if output_dir is not None and not existed and os.path.isdir(output_dir):
-            shutil.rmtree(output_dir, ignore_errors=True)
-        print(f"ls-llm distill: error: {err}", file=sys.stderr)
-        return 2
-    trainer = run.trainer
-    trainer.train(resume_from_checkpoint=_resume_arg(trainer.args.resume_from_checkpoint))
-    trainer.save_model(run.output_dir)
-    if trainer.is_world_process_zero():
-        # The train command's summary (loss curve, where the model is), under this command's name.
-        print(_summary(trainer, run.output_dir).replace("ls-llm train:", "ls-llm distill:", 1))
-    return 0
+    return run_command(argv, command="distill", usage=USAGE, prepare_fn=prepare)
 
 
 if __name__ == "__main__":

@@ -68,27 +68,35 @@ def _resume_arg(value: str | None):
     return True if value.lower() in ("true", "last") else value
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_command(argv: list[str] | None, *, command: str, usage: str, prepare_fn) -> int:
+    """The shared body of `ls-llm train` and `ls-llm distill`: prepare (all validation), train, save, summarize.
+
+    A recipe that fails in ``prepare_fn`` exits 2 with the message, and an output directory that did not exist
+    before is removed: nothing is left half-written by a run that never started.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
+        print(usage)
         return 0 if argv else 2
     output_dir = _peek_output_dir(argv)
     existed = output_dir is not None and os.path.exists(output_dir)
     try:
-        run = prepare(argv)
+        run = prepare_fn(argv)
     except (ValueError, OSError) as err:
-        # Nothing may be left half-written by a run that never started.
         if output_dir is not None and not existed and os.path.isdir(output_dir):
             shutil.rmtree(output_dir, ignore_errors=True)
-        print(f"ls-llm train: error: {err}", file=sys.stderr)
+        print(f"ls-llm {command}: error: {err}", file=sys.stderr)
         return 2
     trainer = run.trainer
     trainer.train(resume_from_checkpoint=_resume_arg(trainer.args.resume_from_checkpoint))
     trainer.save_model(run.output_dir)
     if trainer.is_world_process_zero():
-        print(_summary(trainer, run.output_dir))
+        print(_summary(trainer, run.output_dir).replace("ls-llm train:", f"ls-llm {command}:", 1))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(argv, command="train", usage=USAGE, prepare_fn=prepare)
 
 
 def _peek_output_dir(argv: list[str]) -> str | None:
