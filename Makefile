@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install install-vllm eval-env demo test bench bench-scoring bench-audit lint clean
+.PHONY: install install-vllm eval-env demo demo-distill test bench bench-scoring bench-audit lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
+
+# Distillation demo: a label-smoothed demo teacher, then a smaller student distilled from it online.
+demo-distill: $(VENV)/.installed
+	$(PY) -m ls_llm.cli train recipes/demo/ls0.1.yaml
+	$(PY) -m ls_llm.cli distill recipes/demo/distill.yaml
 
 # Each benchmark prints a markdown table of ratios measured in one run (see README).
 bench: $(VENV)/.installed
