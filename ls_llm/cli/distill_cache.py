@@ -5,14 +5,44 @@ as the student will see it and, for every trained token, the teacher's `distill_
 log-probs at `distill_temperature` (`cache_logprob_dtype`, float16 by default) and the log of the remaining
 mass are written to `teacher_cache_dir` in shards of `cache_shard_rows` rows. Interrupted? Run it again: the
 finished shards are kept. Then `ls-llm distill RECIPE.yaml` trains the student with no teacher in memory.
-Backend: Hugging Face transformers (one process, the teacher on `cuda` when available, else CPU).
+Backend (`teacher_cache_backend`): `hf`, Hugging Face transformers (one process, the teacher on `cuda` when
+available, else CPU), or `vllm`, vLLM's offline `LLM` (needs vllm installed and `distill_temperature: 1`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 USAGE = "usage: ls-llm distill-cache RECIPE.yaml [--key value ...]   (same recipe as ls-llm distill)"
+
+
+def _hf(args, model_args, load_args, tokenizer, train_dataset) -> int:
+    from ls_llm.cli.distill import load_teacher
+    from ls_llm.trainers.distill_cache import build_teacher_cache
+
+    teacher = load_teacher(args, model_args, load_args, tokenizer).to(args.device)
+    return build_teacher_cache(args, teacher, tokenizer, train_dataset)
+
+
+def _vllm(args, model_args, load_args, tokenizer, train_dataset) -> int:
+    from ls_llm.trainers.distill import check_same_tokenizer
+    from ls_llm.trainers.distill_cache_vllm import build_teacher_cache_vllm
+    from ls_llm.trainers.loading import ModelLoadArguments, load_tokenizer
+
+    # load_teacher's tokenizer check, without loading the teacher's weights in HF: vLLM loads them.
+    teacher_model_args = dataclasses.replace(model_args, model_name_or_path=args.teacher_model_name_or_path,
+                                             model_revision="main")
+    try:
+        teacher_tokenizer = load_tokenizer(
+            teacher_model_args, ModelLoadArguments(tokenizer_name_or_path=args.teacher_tokenizer_name_or_path))
+    except ValueError as err:
+        raise ValueError(str(err).replace("model_name_or_path", "teacher_model_name_or_path", 1)) from err
+    check_same_tokenizer(tokenizer, teacher_tokenizer, teacher_name=args.teacher_model_name_or_path)
+    return build_teacher_cache_vllm(args, tokenizer, train_dataset)
+
+
+BUILDERS = {"hf": _hf, "vllm": _vllm}  # by teacher_cache_backend (LsDistillConfig.TEACHER_CACHE_BACKENDS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,16 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
-    from ls_llm.cli.distill import load_inputs, load_teacher
-    from ls_llm.trainers.distill_cache import build_teacher_cache
+    from ls_llm.cli.distill import load_inputs
 
     try:
         (load_args, _, args, model_args), tokenizer, data = load_inputs(argv)
         if args.teacher_cache_dir is None:
             raise ValueError("teacher_cache_dir is required: it is where the cache is written")
-        teacher = load_teacher(args, model_args, load_args, tokenizer).to(args.device)
-        written = build_teacher_cache(args, teacher, tokenizer, data["train"])
-    except (ValueError, OSError) as err:
+        build = BUILDERS[args.teacher_cache_backend]
+        written = build(args, model_args, load_args, tokenizer, data["train"])
+    except (ValueError, OSError, ImportError) as err:
         print(f"ls-llm distill-cache: error: {err}", file=sys.stderr)
         return 2
     print(f"teacher cache complete in {args.teacher_cache_dir} ({written} shard(s) written by this run)")

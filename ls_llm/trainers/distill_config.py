@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from ls_llm.trainers.config import LsSFTConfig
 
+TEACHER_CACHE_BACKENDS = ("hf", "vllm")  # the keys of ls_llm.cli.distill_cache.BUILDERS
+
 
 def _help(text: str) -> dict:
     return {"help": text}
@@ -51,6 +53,10 @@ class LsDistillConfig(LsSFTConfig):
     cache_logprob_dtype: str = field(
         default="float16", metadata=_help("distill-cache: dtype of the stored log-probs, float16 or float32.")
     )
+    teacher_cache_backend: str = field(
+        default="hf", metadata=_help("distill-cache: run the teacher with hf (transformers) or vllm (offline LLM; "
+                                     "needs distill_temperature 1).")
+    )
     cache_shard_rows: int = field(
         default=1024, metadata=_help("distill-cache: dataset rows per shard (the unit of resumption).")
     )
@@ -70,6 +76,13 @@ class LsDistillConfig(LsSFTConfig):
             raise ValueError(f"teacher_dtype must be one of float32, bfloat16, float16, got {self.teacher_dtype!r}")
         if self.cache_logprob_dtype not in ("float16", "float32"):
             raise ValueError(f"cache_logprob_dtype must be float16 or float32, got {self.cache_logprob_dtype!r}")
+        if self.teacher_cache_backend not in TEACHER_CACHE_BACKENDS:
+            raise ValueError(f"teacher_cache_backend must be one of {', '.join(TEACHER_CACHE_BACKENDS)}, "
+                             f"got {self.teacher_cache_backend!r}")
+        if self.teacher_cache_backend == "vllm" and self.distill_temperature != 1.0:
+            # vLLM's prompt log-probs skip the sampler, so they are always at temperature 1.
+            raise ValueError(f"teacher_cache_backend='vllm' gives log-probs at temperature 1 only, but "
+                             f"distill_temperature={self.distill_temperature!r}: use the hf backend or temperature 1")
         for name in ("distill_top_k", "cache_shard_rows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

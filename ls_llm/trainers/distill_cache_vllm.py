@@ -1,0 +1,135 @@
+"""`distill-cache` with vLLM: the teacher's prompt log-probs from vLLM's offline `LLM`, same cache as the HF backend.
+
+The training set is prepared exactly as for the HF backend (`distill_cache.prepared_dataset`, trl's SFTTrainer
+with the recipe's settings), but with the teacher's architecture on the meta device: no weights are loaded in
+HF just to tokenize. Each prepared row's token ids go to vLLM as one prompt with
+`SamplingParams(max_tokens=1, prompt_logprobs=k')`, and `prompt_logprobs_to_cache` turns the answer into the
+HF backend's cache row (see `data/teacher_cache.py`).
+
+Differences from the HF backend, all small and documented in docs/distillation.md:
+- log T (tail mass) is log1p(−Σ exp(top-k)) in float64, not a logsumexp over the non-top-k logits; when the
+  top-k hold all the mass to rounding it is clamped at log(TAIL_FLOOR) (−inf when k covers the vocabulary).
+- vLLM normalizes over the model's head rows; the HF backend over the tokenizer's vocabulary. Ids past the
+  tokenizer's vocabulary (padded head rows) are dropped; k' = k + (head rows − vocabulary) so k remain.
+- vLLM's prompt log-probs are at temperature 1 (vllm 0.30's `ModelConfig.logprobs_mode` doc: prompt tokens do
+  not go through sampling processors), so `distill_temperature` must be 1 (checked by LsDistillConfig).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from ls_llm.trainers.distill_config import LsDistillConfig
+
+TAIL_FLOOR = 1e-30  # tail probability used when the top-k mass rounds to 1 in float64
+VLLM_REQUIREMENT = "vllm>=0.30,<0.31"
+
+
+def prompt_logprobs_to_cache(prompt_logprobs: Sequence[Mapping | None], labels: Sequence[int], *, k: int,
+                             vocab_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One row's vLLM prompt log-probs -> (ids (n, k) int32, log-probs (n, k) float32, log T (n,) float32,
+    labels (n,) int64) over its n trained positions, in order.
+
+    `prompt_logprobs[i]` ({token_id: obj with .logprob}, None at i = 0) is vLLM's distribution of token i given
+    tokens < i; `labels` are the collator's unshifted labels (-100 = not trained). The HF backend uses hidden[j]
+    -> labels[j + 1], i.e. the same distribution for position i = j + 1, so both keep positions i >= 1 whose
+    label is trained. A dict may hold k + 1 entries (vLLM adds the prompt token itself): the k highest in-vocab
+    entries are kept, in decreasing order like `torch.topk`.
+    """
+    if len(prompt_logprobs) != len(labels):
+        raise ValueError(f"prompt_logprobs has {len(prompt_logprobs)} positions but the row has {len(labels)} labels")
+    positions = [i for i in range(1, len(labels)) if labels[i] != -100]
+    ids = torch.empty(len(positions), k, dtype=torch.int32)
+    logprobs = torch.empty(len(positions), k, dtype=torch.float64)
+    for row, i in enumerate(positions):
+        entries = sorted(((lp.logprob, tok) for tok, lp in prompt_logprobs[i].items() if tok < vocab_size),
+                         reverse=True)[:k]
+        if len(entries) < k:
+            raise ValueError(f"vLLM returned {len(entries)} in-vocabulary log-probs at position {i}, need top_k={k}")
+        logprobs[row] = torch.tensor([lp for lp, _ in entries], dtype=torch.float64)
+        ids[row] = torch.tensor([tok for _, tok in entries], dtype=torch.int32)
+    if k >= vocab_size:
+        log_tail = torch.full((len(positions),), -math.inf, dtype=torch.float64)
+    else:
+        mass = logprobs.exp().sum(dim=1).clamp(max=1.0)  # float64: log1p(-1) = -inf, then clamped
+        log_tail = torch.log1p(-mass).clamp_min(math.log(TAIL_FLOOR))
+    return ids, logprobs.float(), log_tail.float(), torch.tensor([labels[i] for i in positions], dtype=torch.long)
+
+
+def import_vllm():
+    """vllm's `LLM` and `SamplingParams`; a clear ImportError naming the requirement when vllm is missing."""
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError as err:
+        raise ImportError(f"teacher_cache_backend='vllm' needs vLLM: pip install '{VLLM_REQUIREMENT}' ({err})") from err
+    return LLM, SamplingParams
+
+
+def meta_teacher(name_or_path: str, *, trust_remote_code: bool = False):
+    """The teacher's architecture on the meta device (no weights read), for SFTTrainer's data preparation.
+
+    `hf_device_map` on the meta device makes transformers' Trainer treat it as placed (model parallel) and never
+    move it; SFTTrainer then only reads its config while preparing the rows.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    model.hf_device_map = {"": "meta"}
+    return model
+
+
+def prompt_rows(data, collator, start: int, stop: int):
+    """(token ids, unshifted labels) of prepared rows [start, stop), collated one row at a time (no padding)."""
+    for i in range(start, stop):
+        batch = collator([data[i]])
+        ids, labels = batch["input_ids"][0], batch["labels"][0]
+        if "attention_mask" in batch:
+            keep = batch["attention_mask"][0].bool()
+            ids, labels = ids[keep], labels[keep]
+        yield ids.tolist(), labels.tolist()
+
+
+@torch.no_grad()
+def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *, llm=None, log=print) -> int:
+    """Write (or finish) the cache in `args.teacher_cache_dir` with vLLM; returns the number of shards written.
+
+    `llm`: an already built `vllm.LLM` for the teacher (tests); by default one is built from the recipe.
+    """
+    from ls_llm.data.teacher_cache import CacheMeta, cache_row, tokenizer_hash, write_cache
+    from ls_llm.trainers.distill_cache import prepared_dataset
+
+    if args.teacher_cache_dir is None:
+        raise ValueError("teacher_cache_dir is required: it is where the cache is written")
+    LLM, SamplingParams = import_vllm()
+    teacher = meta_teacher(args.teacher_model_name_or_path)
+    vocab_size = len(tokenizer)
+    head_rows = teacher.get_output_embeddings().weight.shape[0]
+    if head_rows < vocab_size:
+        raise ValueError(f"the teacher's lm_head has {head_rows} rows but the tokenizer has {vocab_size} tokens")
+    if args.distill_top_k > vocab_size:
+        raise ValueError(f"distill_top_k={args.distill_top_k} exceeds the vocabulary ({vocab_size} tokens)")
+    data, collator = prepared_dataset(args, teacher, tokenizer, train_dataset)
+    k = args.distill_top_k
+    requested = min(k + head_rows - vocab_size, head_rows)  # room for padded head rows, dropped afterwards
+    if llm is None:
+        llm = LLM(model=args.teacher_model_name_or_path,
+                  tokenizer=args.teacher_tokenizer_name_or_path or args.teacher_model_name_or_path,
+                  dtype=args.teacher_dtype, seed=args.seed, max_logprobs=requested)
+    params = SamplingParams(max_tokens=1, prompt_logprobs=requested, detokenize=False)
+    meta = CacheMeta(teacher=str(args.teacher_model_name_or_path), top_k=k, temperature=args.distill_temperature,
+                     vocab_size=vocab_size, n_rows=len(data), shard_rows=args.cache_shard_rows,
+                     logprob_dtype=args.cache_logprob_dtype, tokenizer_hash=tokenizer_hash(tokenizer))
+
+    def compute(start: int, stop: int):
+        rows = list(prompt_rows(data, collator, start, stop))
+        outputs = llm.generate([{"prompt_token_ids": ids} for ids, _ in rows], params, use_tqdm=False)
+        for (_, labels), out in zip(rows, outputs, strict=True):
+            converted = prompt_logprobs_to_cache(out.prompt_logprobs, labels, k=k, vocab_size=vocab_size)
+            yield cache_row(*converted, logprob_dtype=args.cache_logprob_dtype)
+
+    return write_cache(args.teacher_cache_dir, meta, compute, log=log)
