@@ -30,10 +30,13 @@ def _arg_types():
     return ModelLoadArguments, LsDataArguments, LsDistillConfig, ModelConfig
 
 
-def load_teacher(args, model_args, load_args, student_tokenizer):
-    """The teacher model, after checking (before loading any weights) that its tokenizer is the student's."""
+def check_teacher_tokenizer(args, model_args, student_tokenizer):
+    """Load the teacher's tokenizer (no weights) and check it is the student's.
+
+    Returns (teacher model args, teacher load args, teacher tokenizer) for loading the weights afterwards.
+    """
     from ls_llm.trainers.distill import check_same_tokenizer
-    from ls_llm.trainers.loading import ModelLoadArguments, load_model, load_tokenizer
+    from ls_llm.trainers.loading import ModelLoadArguments, load_tokenizer
 
     teacher_model_args = dataclasses.replace(model_args, model_name_or_path=args.teacher_model_name_or_path,
                                              model_revision="main", dtype=args.teacher_dtype)
@@ -43,6 +46,14 @@ def load_teacher(args, model_args, load_args, student_tokenizer):
     except ValueError as err:
         raise ValueError(str(err).replace("model_name_or_path", "teacher_model_name_or_path", 1)) from err
     check_same_tokenizer(student_tokenizer, teacher_tokenizer, teacher_name=args.teacher_model_name_or_path)
+    return teacher_model_args, teacher_load, teacher_tokenizer
+
+
+def load_teacher(args, model_args, load_args, student_tokenizer):
+    """The teacher model, after checking (before loading any weights) that its tokenizer is the student's."""
+    from ls_llm.trainers.loading import load_model
+
+    teacher_model_args, teacher_load, teacher_tokenizer = check_teacher_tokenizer(args, model_args, student_tokenizer)
     try:
         return load_model(teacher_model_args, teacher_load, args, teacher_tokenizer)
     except ValueError as err:

@@ -11,7 +11,6 @@ available, else CPU), or `vllm`, vLLM's offline `LLM` (needs vllm installed and 
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 USAGE = "usage: ls-llm distill-cache RECIPE.yaml [--key value ...]   (same recipe as ls-llm distill)"
@@ -26,19 +25,10 @@ def _hf(args, model_args, load_args, tokenizer, train_dataset) -> int:
 
 
 def _vllm(args, model_args, load_args, tokenizer, train_dataset) -> int:
-    from ls_llm.trainers.distill import check_same_tokenizer
+    from ls_llm.cli.distill import check_teacher_tokenizer
     from ls_llm.trainers.distill_cache_vllm import build_teacher_cache_vllm
-    from ls_llm.trainers.loading import ModelLoadArguments, load_tokenizer
 
-    # load_teacher's tokenizer check, without loading the teacher's weights in HF: vLLM loads them.
-    teacher_model_args = dataclasses.replace(model_args, model_name_or_path=args.teacher_model_name_or_path,
-                                             model_revision="main")
-    try:
-        teacher_tokenizer = load_tokenizer(
-            teacher_model_args, ModelLoadArguments(tokenizer_name_or_path=args.teacher_tokenizer_name_or_path))
-    except ValueError as err:
-        raise ValueError(str(err).replace("model_name_or_path", "teacher_model_name_or_path", 1)) from err
-    check_same_tokenizer(tokenizer, teacher_tokenizer, teacher_name=args.teacher_model_name_or_path)
+    check_teacher_tokenizer(args, model_args, tokenizer)  # vLLM loads the weights itself
     return build_teacher_cache_vllm(args, tokenizer, train_dataset)
 
 
