@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install install-vllm eval-env demo demo-distill test bench bench-scoring bench-audit lint clean
+.PHONY: install install-vllm eval-env demo demo-distill sweep test bench bench-scoring bench-audit lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: $(VENV)/.installed
 demo-distill: $(VENV)/.installed
 	$(PY) -m ls_llm.cli train recipes/demo/ls0.1.yaml
 	$(PY) -m ls_llm.cli distill recipes/demo/distill.yaml
+
+# The CPU-scale paper sweep (about 35 min on 2 cores; resumable), then its report (docs/results.md reads it).
+sweep: $(VENV)/.installed
+	PY=$(PY) sweeps/run.sh sweeps/paper_cpu.yaml 2
 
 # Each benchmark prints a markdown table of ratios measured in one run (see README).
 bench: $(VENV)/.installed
