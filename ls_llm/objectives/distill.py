@@ -53,6 +53,7 @@ from ls_llm.objectives.engine import (
     _select,
     _Workspace,
     chunk_loop,
+    finish_grads,
 )
 
 MIN_LOG_TAIL = -1.0e4
@@ -249,15 +250,8 @@ class _FusedDistill(torch.autograd.Function):
         losses, stats_rows, (g_h, g_w, g_b) = chunk_loop(h, weight, bias, rows=rows, grads=grads,
                                                          chunk_fn=per_chunk, scale=1.0 / denom)
         loss = losses.sum() / denom
-        if g_h is not None:
-            if not all_valid:
-                g_h = torch.zeros_like(flat_h).index_copy_(0, idx, g_h)
-            g_h = g_h.view(shape_h)
-        if g_w is None and grads[1]:
-            g_w = torch.zeros_like(weight)
-        g_w = None if g_w is None else g_w.to(weight.dtype)
-        g_b = None if g_b is None else g_b.to(bias.dtype)
-        ctx.save_for_backward(g_h, g_w, g_b)
+        ctx.save_for_backward(*finish_grads(g_h, g_w, g_b, flat_h=flat_h, idx=idx, all_valid=all_valid,
+                                            shape_h=shape_h, weight=weight, bias=bias, want_w=grads[1]))
         token_rows = [s[:5] for s in stats_rows]
         stats = _pack_stats(token_rows, y.numel(), acc, h.device)
         div_sum = (torch.cat([s[5] for s in stats_rows]).sum() if stats_rows else torch.zeros((), dtype=acc)).float()

@@ -186,6 +186,21 @@ def chunk_loop(h: Tensor, weight: Tensor, bias: Tensor | None, *, rows: int, gra
     return loss_vec, stats_rows, (g_h, g_w, g_b)
 
 
+def finish_grads(g_h, g_w, g_b, *, flat_h: Tensor, idx: Tensor, all_valid: bool, shape_h, weight: Tensor,
+                 bias: Tensor | None, want_w: bool):
+    """Gradients of the selected tokens -> gradients of the inputs: dL/dh scattered back over ignored rows,
+    a zero dL/dW when no token was left (not None), each in its input's dtype."""
+    if g_h is not None:
+        if not all_valid:
+            g_h = torch.zeros_like(flat_h).index_copy_(0, idx, g_h)
+        g_h = g_h.view(shape_h)
+    if g_w is None and want_w:
+        g_w = torch.zeros_like(weight)
+    g_w = None if g_w is None else g_w.to(weight.dtype)
+    g_b = None if g_b is None else g_b.to(bias.dtype)
+    return g_h, g_w, g_b
+
+
 class _FusedLinearObjective(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, labels, obj, num_items, need_stats, grad_enabled):
@@ -201,15 +216,8 @@ class _FusedLinearObjective(torch.autograd.Function):
         losses, stats, (g_h, g_w, g_b) = _fused_pass(obj, h, weight, bias, y, grads=grads,
                                                      need_stats=need_stats, scale=1.0 / denom)
         loss = losses.sum() / denom
-        if g_h is not None:
-            if not all_valid:
-                g_h = torch.zeros_like(flat_h).index_copy_(0, idx, g_h)
-            g_h = g_h.view(shape_h)
-        if g_w is None and grads[1]:  # no token to learn from: a zero gradient, not None
-            g_w = torch.zeros_like(weight)
-        g_w = None if g_w is None else g_w.to(weight.dtype)
-        g_b = None if g_b is None else g_b.to(bias.dtype)
-        ctx.save_for_backward(g_h, g_w, g_b)
+        ctx.save_for_backward(*finish_grads(g_h, g_w, g_b, flat_h=flat_h, idx=idx, all_valid=all_valid,
+                                            shape_h=shape_h, weight=weight, bias=bias, want_w=grads[1]))
         ctx.mark_non_differentiable(*stats.astuple())
         return (loss, *stats.astuple())
 
