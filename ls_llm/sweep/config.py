@@ -56,7 +56,11 @@ class EvalSpec:
 @dataclass(frozen=True)
 class DistillSpec:
     """Teachers are finished train cells (variant `teachers`, at `noise_rate`, same seed); each is
-    distilled into a student by `ls-llm <command> RECIPE --<teacher_key> TEACHER_DIR ...`."""
+    distilled into a student by `ls-llm <command> RECIPE --<teacher_key> TEACHER_DIR ...`.
+
+    `student_alone` (recipe keys over the sweep's base train recipe, e.g. the student's model and steps)
+    adds, per seed, the student trained by `ls-llm train` on the same noisy traces without a teacher: the
+    row that says whether a teacher helps at all."""
 
     recipe: str
     teachers: tuple[str, ...]
@@ -64,11 +68,15 @@ class DistillSpec:
     command: str = "distill"
     teacher_key: str = "teacher_model_name_or_path"
     overrides: dict = field(default_factory=dict)
+    student_alone: dict | None = None
+
+
+STUDENT_ALONE = "alone"  # the variant label of the student-alone cells
 
 
 @dataclass(frozen=True)
 class Cell:
-    kind: str  # "train" or "distill"
+    kind: str  # "train", "distill" or "student" (the student trained alone)
     variant: str
     noise_type: str
     noise_rate: float
@@ -108,12 +116,14 @@ class SweepConfig:
         if self.distill is None:
             return []
         spec, noise_type = self.distill, self.noise_types[0]  # teachers come from the first noise type
-        return [
-            Cell("distill", teacher, noise_type, spec.noise_rate, seed,
-                 teacher=Cell("train", teacher, noise_type, spec.noise_rate, seed).cell_id)
-            for seed in (self.seeds if seeds is None else seeds)
-            for teacher in spec.teachers
-        ]
+        cells = []
+        for seed in self.seeds if seeds is None else seeds:
+            cells += [Cell("distill", teacher, noise_type, spec.noise_rate, seed,
+                           teacher=Cell("train", teacher, noise_type, spec.noise_rate, seed).cell_id)
+                      for teacher in spec.teachers]
+            if spec.student_alone is not None:
+                cells.append(Cell("student", STUDENT_ALONE, noise_type, spec.noise_rate, seed))
+        return cells
 
     def cells(self) -> list[Cell]:
         """Every cell, seed by seed (a sweep cut short still has whole seeds), each seed's train cells
@@ -238,6 +248,8 @@ def _check_distill(spec: DistillSpec, variants: tuple[Variant, ...]) -> None:
         raise SweepError(f"distill.recipe {spec.recipe!r} does not exist")
     if not 0.0 <= spec.noise_rate <= 1.0:
         raise SweepError(f"distill.noise_rate must be in [0, 1], got {spec.noise_rate!r}")
+    if spec.student_alone is not None and not isinstance(spec.student_alone, dict):
+        raise SweepError(f"distill.student_alone must be a mapping of recipe keys, got {spec.student_alone!r}")
 
 
 def _check_select(select: dict, variants: tuple[Variant, ...]) -> None:

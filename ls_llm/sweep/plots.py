@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ls_llm.evaluation.report import write_atomic
-from ls_llm.sweep.report import grid, mean_std
+from ls_llm.sweep.report import grid, mean_std, student_groups
 
 
 def _pyplot():
@@ -46,22 +46,23 @@ def metric_vs_noise(rows: list[dict], metric: str, ylabel: str, *, path: Path) -
 
 
 def student_by_teacher(rows: list[dict], path: Path) -> Path:
-    """Bars: teacher and student clean test accuracy per teacher objective (mean ± std over seeds)."""
+    """Bars: teacher and student clean test accuracy per teacher objective (mean ± std over seeds), and
+    the student trained alone where the sweep has it."""
     plt = _pyplot()
     by_id = {r["cell_id"]: r for r in rows}
     groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        if row["kind"] == "distill":
-            groups[row["variant"]]["student"].append(row["test_acc"])
-            if row["teacher"] in by_id:
-                groups[row["variant"]]["teacher"].append(by_id[row["teacher"]]["test_acc"])
+    for label, cells in student_groups(rows).items():
+        for row in cells:
+            groups[label]["student"].append(row["test_acc"])
+            if row.get("teacher") in by_id:
+                groups[label]["teacher"].append(by_id[row["teacher"]]["test_acc"])
     fig, ax = plt.subplots(figsize=(6, 4))
     names = list(groups)
     for offset, role in ((-0.2, "teacher"), (0.2, "student")):
         stats = [mean_std(groups[n][role]) if groups[n][role] else (0.0, 0.0) for n in names]
         ax.bar([i + offset for i in range(len(names))], [100 * m for m, _ in stats], width=0.4,
                yerr=[100 * s for _, s in stats], capsize=3, label=role)
-    ax.set_xticks(range(len(names)), names)
+    ax.set_xticks(range(len(names)), [n.replace(" (", "\n(") for n in names])
     ax.set_xlabel("teacher objective")
     ax.set_ylabel("clean test accuracy (%)")
     ax.legend()
@@ -80,6 +81,6 @@ def write_plots(train_rows: list[dict], all_rows: list[dict], out_dir: Path) -> 
         "computed_ece_png": metric_vs_noise(train_rows, "computed_ece", "ECE, answer tokens where computed (%)",
                                             path=out_dir / "computed_ece_vs_noise.png"),
     }
-    if any(r["kind"] == "distill" for r in all_rows):
+    if student_groups(all_rows):
         paths["students_png"] = student_by_teacher(all_rows, out_dir / "student_by_teacher.png")
     return paths

@@ -84,18 +84,28 @@ def markdown_table(rows: list[dict], metric: str, rates: tuple[float, ...], *, n
     return "\n".join(lines) + "\n"
 
 
+STUDENT_ALONE_LABEL = "none (student trained alone)"
+
+
+def student_groups(rows: list[dict]) -> dict[str, list[dict]]:
+    """Teacher variant (or STUDENT_ALONE_LABEL) -> the student cells over seeds, teachers first."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r["kind"] == "student"):
+        if row["kind"] in ("distill", "student"):
+            groups[row["variant"] if row["kind"] == "distill" else STUDENT_ALONE_LABEL].append(row)
+    return groups
+
+
 def student_table(rows: list[dict], *, n_seeds: int) -> str:
-    """Teacher variant -> teacher test accuracy and its student's, mean ± std over seeds."""
+    """Teacher variant -> teacher test accuracy and its student's, mean ± std over seeds; the student
+    trained alone (no teacher) as the last row when the sweep has it."""
     by_id = {r["cell_id"]: r for r in rows}
-    lines = ["| teacher objective | teacher test acc | student test acc | student ECE (boxed) | student ECE (computed) |",
-             "|---|---:|---:|---:|---:|"]
-    students: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        if row["kind"] == "distill":
-            students[row["variant"]].append(row)
-    for teacher, group in students.items():
-        t_acc = [by_id[r["teacher"]]["test_acc"] for r in group if r["teacher"] in by_id]
+    lines = ["| teacher objective | teacher test acc | student test acc | student val acc | student ECE (boxed) "
+             "| student ECE (computed) |", "|---|---:|---:|---:|---:|---:|"]
+    for teacher, group in student_groups(rows).items():
+        t_acc = [by_id[r["teacher"]]["test_acc"] for r in group if r.get("teacher") in by_id]
         lines.append(f"| {teacher} | {_cell(t_acc, 100, n_seeds)} | {_cell([r['test_acc'] for r in group], 100, n_seeds)}"
+                     f" | {_cell([r['val_acc'] for r in group], 100, n_seeds)}"
                      f" | {_cell([r['ece'] for r in group], 100, n_seeds)}"
                      f" | {_cell([r['computed_ece'] for r in group], 100, n_seeds)} |")
     return "\n".join(lines) + "\n"

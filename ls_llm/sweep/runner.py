@@ -44,6 +44,8 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
     if cell.kind == "distill":
         recipe, overrides = sweep.distill.recipe, {**sweep.overrides, **sweep.distill.overrides,
                                                    sweep.distill.teacher_key: str(teacher_dir)}
+    elif cell.kind == "student":  # the student trained alone: the base train recipe, the student's keys
+        recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.distill.student_alone}
     else:
         recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.variant(cell.variant).overrides}
     fixed = {
@@ -133,7 +135,7 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pat
     argv = _argv(sweep, cell, root)
     write_text(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
     start = time.time()
-    run_command(sweep.distill.command if cell.kind == "distill" else "train", argv)
+    run_command(sweep.distill.command if cell.kind == "distill" else "train", argv)  # student: train
     train_s = time.time() - start
     val_acc, n_val = _accuracy(sweep, model_dir, VALIDATION_TASK, data=data, out=cell_dir / "eval_validation")
     test_acc, n_test = _accuracy(sweep, model_dir, TEST_TASK, data=data, out=cell_dir / "eval_test")
@@ -146,9 +148,10 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pat
 
 def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
     """Cells of shard `index` of `count`, in sweep order: train cells round-robin, each distillation
-    cell with its teacher (it comes later in the order, so the teacher is trained first)."""
-    train = sweep.train_cells()
-    owner = {cell.cell_id: i % count for i, cell in enumerate(train)}
+    cell with its teacher (it comes later in the order, so the teacher is trained first), student-alone
+    cells round-robin among themselves."""
+    alone = [c for c in sweep.distill_cells() if c.kind == "student"]
+    owner = {cell.cell_id: i % count for cells in (sweep.train_cells(), alone) for i, cell in enumerate(cells)}
     return [c for c in sweep.cells() if owner[c.teacher if c.kind == "distill" else c.cell_id] == index]
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ls_llm.sweep import SweepError, load_sweep
-from ls_llm.sweep.report import mean_std, picked_on_validation, summary_markdown, to_csv
+from ls_llm.sweep.report import mean_std, picked_on_validation, student_table, summary_markdown, to_csv
 from ls_llm.sweep.runner import cell_argv, shard_cells
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,13 +38,16 @@ def test_paper_sweep_grid():
     seeds = [c.seed for c in sweep.cells()]
     assert seeds == sorted(seeds)
     smoke = load_sweep(REPO / "sweeps/smoke.yaml")
-    assert len(smoke.train_cells()) == 4 and len(smoke.distill_cells()) == 1
+    assert len(smoke.train_cells()) == 4 and len(smoke.distill_cells()) == 2
 
 
 def test_shards_partition_and_keep_teacher(tmp_path):
     recipe = tmp_path / "d.yaml"
     recipe.write_text("objective: ce\n")
-    sweep = load_sweep(_write(tmp_path, distill={"recipe": str(recipe), "teachers": ["ce", "ls"], "noise_rate": 0.4}))
+    sweep = load_sweep(_write(tmp_path, distill={"recipe": str(recipe), "teachers": ["ce", "ls"], "noise_rate": 0.4,
+                                                 "student_alone": {"max_steps": 7}}))
+    assert [c.cell_id for c in sweep.distill_cells() if c.kind == "student"] == [
+        "student-alone-answer0.4-s0", "student-alone-answer0.4-s1"]
     shards = [shard_cells(sweep, i, 3) for i in range(3)]
     flat = [c.cell_id for s in shards for c in s]
     assert sorted(flat) == sorted(c.cell_id for c in sweep.cells())
@@ -64,6 +67,20 @@ def test_cell_argv_passes_negative_values_and_fixed_keys(tmp_path):
     assert "--noise_seed=1" in argv and "--output_dir=m" in argv and "--dataset_name=d/train.jsonl" in argv
 
 
+def test_student_alone_cell_is_a_train_run_with_the_student_keys(tmp_path):
+    recipe = tmp_path / "d.yaml"
+    recipe.write_text("objective: ce\n")
+    sweep = load_sweep(_write(tmp_path, overrides={"max_steps": 5, "learning_rate": 0.1},
+                              distill={"recipe": str(recipe), "teachers": ["ce"], "noise_rate": 0.4,
+                                       "student_alone": {"model_name_or_path": "student.json", "max_steps": 9}}))
+    cell = next(c for c in sweep.distill_cells() if c.kind == "student")
+    argv = cell_argv(sweep, cell, {"train": Path("d/train.jsonl")}, model_dir=Path("m"))
+    assert argv[0] == BASE["recipe"]  # the train recipe, not the distillation one
+    assert "--model_name_or_path=student.json" in argv and "--learning_rate=0.1" in argv
+    assert "--max_steps=9" in argv and "--max_steps=5" not in argv and "--noise_rho=0.4" in argv
+    assert not any("teacher" in a for a in argv)
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -78,6 +95,8 @@ def test_cell_argv_passes_negative_values_and_fixed_keys(tmp_path):
         ({"data": {"train_sz": 3}}, "data: unknown key 'train_sz'"),
         ({"select": {"ls": ["ce"]}}, "select.ls"),
         ({"distill": {"recipe": "x.yaml", "teachers": ["nope"], "noise_rate": 0.4}}, "distill.teachers"),
+        ({"distill": {"recipe": str(REPO / "recipes/demo/sweep_distill.yaml"), "teachers": ["ce"], "noise_rate": 0.4,
+                      "student_alone": [1]}}, "distill.student_alone must be a mapping"),
     ],
 )
 def test_bad_sweep_named(tmp_path, changes, message):
@@ -126,6 +145,17 @@ def test_markdown_marks_partial_and_missing(tmp_path):
     assert "3 cells, 3.0 min" in text and "train: 60 s/cell" in text
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert [r["test_acc"] for r in parsed] == ["0.4", "0.6", "0.3"]
+
+
+def test_student_table_pairs_teachers_and_puts_the_lone_student_last():
+    teacher = _row("ce", 0.4, 0, 0.5, 0.30)
+    rows = [_row("alone", 0.4, 0, 0.2, 0.10, kind="student"), teacher,
+            {**_row("ce", 0.4, 0, 0.4, 0.50, kind="distill"), "teacher": teacher["cell_id"]},
+            {**_row("ce", 0.4, 1, 0.4, 0.70, kind="distill"), "teacher": "train-ce-answer0.4-s1"}]  # teacher missing
+    lines = student_table(rows, n_seeds=2).splitlines()
+    assert lines[2].startswith("| ce | 30.0 ± 0.0 (n=1) | 60.0 ± 14.1 | 40.0 ± 0.0 |")
+    assert lines[3].startswith("| none (student trained alone) | — | 10.0 ± 0.0 (n=1) | 20.0 ± 0.0 (n=1) |")
+    assert len(lines) == 4
 
 
 def test_fingerprint_changes_with_what_the_cell_runs(tmp_path):

@@ -1,5 +1,6 @@
 """The smoke sweep end to end (sweeps/smoke.yaml: one seed, two noise rates, two objectives, one distilled
-student; ~30 steps each) through ls-llm train / distill and ls_llm.evaluation; then resumption."""
+student and the student trained alone; ~30 steps each) through ls-llm train / distill and ls_llm.evaluation;
+then resumption."""
 
 import csv
 import json
@@ -31,8 +32,8 @@ def test_smoke_sweep_runs_reports_and_resumes(tmp_path, monkeypatch):
     rows = list(csv.DictReader((report / "results.csv").open()))
     assert sorted(r["cell_id"] for r in rows) == sorted([
         "train-ce-answer0-s0", "train-ce-answer0.4-s0", "train-ls0.3-answer0-s0", "train-ls0.3-answer0.4-s0",
-        "distill-ls0.3-answer0.4-s0"])
-    assert "5 of 5 cells finished" in (report / "results.md").read_text()
+        "distill-ls0.3-answer0.4-s0", "student-alone-answer0.4-s0"])
+    assert "6 of 6 cells finished" in (report / "results.md").read_text()
     for png in ("accuracy_vs_noise.png", "ece_vs_noise.png", "student_by_teacher.png"):
         assert (report / png).stat().st_size > 1000
 
@@ -48,6 +49,10 @@ def test_smoke_sweep_runs_reports_and_resumes(tmp_path, monkeypatch):
     assert "--alpha=0.3" in json.loads((out / "cells/train-ls0.3-answer0-s0/argv.json").read_text())
     student_argv = json.loads((out / "cells/distill-ls0.3-answer0.4-s0/argv.json").read_text())
     assert f"--teacher_model_name_or_path={out / 'cells/train-ls0.3-answer0.4-s0/model'}" in student_argv
+    # The student trained alone: `ls-llm train` on the base recipe with the student's keys, no teacher.
+    alone_argv = json.loads((out / "cells/student-alone-answer0.4-s0/argv.json").read_text())
+    assert alone_argv[0] == raw["recipe"] and not any("teacher" in a for a in alone_argv)
+    assert "none (student trained alone)" in (report / "results.md").read_text()
 
     # Resume: finished cells are skipped; a cell whose result is missing (interrupted) is run again.
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/result.json")}
