@@ -146,13 +146,24 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pat
     return result
 
 
+# Relative cost of a cell for sharding (measured on paper_cpu: a distillation cell runs the teacher too).
+_SHARD_COST = {"train": 1.0, "distill": 1.3, "student": 0.7}
+
+
 def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
-    """Cells of shard `index` of `count`, in sweep order: train cells round-robin, each distillation
-    cell with its teacher (it comes later in the order, so the teacher is trained first), student-alone
-    cells round-robin among themselves."""
-    alone = [c for c in sweep.distill_cells() if c.kind == "student"]
-    owner = {cell.cell_id: i % count for cells in (sweep.train_cells(), alone) for i, cell in enumerate(cells)}
-    return [c for c in sweep.cells() if owner[c.teacher if c.kind == "distill" else c.cell_id] == index]
+    """Cells of shard `index` of `count`, in sweep order. Each train cell, with the distillation cells that
+    use it as their teacher (they come later in the order, so the teacher is trained first), and each
+    student-alone cell goes to the shard with the least cost so far: shards finish close together."""
+    cells = sweep.cells()
+    units: dict[str, float] = {}
+    for cell in cells:
+        key = cell.teacher if cell.kind == "distill" else cell.cell_id
+        units[key] = units.get(key, 0.0) + _SHARD_COST[cell.kind]
+    load, owner = [0.0] * count, {}
+    for key, cost in units.items():
+        owner[key] = min(range(count), key=lambda i: (load[i], i))
+        load[owner[key]] += cost
+    return [c for c in cells if owner[c.teacher if c.kind == "distill" else c.cell_id] == index]
 
 
 def _result(root: Path, cell: Cell) -> dict | None:

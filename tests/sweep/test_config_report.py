@@ -10,7 +10,7 @@ import yaml
 
 from ls_llm.sweep import SweepError, load_sweep
 from ls_llm.sweep.report import mean_std, picked_on_validation, student_table, summary_markdown, to_csv
-from ls_llm.sweep.runner import cell_argv, shard_cells
+from ls_llm.sweep.runner import _SHARD_COST, cell_argv, shard_cells
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {
@@ -56,6 +56,16 @@ def test_shards_partition_and_keep_teacher(tmp_path):
         for cell in shard:
             if cell.kind == "distill":
                 assert cell.teacher in ids and ids.index(cell.teacher) < ids.index(cell.cell_id)
+
+
+def test_shards_balance_cost_not_count():
+    # paper_cpu's teachers (ce and ls0.3 at 0.4) fall on one shard under round-robin, with all six
+    # distillation cells; the cost-balanced split gives the student-alone cells to the other shard.
+    sweep = load_sweep(REPO / "sweeps/paper_cpu.yaml")
+    loads = [sum(_SHARD_COST[c.kind] for c in shard_cells(sweep, i, 2)) for i in range(2)]
+    assert abs(loads[0] - loads[1]) <= max(_SHARD_COST.values())
+    kinds = [{c.kind for c in shard_cells(sweep, i, 2)} for i in range(2)]
+    assert "student" in kinds[0] ^ kinds[1]  # the lone students sit apart from the distillation cells
 
 
 def test_cell_argv_passes_negative_values_and_fixed_keys(tmp_path):
