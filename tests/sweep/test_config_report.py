@@ -41,6 +41,14 @@ def test_paper_sweep_grid():
     assert len(smoke.train_cells()) == 4 and len(smoke.distill_cells()) == 2
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_loads_and_names_its_recipes(path):
+    sweep = load_sweep(path)
+    assert Path(sweep.recipe).is_file() and sweep.cells()
+    if sweep.distill is not None:
+        assert Path(sweep.distill.recipe).is_file()
+
+
 def test_shards_partition_and_keep_teacher(tmp_path):
     recipe = tmp_path / "d.yaml"
     recipe.write_text("objective: ce\n")
