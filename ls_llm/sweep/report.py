@@ -84,6 +84,23 @@ def markdown_table(rows: list[dict], metric: str, rates: tuple[float, ...], *, n
     return "\n".join(lines) + "\n"
 
 
+def paired_table(rows: list[dict], reference: str, rates: tuple[float, ...], *, n_seeds: int) -> str:
+    """Test accuracy minus the reference variant's at the same noise rate and seed (same initialisation,
+    same corrupted traces), mean ± std over seeds, and on how many seeds the difference is positive."""
+    acc = {(r["variant"], r["noise_rate"], r["seed"]): r["test_acc"] for r in rows}
+    lines = [f"| variant − {reference} | " + " | ".join(f"noise {r:g}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        if variant == reference:
+            continue
+        cells = []
+        for rate in rates:
+            diffs = [value - acc[(reference, rate, seed)] for (v, r, seed), value in acc.items()
+                     if v == variant and r == rate and (reference, rate, seed) in acc]
+            cells.append(_cell(diffs, 100, n_seeds) + (f" ({sum(d > 0 for d in diffs)}/{len(diffs)} > 0)" if diffs else ""))
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 STUDENT_ALONE_LABEL = "none (student trained alone)"
 
 
@@ -159,6 +176,8 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
         (f"Majority-answer baseline (always the test split's most common answer): {100 * baseline:.1f}%.\n"
          if baseline is not None else ""),
         markdown_table(train, "test_acc", sweep.noise_rates, n_seeds=n),
+        f"### Paired with {sweep.variants[0].name} (same seed: same initialisation and the same corrupted traces)\n",
+        paired_table(train, sweep.variants[0].name, sweep.noise_rates, n_seeds=n),
         "## Validation accuracy (the split any choice is made on)\n",
         markdown_table(train, "val_acc", sweep.noise_rates, n_seeds=n),
         "## ECE of the final-answer tokens inside \\boxed{} (clean test traces, teacher-forced)\n",

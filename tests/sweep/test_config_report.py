@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from ls_llm.sweep import SweepError, load_sweep
-from ls_llm.sweep.report import mean_std, picked_on_validation, student_table, summary_markdown, to_csv
+from ls_llm.sweep.report import (
+    mean_std,
+    paired_table,
+    picked_on_validation,
+    student_table,
+    summary_markdown,
+    to_csv,
+)
 from ls_llm.sweep.runner import _SHARD_COST, cell_argv, shard_cells
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,6 +170,15 @@ def test_markdown_marks_partial_and_missing(tmp_path):
     assert "3 cells, 3.0 min" in text and "train: 60 s/cell" in text
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert [r["test_acc"] for r in parsed] == ["0.4", "0.6", "0.3"]
+
+
+def test_paired_table_differences_per_seed():
+    rows = [_row("ce", 0.4, 0, 0.5, 0.30), _row("ce", 0.4, 1, 0.5, 0.50), _row("ls", 0.4, 0, 0.5, 0.60),
+            _row("ls", 0.4, 1, 0.5, 0.40), _row("ls", 0.6, 0, 0.5, 0.9)]  # no ce at 0.6: nothing to pair
+    lines = paired_table(rows, "ce", (0.4, 0.6), n_seeds=2).splitlines()
+    # differences +30 and -10 points: mean 10, sample std 28.3; one of two seeds positive
+    assert lines[2] == "| ls | 10.0 ± 28.3 (1/2 > 0) | — |"
+    assert len(lines) == 3
 
 
 def test_student_table_pairs_teachers_and_puts_the_lone_student_last():
