@@ -59,8 +59,9 @@ def student_by_teacher(rows: list[dict], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     names = list(groups)
     for offset, role in ((-0.2, "teacher"), (0.2, "student")):
-        stats = [mean_std(groups[n][role]) if groups[n][role] else (0.0, 0.0) for n in names]
-        ax.bar([i + offset for i in range(len(names))], [100 * m for m, _ in stats], width=0.4,
+        have = [i for i, n in enumerate(names) if groups[n][role]]  # the lone student has no teacher bar
+        stats = [mean_std(groups[names[i]][role]) for i in have]
+        ax.bar([i + offset for i in have], [100 * m for m, _ in stats], width=0.4,
                yerr=[100 * s for _, s in stats], capsize=3, label=role)
     ax.set_xticks(range(len(names)), [n.replace(" (", "\n(") for n in names])
     ax.set_xlabel("teacher objective")
