@@ -4,13 +4,13 @@
     obj = build_objective("label_smoothing", alpha=0.1)
     loss = obj(hidden, weight, labels, bias=None, num_items_in_batch=None)
     loss = obj.from_logits(logits, labels)
+    loss = obj.head_loss(hidden, labels, LogitsSpec(weight, bias, scale=1.0, softcap=None, ignore_index=-100))
 
 torch only: this package knows nothing of transformers, trl or accelerate.
 """
 
 from ls_llm.objectives import losses as _losses  # noqa: F401  (registers the objectives)
 from ls_llm.objectives.base import COMMON_PARAMS, OBJECTIVES, TokenObjective, build_objective, register
-from ls_llm.objectives.engine import TokenStats, fused_linear_objective, logits_objective
+from ls_llm.objectives.engine import LogitsSpec, TokenStats
 
-__all__ = ["OBJECTIVES", "COMMON_PARAMS", "TokenObjective", "TokenStats", "build_objective", "register",
-           "fused_linear_objective", "logits_objective"]
+__all__ = ["OBJECTIVES", "COMMON_PARAMS", "LogitsSpec", "TokenObjective", "TokenStats", "build_objective", "register"]

@@ -104,9 +104,6 @@ class TokenObjective(nn.Module, metaclass=ABCMeta):
         p (it carries the z-loss gradient 2·z_loss·lse·p)."""
 
     # ---- shared by every objective ------------------------------------------------------------
-    def chunk_rows(self, vocab: int) -> int:
-        return self.chunk_size or max(16, min(4096, CHUNK_BYTES // (4 * vocab)))
-
     def full_loss(self, sm: ChunkSoftmax, y: Tensor, aux: Tensor | None) -> Tensor:
         loss = self.token_loss(sm, y, aux)
         return loss + self.z_loss * sm.lse.square() if self.z_loss else loss
@@ -120,28 +117,42 @@ class TokenObjective(nn.Module, metaclass=ABCMeta):
         shown = {k: (v if not isinstance(v, Tensor) else f"tensor{tuple(v.shape)}") for k, v in self.params.items()}
         return ", ".join(f"{k}={v}" for k, v in {**shown, "z_loss": self.z_loss}.items())
 
+    def spec(self, weight: Tensor, bias: Tensor | None = None):
+        """The `LogitsSpec` this objective applies when called directly (its own softcap and ignore_index)."""
+        from ls_llm.objectives.engine import LogitsSpec
+
+        return LogitsSpec(weight, bias, softcap=self.softcap, ignore_index=self.ignore_index)
+
     def forward(self, hidden: Tensor, weight: Tensor, labels: Tensor, bias: Tensor | None = None,
                 num_items_in_batch: Tensor | int | None = None, *, return_stats: bool = False):
         """Loss from final hidden states (..., H) and the lm-head ``weight`` (V, H); labels aligned with hidden."""
-        from ls_llm.objectives.engine import fused_linear_objective
+        return self.head_loss(hidden, labels, self.spec(weight, bias), num_items_in_batch=num_items_in_batch,
+                              return_stats=return_stats)
 
-        return fused_linear_objective(self, hidden, weight, labels, bias,
-                                      num_items_in_batch=num_items_in_batch, return_stats=return_stats)
+    def head_loss(self, hidden: Tensor, labels: Tensor, spec, *, num_items_in_batch=None, return_stats: bool = False):
+        """Loss from hidden states through the head described by a `LogitsSpec` (the trainers' entry)."""
+        from ls_llm.objectives.engine import ObjectiveKernel, head_loss
+
+        return head_loss(ObjectiveKernel(self), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
+                         chunk_size=self.chunk_size, return_stats=return_stats)
 
     def from_logits(self, logits: Tensor, labels: Tensor, num_items_in_batch: Tensor | int | None = None,
                     *, return_stats: bool = False):
         """The same loss and gradients from already-materialized logits (..., V)."""
-        from ls_llm.objectives.engine import logits_objective
+        from ls_llm.objectives.engine import ObjectiveKernel, logits_loss
 
-        return logits_objective(self, logits, labels, num_items_in_batch=num_items_in_batch,
-                                return_stats=return_stats)
+        return logits_loss(ObjectiveKernel(self), logits, labels, softcap=self.softcap, ignore_index=self.ignore_index,
+                           num_items_in_batch=num_items_in_batch, chunk_size=self.chunk_size,
+                           return_stats=return_stats)
 
     @torch.no_grad()
-    def token_losses(self, hidden: Tensor, weight: Tensor, labels: Tensor, bias: Tensor | None = None) -> Tensor:
+    def token_losses(self, hidden: Tensor, weight: Tensor | None = None, labels: Tensor | None = None,
+                     bias: Tensor | None = None, *, spec=None) -> Tensor:
         """Per-token objective losses (shape of ``labels``, 0 where ignored), without gradients."""
-        from ls_llm.objectives.engine import fused_token_losses
+        from ls_llm.objectives.engine import ObjectiveKernel, token_outputs
 
-        return fused_token_losses(self, hidden, weight, labels, bias)
+        spec = spec if spec is not None else self.spec(weight, bias)
+        return token_outputs(ObjectiveKernel(self), hidden, spec, labels=labels, chunk_size=self.chunk_size)["loss"]
 
 
 def as_prior(prior: Any) -> Tensor | None:

@@ -6,7 +6,7 @@ Per non-ignored token, with u = z_student/τ, p the teacher at temperature τ mi
     loss_token = (1 − α)·objective(z_student, y) + α·τ²·D(p' ‖ softmax(u))
     loss       = Σ loss_token / num_items_in_batch (or the number of non-ignored tokens)
 
-The student's logits chunk is formed once per chunk (engine.chunk_loop); the objective and the divergence
+The student's logits chunk is formed once per chunk (the engine's chunk loop; this is its distillation kernel); the objective and the divergence
 both read it and their gradients are summed into one dloss/dz, so one set of gradient matmuls serves both:
 dloss/dz = (1 − α)·dobjective/dz + α·τ·dD/du. The teacher's chunk comes from a *teacher source*:
 
@@ -43,18 +43,7 @@ from ls_llm.objectives.divergences import (
     smooth_log_probs_,
     smoothed_tail,
 )
-from ls_llm.objectives.engine import (
-    TokenStats,
-    _acc_dtype,
-    _check_labels,
-    _chunk,
-    _denominator,
-    _pack_stats,
-    _select,
-    _Workspace,
-    chunk_loop,
-    finish_grads,
-)
+from ls_llm.objectives.engine import LogitsSpec, Workspace, head_loss, objective_chunk
 
 MIN_LOG_TAIL = -1.0e4
 
@@ -68,6 +57,14 @@ class OnlineTeacher:
     bias: Tensor | None = None
     softcap: float | None = None
     vocab_size: int | None = None  # distill over the first vocab_size rows only (e.g. the tokenizer's tokens)
+
+    @classmethod
+    def from_spec(cls, hidden: Tensor, spec: LogitsSpec, *, vocab_size: int | None = None) -> OnlineTeacher:
+        """The teacher's hidden states and the head its adapter describes (scale folded into hidden and bias)."""
+        bias = spec.bias
+        if spec.scale != 1.0:
+            hidden, bias = hidden * spec.scale, (None if bias is None else bias * spec.scale)
+        return cls(hidden, spec.weight, bias, spec.softcap, vocab_size)
 
     def vocab(self) -> int:
         rows = int(self.weight.shape[0])
@@ -136,24 +133,13 @@ class CachedTeacher:
         torch.add(logq, (tail - torch.log(q_tail))[:, None], out=out).scatter_(1, ids, top)
 
 
-@dataclass
-class DistillStats:
-    """Detached sums over non-ignored tokens: the objective's TokenStats and Σ D."""
-
-    tokens: TokenStats
-    divergence_sum: Tensor
-
-    def means(self) -> dict[str, float]:
-        n = max(float(self.tokens.n_tokens), 1.0)
-        return {**self.tokens.means(), "divergence": float(self.divergence_sum) / n}
-
-
 class DistillLoss(nn.Module):
     """(1 − alpha)·objective + alpha·τ²·D(teacher_τ,smoothed ‖ student_τ), without tokens × V logits.
 
     ``divergence`` is forward_kl, reverse_kl or jsd (``beta`` as in trl's GKD: β = 0 forward KL, β = 1
     reverse KL, mixture M = β·p + (1−β)·q). ``teacher_smoothing`` s ∈ [0, 1) mixes the teacher with
-    uniform. See the module docstring for the cached (top-k) teacher's tail.
+    uniform. See the module docstring for the cached (top-k) teacher's tail. Statistics: the objective's
+    (``loss`` is the mixed loss), plus ``objective`` (the token objective alone) and ``divergence`` (D).
     """
 
     def __init__(self, objective: TokenObjective, *, divergence: str = "forward_kl", alpha: float = 0.5,
@@ -162,12 +148,11 @@ class DistillLoss(nn.Module):
         super().__init__()
         if divergence not in DIVERGENCES:
             raise ValueError(f"divergence={divergence!r} is not known; choose one of {sorted(DIVERGENCES)}")
-        if objective.softcap is not None:
-            raise ValueError(f"softcap={objective.softcap!r}: distillation does not support a softcapped student head")
         if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
                                        or chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-        self.objective, self.divergence, self.chunk_size = objective, divergence, chunk_size
+        self.objective, self.divergence = objective, divergence
+        self.chunk_size = chunk_size or objective.chunk_size
         self.alpha = check_range("distill_alpha", alpha, lo=0.0, hi=1.0)
         self.temperature = check_range("temperature", temperature, lo=0.0, lo_open=True)
         self.teacher_smoothing = check_range("teacher_smoothing", teacher_smoothing, lo=0.0, hi=1.0, hi_open=True)
@@ -177,90 +162,54 @@ class DistillLoss(nn.Module):
         return (f"divergence={self.divergence}, alpha={self.alpha}, temperature={self.temperature}, "
                 f"teacher_smoothing={self.teacher_smoothing}, beta={self.beta}")
 
-    def chunk_rows(self, vocab: int) -> int:
-        # The objective's chunk, although up to six (rows, V) buffers are alive here (student z and its log p,
-        # the divergence's four): each chunk's dW update reads and writes the whole (V, H) accumulator, so
-        # halving the rows to save buffer memory costs more time than it saves (measured: ~1.3x slower).
-        return self.chunk_size or self.objective.chunk_rows(vocab)
-
     def forward(self, hidden: Tensor, weight: Tensor, labels: Tensor, teacher: OnlineTeacher | CachedTeacher,
                 bias: Tensor | None = None, *, num_items_in_batch=None, return_stats: bool = False):
         """Loss from the student's hidden states (..., H), its head ``weight`` (V, H) and a teacher source."""
-        if hidden.shape[-1] != weight.shape[1]:
-            raise ValueError(f"hidden size {hidden.shape[-1]} does not match weight of shape {tuple(weight.shape)}")
-        if hidden.shape[:-1] != labels.shape:
-            raise ValueError(f"labels of shape {tuple(labels.shape)} do not match hidden of shape "
-                             f"{tuple(hidden.shape)}")
-        if isinstance(teacher, CachedTeacher) and teacher.vocab() > weight.shape[0]:
+        return self.head_loss(hidden, labels, self.objective.spec(weight, bias), teacher,
+                              num_items_in_batch=num_items_in_batch, return_stats=return_stats)
+
+    def head_loss(self, hidden: Tensor, labels: Tensor, spec: LogitsSpec, teacher: OnlineTeacher | CachedTeacher, *,
+                  num_items_in_batch=None, return_stats: bool = False):
+        """The trainers' entry: the student's head described by a `LogitsSpec`."""
+        if isinstance(teacher, CachedTeacher) and teacher.vocab() > spec.vocab:
             raise ValueError(f"the teacher cache has vocab_size {teacher.vocab()} but the student head has only "
-                             f"{weight.shape[0]} rows")
-        out = _FusedDistill.apply(hidden, weight, bias, labels, self, teacher, num_items_in_batch, return_stats,
-                                  torch.is_grad_enabled())
-        if not return_stats:
-            return out[0]
-        return out[0], DistillStats(TokenStats(*out[1:7]), out[7])
+                             f"{spec.vocab} rows")
+        return head_loss(DistillKernel(self, teacher, min(spec.vocab, teacher.vocab())), hidden, labels, spec,
+                         num_items_in_batch=num_items_in_batch, chunk_size=self.chunk_size,
+                         return_stats=return_stats)
 
 
-def _distill_chunk(loss_fn: DistillLoss, teacher, y: Tensor, dws: _Workspace, *, vocab: int, need_grad: bool,
-                   need_stats: bool):
-    """The per-chunk function for engine.chunk_loop: objective and divergence on one student logits chunk."""
-    obj, alpha, tau = loss_fn.objective, loss_fn.alpha, loss_fn.temperature
+@dataclass(frozen=True)
+class DistillKernel:
+    """The engine kernel: objective and divergence on one student logits chunk, one dloss/dz for both."""
 
-    def per_chunk(z: Tensor, start: int, ws: _Workspace):
+    loss_fn: DistillLoss
+    teacher: OnlineTeacher | CachedTeacher
+    vocab: int
+
+    def select(self, idx: Tensor, n_positions: int) -> DistillKernel:
+        return DistillKernel(self.loss_fn, self.teacher.select(idx, n_positions), self.vocab)
+
+    def __call__(self, z: Tensor, y: Tensor, start: int, ws: Workspace, *, need_grad: bool, need_stats: bool):
+        fn, vocab = self.loss_fn, self.vocab
+        alpha, tau = fn.alpha, fn.temperature
         rows = z.shape[0]
         d = dd = None
         if alpha > 0:
-            logq, q, logp, tmp = (dws.get(name, rows) for name in ("logq", "q", "logp", "tmp"))
+            logq, q, logp, tmp = (ws.get(name, rows, vocab=vocab) for name in ("logq", "q", "logp", "tmp"))
             log_softmax_(torch.div(z[:, :vocab], tau, out=logq), q, probs=True)
-            teacher.log_probs_(logp, start, logq, q, tmp, temperature=tau, smoothing=loss_fn.teacher_smoothing)
-            d, dd = DIVERGENCES[loss_fn.divergence](logq, q, logp, tmp, beta=loss_fn.beta, need_grad=need_grad)
+            self.teacher.log_probs_(logp, start, logq, q, tmp, temperature=tau, smoothing=fn.teacher_smoothing)
+            d, dd = DIVERGENCES[fn.divergence](logq, q, logp, tmp, beta=fn.beta, need_grad=need_grad)
         obj_grad = need_grad and alpha < 1
-        loss, dz, stats = _chunk(obj, z, y[start:start + rows], ws, need_grad=obj_grad, need_stats=need_stats)
+        out, dz = objective_chunk(fn.objective, z, y, ws, need_grad=obj_grad, need_stats=need_stats)
+        if need_stats:
+            out["objective"] = out["loss"]
+            out["divergence"] = d if d is not None else torch.zeros_like(out["loss"])
         if d is not None:
-            loss = (1.0 - alpha) * loss + (alpha * tau * tau) * d
-        if stats is not None:
-            stats = torch.cat([stats, (d if d is not None else torch.zeros_like(loss))[None]])
+            out["loss"] = (1.0 - alpha) * out["loss"] + (alpha * tau * tau) * d
         if not need_grad:
-            return loss, None, stats
+            return out, None
         dz = dz.mul_(1.0 - alpha) if obj_grad else z.zero_()
         if dd is not None:
             dz[:, :vocab].add_(dd, alpha=alpha * tau)  # dD/dz = dD/du / τ, times α·τ²
-        return loss, dz, stats
-
-    return per_chunk
-
-
-class _FusedDistill(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, hidden, weight, bias, labels, loss_fn, teacher, num_items, need_stats, grad_enabled):
-        shape_h = hidden.shape
-        flat_h = hidden.reshape(-1, shape_h[-1])
-        idx, all_valid = _select(labels, loss_fn.objective.ignore_index)
-        h = flat_h if all_valid else flat_h.index_select(0, idx)
-        y = labels.reshape(-1) if all_valid else labels.reshape(-1).index_select(0, idx)
-        _check_labels(y, weight.shape[0])
-        teacher = teacher.select(idx, flat_h.shape[0])
-        vocab = min(int(weight.shape[0]), teacher.vocab())
-        acc = _acc_dtype(weight)
-        rows = min(loss_fn.chunk_rows(weight.shape[0]), max(h.shape[0], 1))
-        dws = _Workspace(rows, vocab, dtype=acc, device=h.device)
-        grads = tuple(grad_enabled and ctx.needs_input_grad[i] for i in range(3))
-        denom = _denominator(num_items, y.numel(), flat_h.new_empty((), dtype=acc))
-        per_chunk = _distill_chunk(loss_fn, teacher, y, dws, vocab=vocab, need_grad=any(grads), need_stats=need_stats)
-        losses, stats_rows, (g_h, g_w, g_b) = chunk_loop(h, weight, bias, rows=rows, grads=grads,
-                                                         chunk_fn=per_chunk, scale=1.0 / denom)
-        loss = losses.sum() / denom
-        ctx.save_for_backward(*finish_grads(g_h, g_w, g_b, flat_h=flat_h, idx=idx, all_valid=all_valid,
-                                            shape_h=shape_h, weight=weight, bias=bias, want_w=grads[1]))
-        token_rows = [s[:5] for s in stats_rows]
-        stats = _pack_stats(token_rows, y.numel(), acc, h.device)
-        div_sum = (torch.cat([s[5] for s in stats_rows]).sum() if stats_rows else torch.zeros((), dtype=acc)).float()
-        ctx.mark_non_differentiable(*stats.astuple(), div_sum)
-        return (loss, *stats.astuple(), div_sum)
-
-    @staticmethod
-    def backward(ctx, grad_loss, *unused):
-        g_h, g_w, g_b = ctx.saved_tensors
-        if not torch.equal(grad_loss, torch.ones_like(grad_loss)):
-            g_h, g_w, g_b = (None if g is None else g * grad_loss.to(g.dtype) for g in (g_h, g_w, g_b))
-        return g_h, g_w, g_b, None, None, None, None, None, None
+        return out, dz

@@ -1,106 +1,215 @@
-"""The fused, chunked engine: token objectives through the lm head without the full logits.
+"""The fused, chunked engine: one chunk loop and one autograd Function for every per-token head computation.
 
-Tokens whose label is ``ignore_index`` are dropped first. The rest are processed in chunks of
-``rows`` tokens; for each chunk the engine forms the logits z = h Wᵀ (+ b) in a reused float32
-buffer, asks the objective for per-token losses and dloss/dz, and immediately turns dz into the
-gradients of the inputs:
+What changes from one use to another is a *kernel*: the per-chunk math. The engine owns everything else:
 
-    dL/dh_chunk = dz Wᵀᵀ = dz W         (rows × H, written once)
-    dL/dW      += dzᵀ h_chunk           (V × H, float32 accumulator)
-    dL/db      += Σ_rows dz
+- which tokens count (labels equal to ``spec.ignore_index`` are dropped first);
+- the chunk policy (``chunk_rows``) and the reused float32 buffers (``Workspace``);
+- forming each chunk's logits, either z = h Wᵀ (+ b) from hidden states through the head (``LogitsSpec``),
+  or rows of already-materialized logits;
+- softcapping z = c·tanh(u/c) (Gemma 2), whose gradient dz/du = 1 − tanh²(u/c) it applies to the kernel's dz;
+- turning the kernel's dloss/dz into input gradients at once, scaled on the small side:
 
-So the forward pass is the whole computation (three matmuls per chunk, as the three-matmul floor),
-backward only scales the stored gradients by the incoming grad_output, and no more than one chunk of
-tokens × V logits (two with log p, three with softcapping) is ever alive. Under torch.no_grad, or
-when no input requires grad, only the losses are computed.
+      dL/dh_chunk = dz W         (rows × H, written once)
+      dL/dW      += dzᵀ h_chunk   (V × H, float32 accumulator)
+      dL/db      += Σ_rows dz
 
-Softcapping z = c·tanh(u/c) (Gemma 2): dz/du = 1 − tanh²(u/c), applied to dz before the matmuls.
+- reduction (Σ losses / num_items_in_batch) and the named statistics (sums over tokens).
+
+So the forward pass is the whole computation (three matmuls per chunk), backward only scales the stored
+gradients by the incoming grad_output, and no more than one chunk of tokens × V logits is alive. Kernels:
+the token objectives (``ObjectiveKernel``), distillation (objectives/distill.py) and the teacher's top-k
+(objectives/topk.py).
+
+A kernel is called as ``kernel(z, y, start, ws, need_grad=..., need_stats=...)`` with the chunk's capped
+float32 logits z (rows, V) (it may overwrite them), its targets y (rows,), the chunk's offset among the selected
+tokens and the workspace; it returns per-token outputs by name (each (rows, ...); ``"loss"`` for a loss kernel,
+statistics under their own names) and dloss/dz (rows, V) or None. ``kernel.select(idx, n_positions)`` binds it
+to the selected tokens (a distillation teacher picks its rows there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections import defaultdict
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
-from ls_llm.objectives.base import TokenObjective
+from ls_llm.objectives.base import CHUNK_BYTES, TokenObjective
 from ls_llm.objectives.softmax import chunk_softmax
 
 
-@dataclass
-class TokenStats:
-    """Sums over non-ignored tokens, detached, for logging (means via ``means``)."""
+@dataclass(frozen=True)
+class LogitsSpec:
+    """What turns hidden states into logits: z = softcap(scale·(h Wᵀ + b)); labels equal to ``ignore_index``
+    are not trained. Built once by the head adapter (trainers/head.py) or by an objective called directly."""
 
-    n_tokens: Tensor
-    loss_sum: Tensor  # the objective's per-token loss
-    ce_sum: Tensor  # plain cross-entropy of the same tokens
-    correct_sum: Tensor  # target has the largest logit (ties count as correct)
-    entropy_sum: Tensor
-    p_y_sum: Tensor
+    weight: Tensor
+    bias: Tensor | None = None
+    scale: float = 1.0
+    softcap: float | None = None
+    ignore_index: int = -100
+
+    @property
+    def vocab(self) -> int:
+        return int(self.weight.shape[0])
+
+    def check(self, hidden: Tensor, labels: Tensor | None) -> None:
+        if self.weight.ndim != 2 or self.weight.shape[0] == 0:
+            raise ValueError(f"the lm head weight has shape {tuple(self.weight.shape)}: it is empty or not gathered "
+                             "(a partitioned ZeRO-3 / FSDP parameter read outside its module's forward)")
+        if hidden.shape[-1] != self.weight.shape[1]:
+            raise ValueError(f"hidden size {hidden.shape[-1]} does not match weight of shape {tuple(self.weight.shape)}")
+        if labels is not None and hidden.shape[:-1] != labels.shape:
+            raise ValueError(f"labels of shape {tuple(labels.shape)} do not match hidden of shape {tuple(hidden.shape)}")
+        if self.bias is not None and self.bias.shape != (self.weight.shape[0],):
+            raise ValueError(f"bias must have shape ({self.weight.shape[0]},), got {tuple(self.bias.shape)}")
+
+
+class TokenStats(dict):
+    """Named sums over the trained tokens, detached float32: ``n_tokens`` and each kernel statistic
+    (``loss``, ``ce``, ``correct``, ``entropy``, ``p_y``, and ``divergence`` for distillation)."""
+
+    MEAN_NAMES = {"correct": "token_accuracy"}
 
     def means(self) -> dict[str, float]:
-        n = max(float(self.n_tokens), 1.0)
-        return {"loss": float(self.loss_sum) / n, "ce": float(self.ce_sum) / n,
-                "token_accuracy": float(self.correct_sum) / n, "entropy": float(self.entropy_sum) / n,
-                "p_y": float(self.p_y_sum) / n, "n_tokens": float(self.n_tokens)}
-
-    def astuple(self) -> tuple[Tensor, ...]:
-        return tuple(getattr(self, f.name) for f in fields(self))
-
-    def __add__(self, other: TokenStats) -> TokenStats:
-        return TokenStats(*(a + b for a, b in zip(self.astuple(), other.astuple())))
+        n = max(float(self["n_tokens"]), 1.0)
+        out = {self.MEAN_NAMES.get(k, k): float(v) / n for k, v in self.items() if k != "n_tokens"}
+        return {**out, "n_tokens": float(self["n_tokens"])}
 
 
-class _Workspace:
-    """Chunk buffers, allocated once per call and reused: fresh multi-MB allocations per chunk cost
-    page faults on CPU and allocator churn on GPU."""
+def chunk_rows(vocab: int, chunk_size: int | None = None) -> int:
+    """The one chunk policy: ``chunk_size`` tokens, or as many as fit CHUNK_BYTES of float32 logits (16–4096).
+    Kernels that keep several (rows, V) buffers use the same rows: each chunk's dW update reads and writes the
+    whole (V, H) accumulator, so fewer rows to save buffer memory costs more time than it saves (measured for
+    distillation: ~1.3x slower at half the rows)."""
+    return chunk_size or max(16, min(4096, CHUNK_BYTES // (4 * vocab)))
+
+
+class Workspace:
+    """Chunk buffers, allocated once per call and reused: fresh multi-MB allocations per chunk cost page faults
+    on CPU and allocator churn on GPU. Every buffer follows the input's device."""
 
     def __init__(self, rows: int, vocab: int, *, dtype: torch.dtype, device: torch.device) -> None:
         self.shape, self.dtype, self.device = (rows, vocab), dtype, device
         self._bufs: dict[str, Tensor] = {}
 
-    def get(self, name: str, rows: int, dtype: torch.dtype | None = None) -> Tensor:
+    def get(self, name: str, rows: int, dtype: torch.dtype | None = None, vocab: int | None = None) -> Tensor:
         dtype = dtype or self.dtype
         key = f"{name}:{dtype}"
         if key not in self._bufs:
-            self._bufs[key] = torch.empty(self.shape, dtype=dtype, device=self.device)
+            shape = self.shape if vocab is None else (self.shape[0], vocab)
+            self._bufs[key] = torch.empty(shape, dtype=dtype, device=self.device)
         return self._bufs[key][:rows]
 
+    def zeros(self, shape=(), dtype: torch.dtype | None = None) -> Tensor:
+        return torch.zeros(shape, dtype=dtype or self.dtype, device=self.device)
 
-def _acc_dtype(t: Tensor) -> torch.dtype:
+
+def acc_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
-def _chunk(obj: TokenObjective, z: Tensor, y: Tensor, ws: _Workspace, *, need_grad: bool,
-           need_stats: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Losses (rows,), dloss/du (rows, V) or None, and stats rows (5, rows) or None for raw logits u in z."""
-    rows = z.shape[0]
-    tanh = None
-    if obj.softcap is not None:
-        tanh = ws.get("tanh", rows)
-        torch.tanh(z.div_(obj.softcap), out=tanh)
-        z.copy_(tanh).mul_(obj.softcap)
+# ---- the token-objective kernel -----------------------------------------------------------------------------
+
+def objective_chunk(obj: TokenObjective, z: Tensor, y: Tensor, ws: Workspace, *, need_grad: bool,
+                    need_stats: bool) -> tuple[dict[str, Tensor], Tensor | None]:
+    """A token objective on one chunk of (capped) logits z: per-token loss (and statistics), dloss/dz."""
     aux = obj.pre_softmax(z)
     need_logp = obj.NEEDS_LOGP or need_stats
-    sm = chunk_softmax(z, y, work=ws.get("exp", rows) if need_logp else None, need_logp=need_logp)
+    sm = chunk_softmax(z, y, work=ws.get("exp", z.shape[0]) if need_logp else None, need_logp=need_logp)
     loss = obj.full_loss(sm, y, aux)
-    stats = None
+    out = {"loss": loss}
     if need_stats:
-        correct = (sm.z_y >= sm.m).to(loss.dtype)
-        stats = torch.stack([loss, sm.ce, correct, sm.entropy, sm.p_y])
-    if not need_grad:
-        return loss, None, stats
-    grad = obj.full_grad_(sm, y, aux)
-    if tanh is not None:
-        grad.mul_(tanh.square_().neg_().add_(1.0))
-    return loss, grad, stats
+        out.update(ce=sm.ce, correct=(sm.z_y >= sm.m).to(loss.dtype), entropy=sm.entropy, p_y=sm.p_y)
+    return out, (obj.full_grad_(sm, y, aux) if need_grad else None)
+
+
+@dataclass(frozen=True)
+class ObjectiveKernel:
+    objective: TokenObjective
+
+    def select(self, idx: Tensor, n_positions: int) -> ObjectiveKernel:
+        return self
+
+    def __call__(self, z, y, start, ws, *, need_grad, need_stats):
+        return objective_chunk(self.objective, z, y, ws, need_grad=need_grad, need_stats=need_stats)
+
+
+# ---- where a chunk's logits come from and where dz goes -------------------------------------------------------
+
+class _HeadSource:
+    """z = h Wᵀ (+ b) for selected hidden states h (n, H); dz -> dL/dh, dL/dW, dL/db (times ``scale``)."""
+
+    def __init__(self, h: Tensor, weight: Tensor, bias: Tensor | None, grads, scale: Tensor) -> None:
+        self.acc = acc_dtype(weight)
+        self.h, self.weight, self.bias, self.w_t = h.to(weight.dtype), weight, bias, weight.t()
+        n, vocab = h.shape[0], weight.shape[0]
+        self.g_h = torch.empty(h.shape, dtype=h.dtype, device=h.device) if grads[0] else None
+        # The first chunk writes the V×H accumulator directly: no zero-fill pass over it.
+        self.g_w = torch.empty(weight.shape, dtype=self.acc, device=weight.device) if grads[1] and n else None
+        self.g_b = torch.zeros(vocab, dtype=self.acc, device=weight.device) if grads[2] and bias is not None else None
+        self.scale = scale.to(self.acc)
+
+    def logits_(self, z: Tensor, start: int, ws: Workspace) -> None:
+        hc = self.h[start:start + z.shape[0]]
+        low = self.weight.dtype != self.acc  # low-precision matmul (as the naive path), statistics in float32
+        out = ws.get("z_lp", z.shape[0], self.weight.dtype) if low else z
+        torch.mm(hc, self.w_t, out=out) if self.bias is None else torch.addmm(self.bias, hc, self.w_t, out=out)
+        if low:
+            z.copy_(out)
+
+    def backprop_(self, dz: Tensor, start: int, ws: Workspace) -> None:
+        rows = dz.shape[0]
+        if self.g_h is not None:
+            dz_lp = dz if self.weight.dtype == self.acc else ws.get("z_lp", rows, self.weight.dtype).copy_(dz)
+            self.g_h[start:start + rows] = torch.mm(dz_lp, self.weight).mul_(self.scale)
+        if self.g_w is not None:
+            hc = self.h[start:start + rows].to(self.acc) * self.scale
+            torch.mm(dz.t(), hc, out=self.g_w) if start == 0 else self.g_w.addmm_(dz.t(), hc)
+        if self.g_b is not None:
+            self.g_b.add_(dz.sum(dim=0) * self.scale)
+
+
+class _LogitsSource:
+    """Rows ``idx`` of materialized logits (N, V); dz -> dL/dlogits (times ``scale``), zero on other rows."""
+
+    def __init__(self, flat: Tensor, idx: Tensor, need_grad: bool, scale: Tensor) -> None:
+        self.flat, self.idx, self.scale = flat, idx, scale
+        self.grad = torch.zeros_like(flat) if need_grad else None
+
+    def logits_(self, z: Tensor, start: int, ws: Workspace) -> None:
+        z.copy_(self.flat.index_select(0, self.idx[start:start + z.shape[0]]))
+
+    def backprop_(self, dz: Tensor, start: int, ws: Workspace) -> None:
+        self.grad.index_copy_(0, self.idx[start:start + dz.shape[0]], dz.mul_(self.scale).to(self.grad.dtype))
+
+
+def _run(kernel, source, y: Tensor, *, n: int, vocab: int, rows: int, softcap: float | None, acc: torch.dtype,
+         device, need_grad: bool, need_stats: bool) -> dict[str, Tensor]:
+    """The chunk loop: per-token kernel outputs concatenated over chunks (gradients accumulate in ``source``)."""
+    ws = Workspace(rows, vocab, dtype=acc, device=device)
+    outs: dict[str, list[Tensor]] = defaultdict(list)
+    for start in range(0, n, rows):
+        z = ws.get("z", min(rows, n - start))
+        source.logits_(z, start, ws)
+        tanh = None
+        if softcap is not None:
+            tanh = ws.get("tanh", z.shape[0])
+            torch.tanh(z.div_(softcap), out=tanh)
+            z.copy_(tanh).mul_(softcap)
+        out, dz = kernel(z, y[start:start + z.shape[0]], start, ws, need_grad=need_grad, need_stats=need_stats)
+        for name, value in out.items():
+            outs[name].append(value)
+        if dz is not None:
+            if tanh is not None:
+                dz.mul_(tanh.square_().neg_().add_(1.0))
+            source.backprop_(dz, start, ws)
+    return {name: torch.cat(parts) for name, parts in outs.items()}
 
 
 def _select(labels: Tensor, ignore_index: int) -> tuple[Tensor, bool]:
-    flat = labels.reshape(-1)
-    valid = flat != ignore_index
+    valid = labels.reshape(-1) != ignore_index
     return valid.nonzero().squeeze(1), bool(valid.all())
 
 
@@ -110,194 +219,131 @@ def _check_labels(y: Tensor, vocab: int) -> None:
         raise ValueError(f"labels must be in [0, {vocab}) or ignore_index, got {bad}")
 
 
-def _denominator(num_items_in_batch, n_valid: int, like: Tensor) -> Tensor:
+def _denominator(num_items_in_batch, n_valid: int, *, dtype, device) -> Tensor:
     if num_items_in_batch is None:
-        return torch.tensor(float(max(n_valid, 1)), dtype=like.dtype, device=like.device)
-    d = torch.as_tensor(num_items_in_batch, device=like.device).to(like.dtype)
-    return d.clamp_min(1.0)  # an all-ignored batch gives 0 / 1 = 0, never 0 / 0
+        return torch.tensor(float(max(n_valid, 1)), dtype=dtype, device=device)
+    # An all-ignored batch gives 0 / 1 = 0, never 0 / 0.
+    return torch.as_tensor(num_items_in_batch, device=device).to(dtype).clamp_min(1.0)
 
 
-def _pack_stats(stats_rows: list[Tensor], n: int, dtype: torch.dtype, device) -> TokenStats:
-    sums = torch.cat(stats_rows, dim=1).sum(dim=1) if stats_rows else torch.zeros(5, dtype=dtype, device=device)
-    sums = sums.float()
-    return TokenStats(torch.tensor(float(n), device=device), *sums.unbind(0))
+class _FusedHeadLoss(torch.autograd.Function):
+    """Σ kernel losses / denominator over the tokens whose label is not ignored; gradients formed in forward.
 
+    ``x`` is hidden states (..., H) when ``weight`` is given, else materialized logits (..., V)."""
 
-def _fused_pass(obj: TokenObjective, h: Tensor, weight: Tensor, bias: Tensor | None, y: Tensor, *,
-                grads: tuple[bool, bool, bool], need_stats: bool, scale: Tensor | None = None):
-    """Chunk loop over selected tokens h (n, H). Returns losses (n,), stats, and the gradients of
-    ``scale`` × Σ losses."""
-    rows = min(obj.chunk_rows(weight.shape[0]), max(h.shape[0], 1))
-
-    def per_chunk(z: Tensor, start: int, ws: _Workspace):
-        return _chunk(obj, z, y[start:start + z.shape[0]], ws, need_grad=any(grads), need_stats=need_stats)
-
-    losses, stats_rows, raw = chunk_loop(h, weight, bias, rows=rows, grads=grads, chunk_fn=per_chunk, scale=scale)
-    return losses, _pack_stats(stats_rows, h.shape[0], _acc_dtype(weight), h.device), raw
-
-
-ChunkFn = Callable[[Tensor, int, "_Workspace"], tuple[Tensor, Tensor | None, Tensor | None]]
-
-
-def chunk_loop(h: Tensor, weight: Tensor, bias: Tensor | None, *, rows: int, grads: tuple[bool, bool, bool],
-               chunk_fn: ChunkFn, scale: Tensor | None = None):
-    """The lm-head chunk loop, shared by the token objectives and distillation (objectives/distill.py).
-
-    For each chunk of ``rows`` tokens of h (n, H) it forms the float32 logits z in a reused buffer and calls
-    ``chunk_fn(z, start, ws)`` -> (per-token losses, dloss/dz or None, stats rows or None); dz becomes the
-    gradients of ``scale`` × Σ losses w.r.t. h / weight / bias at once. The scale is applied on the small
-    side (h rows, dL/dh rows), never to a V-sized tensor. Returns (losses (n,), stats rows, (g_h, g_w, g_b)).
-    """
-    n, vocab = h.shape[0], weight.shape[0]
-    acc = _acc_dtype(weight)
-    ws = _Workspace(rows, vocab, dtype=acc, device=h.device)
-    g_h = torch.empty(h.shape, dtype=h.dtype, device=h.device) if grads[0] else None
-    # The first chunk writes the V×H accumulator directly: no zero-fill pass over it.
-    g_w = torch.empty(weight.shape, dtype=acc, device=weight.device) if grads[1] and n else None
-    g_b = torch.zeros(vocab, dtype=acc, device=weight.device) if grads[2] and bias is not None else None
-    scale = torch.ones((), dtype=acc, device=h.device) if scale is None else scale.to(acc)
-    losses, stats_rows = [], []
-    w_t = weight.t()
-    h = h.to(weight.dtype)
-    for start in range(0, n, rows):
-        hc = h[start:start + rows]
-        z = ws.get("z", hc.shape[0])
-        if weight.dtype == acc:
-            torch.mm(hc, w_t, out=z) if bias is None else torch.addmm(bias, hc, w_t, out=z)
-        else:  # low-precision matmul (input dtype, as the naive path), then statistics in float32
-            z_lp = ws.get("z_lp", hc.shape[0], weight.dtype)
-            torch.mm(hc, w_t, out=z_lp) if bias is None else torch.addmm(bias, hc, w_t, out=z_lp)
-            z.copy_(z_lp)
-        loss, dz, stats = chunk_fn(z, start, ws)
-        losses.append(loss)
-        if stats is not None:
-            stats_rows.append(stats)
-        if dz is None:
-            continue
-        if g_h is not None:
-            dz_lp = dz if weight.dtype == acc else ws.get("z_lp", dz.shape[0], weight.dtype).copy_(dz)
-            g_h[start:start + rows] = torch.mm(dz_lp, weight).mul_(scale)
-        if g_w is not None:
-            hc_scaled = hc.to(acc) * scale
-            torch.mm(dz.t(), hc_scaled, out=g_w) if start == 0 else g_w.addmm_(dz.t(), hc_scaled)
-        if g_b is not None:
-            g_b.add_(dz.sum(dim=0) * scale)
-    loss_vec = torch.cat(losses) if losses else torch.zeros(0, dtype=acc, device=h.device)
-    return loss_vec, stats_rows, (g_h, g_w, g_b)
-
-
-def finish_grads(g_h, g_w, g_b, *, flat_h: Tensor, idx: Tensor, all_valid: bool, shape_h, weight: Tensor,
-                 bias: Tensor | None, want_w: bool):
-    """Gradients of the selected tokens -> gradients of the inputs: dL/dh scattered back over ignored rows,
-    a zero dL/dW when no token was left (not None), each in its input's dtype."""
-    if g_h is not None:
-        if not all_valid:
-            g_h = torch.zeros_like(flat_h).index_copy_(0, idx, g_h)
-        g_h = g_h.view(shape_h)
-    if g_w is None and want_w:
-        g_w = torch.zeros_like(weight)
-    g_w = None if g_w is None else g_w.to(weight.dtype)
-    g_b = None if g_b is None else g_b.to(bias.dtype)
-    return g_h, g_w, g_b
-
-
-class _FusedLinearObjective(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, bias, labels, obj, num_items, need_stats, grad_enabled):
-        shape_h = hidden.shape
-        flat_h = hidden.reshape(-1, shape_h[-1])
-        idx, all_valid = _select(labels, obj.ignore_index)
-        h = flat_h if all_valid else flat_h.index_select(0, idx)
+    def forward(ctx, x, weight, bias, labels, kernel, cfg, num_items, box, grad_enabled):
+        flat = x.reshape(-1, x.shape[-1])
+        idx, all_valid = _select(labels, cfg["ignore_index"])
         y = labels.reshape(-1) if all_valid else labels.reshape(-1).index_select(0, idx)
-        _check_labels(y, weight.shape[0])
+        vocab = int(weight.shape[0]) if weight is not None else int(x.shape[-1])
+        _check_labels(y, vocab)
+        kernel = kernel.select(idx, flat.shape[0])
         # forward() always runs with grad mode off: the caller's mode arrives as grad_enabled.
         grads = tuple(grad_enabled and ctx.needs_input_grad[i] for i in range(3))
-        denom = _denominator(num_items, y.numel(), flat_h.new_empty((), dtype=_acc_dtype(weight)))
-        losses, stats, (g_h, g_w, g_b) = _fused_pass(obj, h, weight, bias, y, grads=grads,
-                                                     need_stats=need_stats, scale=1.0 / denom)
-        loss = losses.sum() / denom
-        ctx.save_for_backward(*finish_grads(g_h, g_w, g_b, flat_h=flat_h, idx=idx, all_valid=all_valid,
-                                            shape_h=shape_h, weight=weight, bias=bias, want_w=grads[1]))
-        ctx.mark_non_differentiable(*stats.astuple())
-        return (loss, *stats.astuple())
+        acc = acc_dtype(weight if weight is not None else x)
+        denom = _denominator(num_items, y.numel(), dtype=acc, device=x.device)
+        if weight is not None:
+            h = flat if all_valid else flat.index_select(0, idx)
+            source = _HeadSource(h, weight, bias, grads, 1.0 / denom)
+        else:
+            source = _LogitsSource(flat, idx, grads[0], 1.0 / denom)
+        rows = min(chunk_rows(vocab, cfg["chunk_size"]), max(y.numel(), 1))
+        outs = _run(kernel, source, y, n=y.numel(), vocab=vocab, rows=rows, softcap=cfg["softcap"], acc=acc,
+                    device=x.device, need_grad=any(grads), need_stats=box is not None)
+        losses = outs.get("loss")
+        loss = (losses.sum() if losses is not None else torch.zeros((), dtype=acc, device=x.device)) / denom
+        ctx.save_for_backward(*_input_grads(source, x, flat, idx, all_valid, weight, bias, grads))
+        if box is None:
+            return loss
+        stats = TokenStats(n_tokens=torch.tensor(float(y.numel()), device=x.device))
+        stats.update({name: value.sum().float() for name, value in outs.items()})
+        box["stats"] = stats
+        ctx.mark_non_differentiable(*stats.values())
+        return (loss, *stats.values())
 
     @staticmethod
     def backward(ctx, grad_loss, *unused):
-        g_h, g_w, g_b = ctx.saved_tensors
+        grads = ctx.saved_tensors
         if not torch.equal(grad_loss, torch.ones_like(grad_loss)):
-            g_h, g_w, g_b = (None if g is None else g * grad_loss.to(g.dtype) for g in (g_h, g_w, g_b))
-        return g_h, g_w, g_b, None, None, None, None, None
+            grads = tuple(g * grad_loss.to(g.dtype) for g in grads)
+        grads = list(grads) + [None] * (3 - len(grads))
+        g_x, g_w, g_b = (g if g is None or g.numel() else None for g in grads[:3])
+        return g_x, g_w, g_b, None, None, None, None, None, None
 
 
-def fused_linear_objective(obj: TokenObjective, hidden: Tensor, weight: Tensor, labels: Tensor,
-                           bias: Tensor | None = None, *, num_items_in_batch=None, return_stats: bool = False):
-    """Sum of per-token objective losses over non-ignored tokens / num_items_in_batch (or their count)."""
-    if hidden.shape[-1] != weight.shape[1]:
-        raise ValueError(f"hidden size {hidden.shape[-1]} does not match weight of shape {tuple(weight.shape)}")
-    if hidden.shape[:-1] != labels.shape:
-        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match hidden of shape {tuple(hidden.shape)}")
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-    out = _FusedLinearObjective.apply(hidden, weight, bias, labels, obj, num_items_in_batch, return_stats,
-                                      torch.is_grad_enabled())
-    return (out[0], TokenStats(*out[1:])) if return_stats else out[0]
+def _input_grads(source, x, flat, idx, all_valid, weight, bias, grads) -> tuple[Tensor, Tensor, Tensor]:
+    """The saved gradients of (x, weight, bias), an empty tensor standing for None (save_for_backward takes
+    tensors only): dL/dh scattered back over ignored rows, a zero dL/dW when no token was left."""
+    none = x.new_empty(0)
+    if isinstance(source, _LogitsSource):
+        return (none if source.grad is None else source.grad.view(x.shape)), none, none
+    g_h = source.g_h
+    if g_h is not None and not all_valid:
+        g_h = torch.zeros_like(flat).index_copy_(0, idx, g_h)
+    g_w = source.g_w if source.g_w is not None or not grads[1] else torch.zeros_like(weight)
+    return ((none if g_h is None else g_h.view(x.shape)), (none if g_w is None else g_w.to(weight.dtype)),
+            (none if source.g_b is None else source.g_b.to(bias.dtype)))
 
 
-class _LogitsObjective(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, logits, labels, obj, num_items, need_stats, grad_enabled):
-        vocab = logits.shape[-1]
-        flat = logits.reshape(-1, vocab)
-        if flat.shape[0] != labels.numel():
-            raise ValueError(f"labels of shape {tuple(labels.shape)} do not match logits of shape {tuple(logits.shape)}")
-        idx, _ = _select(labels, obj.ignore_index)
+def _cfg(spec_or_softcap, ignore_index: int, chunk_size: int | None) -> dict:
+    return {"softcap": spec_or_softcap, "ignore_index": ignore_index, "chunk_size": chunk_size}
+
+
+def head_loss(kernel, hidden: Tensor, labels: Tensor, spec: LogitsSpec, *, num_items_in_batch=None,
+              chunk_size: int | None = None, return_stats: bool = False):
+    """Σ per-token kernel losses over non-ignored tokens / num_items_in_batch (or their count), from hidden
+    states (..., H) through the head in ``spec``; with ``return_stats`` also the named ``TokenStats``."""
+    spec.check(hidden, labels)
+    weight, bias = spec.weight, spec.bias
+    if spec.scale != 1.0:
+        # z = scale·(h Wᵀ + b) = (scale·h) Wᵀ + scale·b: scale the (small) hidden, never the (V, H) weight.
+        hidden = hidden * spec.scale
+        bias = None if bias is None else bias * spec.scale
+    box = {} if return_stats else None
+    out = _FusedHeadLoss.apply(hidden, weight, bias, labels, kernel, _cfg(spec.softcap, spec.ignore_index, chunk_size),
+                               num_items_in_batch, box, torch.is_grad_enabled())
+    return (out[0], box["stats"]) if return_stats else out
+
+
+def logits_loss(kernel, logits: Tensor, labels: Tensor, *, softcap: float | None = None, ignore_index: int = -100,
+                num_items_in_batch=None, chunk_size: int | None = None, return_stats: bool = False):
+    """The same loss from already-materialized logits (..., V)."""
+    if logits.shape[:-1] != labels.shape:
+        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match logits of shape {tuple(logits.shape)}")
+    box = {} if return_stats else None
+    out = _FusedHeadLoss.apply(logits, None, None, labels, kernel, _cfg(softcap, ignore_index, chunk_size),
+                               num_items_in_batch, box, torch.is_grad_enabled())
+    return (out[0], box["stats"]) if return_stats else out
+
+
+@torch.no_grad()
+def token_outputs(kernel, hidden: Tensor, spec: LogitsSpec, *, labels: Tensor | None = None,
+                  chunk_size: int | None = None) -> dict[str, Tensor]:
+    """Per-token kernel outputs (no gradients) for every row of hidden (n, H), or, with ``labels``, shaped like
+    the labels (0 where ignored)."""
+    spec.check(hidden, labels)
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    if labels is None:
+        idx, y = None, torch.zeros(flat.shape[0], dtype=torch.long, device=flat.device)
+    else:
+        idx, _ = _select(labels, spec.ignore_index)
         y = labels.reshape(-1).index_select(0, idx)
-        _check_labels(y, vocab)
-        need_grad = grad_enabled and ctx.needs_input_grad[0]
-        acc = _acc_dtype(logits)
-        rows = min(obj.chunk_rows(vocab), max(y.numel(), 1))
-        ws = _Workspace(rows, vocab, dtype=acc, device=logits.device)
-        grad = torch.zeros_like(flat) if need_grad else None
-        losses, stats_rows = [], []
-        for start in range(0, y.numel(), rows):
-            ic = idx[start:start + rows]
-            z = ws.get("z", ic.numel())
-            z.copy_(flat.index_select(0, ic))
-            loss, dz, stats = _chunk(obj, z, y[start:start + rows], ws, need_grad=need_grad, need_stats=need_stats)
-            losses.append(loss)
-            if stats is not None:
-                stats_rows.append(stats)
-            if dz is not None:
-                grad.index_copy_(0, ic, dz.to(grad.dtype))
-        loss_vec = torch.cat(losses) if losses else torch.zeros(0, dtype=acc, device=logits.device)
-        denom = _denominator(num_items, y.numel(), loss_vec)
-        if grad is not None:
-            grad = grad.div_(denom.to(grad.dtype)).view(logits.shape)
-        ctx.save_for_backward(grad)
-        stats = _pack_stats(stats_rows, y.numel(), acc, logits.device)
-        ctx.mark_non_differentiable(*stats.astuple())
-        return (loss_vec.sum() / denom, *stats.astuple())
-
-    @staticmethod
-    def backward(ctx, grad_loss, *unused):
-        (grad,) = ctx.saved_tensors
-        return grad * grad_loss.to(grad.dtype), None, None, None, None, None
+        _check_labels(y, spec.vocab)
+        flat, kernel = flat.index_select(0, idx), kernel.select(idx, labels.numel())
+    acc = acc_dtype(spec.weight)
+    bias = spec.bias
+    if spec.scale != 1.0:
+        flat, bias = flat * spec.scale, (None if bias is None else bias * spec.scale)
+    source = _HeadSource(flat, spec.weight, bias, (False, False, False), torch.ones((), device=flat.device))
+    rows = min(chunk_rows(spec.vocab, chunk_size), max(flat.shape[0], 1))
+    outs = _run(kernel, source, y, n=flat.shape[0], vocab=spec.vocab, rows=rows, softcap=spec.softcap, acc=acc,
+                device=flat.device, need_grad=False, need_stats=False)
+    if labels is None:
+        return outs
+    return {name: torch.zeros((labels.numel(), *v.shape[1:]), dtype=v.dtype, device=v.device).index_copy_(0, idx, v)
+            .view(*labels.shape, *v.shape[1:]) for name, v in outs.items()}
 
 
-def logits_objective(obj: TokenObjective, logits: Tensor, labels: Tensor, *, num_items_in_batch=None,
-                     return_stats: bool = False):
-    out = _LogitsObjective.apply(logits, labels, obj, num_items_in_batch, return_stats, torch.is_grad_enabled())
-    return (out[0], TokenStats(*out[1:])) if return_stats else out[0]
-
-
-def fused_token_losses(obj: TokenObjective, hidden: Tensor, weight: Tensor, labels: Tensor,
-                       bias: Tensor | None = None) -> Tensor:
-    """Per-token objective losses shaped like ``labels`` (0 where ignored), no gradients."""
-    flat_h = hidden.reshape(-1, hidden.shape[-1])
-    idx, _ = _select(labels, obj.ignore_index)
-    y = labels.reshape(-1).index_select(0, idx)
-    _check_labels(y, weight.shape[0])
-    losses, _, _ = _fused_pass(obj, flat_h.index_select(0, idx), weight, bias, y,
-                               grads=(False, False, False), need_stats=False)
-    out = torch.zeros(labels.numel(), dtype=losses.dtype, device=labels.device)
-    return out.index_copy_(0, idx, losses).view(labels.shape)
+def with_ignore_index(spec: LogitsSpec, ignore_index: int) -> LogitsSpec:
+    return replace(spec, ignore_index=ignore_index)

@@ -1,14 +1,34 @@
 """A teacher's top-k log-probabilities and tail mass per token, chunk by chunk (no tokens × V logits).
 
-This is what `ls-llm distill-cache` stores and `objectives.distill.CachedTeacher` reads back.
+This is what `ls-llm distill-cache` stores and `objectives.distill.CachedTeacher` reads back. It is an engine
+kernel: the engine forms each chunk's (capped) logits, the kernel keeps the top k.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from ls_llm.objectives.base import CHUNK_BYTES
+from ls_llm.objectives.engine import LogitsSpec, Workspace, token_outputs
+
+
+@dataclass(frozen=True)
+class TopKKernel:
+    k: int
+    temperature: float = 1.0
+
+    def select(self, idx: Tensor, n_positions: int) -> TopKKernel:
+        return self
+
+    def __call__(self, z: Tensor, y: Tensor, start: int, ws: Workspace, *, need_grad: bool, need_stats: bool):
+        z.div_(self.temperature)
+        lse = torch.logsumexp(z, dim=1)
+        top, top_ids = torch.topk(z, self.k, dim=1)
+        z.scatter_(1, top_ids, float("-inf"))
+        return {"ids": top_ids.to(torch.int32), "logprobs": top - lse[:, None],
+                "log_tail": torch.logsumexp(z, dim=1) - lse}, None
 
 
 @torch.no_grad()
@@ -21,22 +41,10 @@ def teacher_topk(hidden: Tensor, weight: Tensor, bias: Tensor | None = None, *, 
     vocab = weight.shape[0]
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= vocab:
         raise ValueError(f"top_k must be an int in [1, {vocab}], got {k!r}")
-    rows = chunk_size or max(16, min(4096, CHUNK_BYTES // (4 * vocab)))
-    n = hidden.shape[0]
-    ids = torch.empty(n, k, dtype=torch.int32, device=hidden.device)
-    logprobs = torch.empty(n, k, dtype=torch.float32, device=hidden.device)
-    log_tail = torch.empty(n, dtype=torch.float32, device=hidden.device)
-    w_t = weight.t()
-    for start in range(0, n, rows):
-        hc = hidden[start:start + rows].to(weight.dtype)
-        z = (torch.mm(hc, w_t) if bias is None else torch.addmm(bias, hc, w_t)).float()
-        if softcap is not None:
-            z.div_(softcap).tanh_().mul_(softcap)
-        z.div_(temperature)
-        lse = torch.logsumexp(z, dim=1)
-        top, top_ids = torch.topk(z, k, dim=1)
-        ids[start:start + rows] = top_ids.to(torch.int32)
-        logprobs[start:start + rows] = top - lse[:, None]
-        z.scatter_(1, top_ids, float("-inf"))
-        log_tail[start:start + rows] = torch.logsumexp(z, dim=1) - lse
-    return ids, logprobs, log_tail
+    out = token_outputs(TopKKernel(k, temperature), hidden, LogitsSpec(weight, bias, softcap=softcap),
+                        chunk_size=chunk_size)
+    if not out:  # no tokens
+        n = hidden.shape[0]
+        return (torch.empty(n, k, dtype=torch.int32, device=hidden.device),
+                torch.empty(n, k, device=hidden.device), torch.empty(n, device=hidden.device))
+    return out["ids"], out["logprobs"].float(), out["log_tail"].float()

@@ -19,6 +19,7 @@ _EXPORTS = {
     "install_hidden_forward": "ls_llm.trainers.head",
     "call_through_head": "ls_llm.trainers.head",
     "head_weight": "ls_llm.trainers.head",
+    "head_rows": "ls_llm.trainers.head",
 }
 __all__ = sorted(_EXPORTS)
 

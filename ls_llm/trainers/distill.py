@@ -20,7 +20,7 @@ import functools
 import torch
 
 from ls_llm.trainers.distill_config import LsDistillConfig
-from ls_llm.trainers.head import call_through_head, head_weight, install_hidden_forward
+from ls_llm.trainers.head import call_through_head, head_rows, install_hidden_forward, logits_transform
 from ls_llm.trainers.sft import LsSFTTrainer, _unwrap_peft
 
 
@@ -38,23 +38,21 @@ def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: 
     )
 
 
-def _hidden_only(hidden, labels, weight, bias):
+def _hidden_only(hidden, labels, spec):
     return hidden
 
 
-def distill_head(hidden, labels, weight, bias, *, loss_fn, teacher_hidden=None, teacher_head=None, cache=None,
-                 vocab_size: int, num_items_in_batch=None):
-    """Student head function: (loss, packed TokenStats, Σ divergence)."""
+def distill_head(hidden, labels, spec, *, loss_fn, teacher_hidden=None, teacher_head=None, teacher_transform=None,
+                 cache=None, vocab_size: int, num_items_in_batch=None):
+    """Student head function: (loss, named TokenStats with the divergence)."""
     from ls_llm.objectives.distill import CachedTeacher, OnlineTeacher
-    from ls_llm.trainers.metrics import pack_stats
 
     def fused(teacher):
-        loss, stats = loss_fn(hidden, weight, labels, teacher, bias, num_items_in_batch=num_items_in_batch,
-                              return_stats=True)
-        return loss, pack_stats(stats.tokens), stats.divergence_sum.reshape(1)
+        return loss_fn.head_loss(hidden, labels, spec, teacher, num_items_in_batch=num_items_in_batch,
+                                 return_stats=True)
 
     if cache is not None:
-        trained = labels[labels != loss_fn.objective.ignore_index]
+        trained = labels[labels != spec.ignore_index]
         if not torch.equal(trained.cpu(), cache["teacher_labels"].cpu()):
             raise ValueError("the teacher cache's tokens do not match this batch's labels: the cache was built from "
                              "other data, another tokenizer or other max_length / completion settings")
@@ -63,11 +61,11 @@ def distill_head(hidden, labels, weight, bias, *, loss_fn, teacher_hidden=None, 
                                    cache["teacher_log_tail"].to(dev), vocab_size))
     box = {}
 
-    def inside_teacher_head(h_t, _labels, w_t, b_t):
-        box["out"] = fused(OnlineTeacher(h_t, w_t, b_t, vocab_size=vocab_size))
+    def inside_teacher_head(h_t, _labels, t_spec):
+        box["out"] = fused(OnlineTeacher.from_spec(h_t, t_spec, vocab_size=vocab_size))
         return h_t.new_zeros(())
 
-    call_through_head(teacher_head, inside_teacher_head, teacher_hidden, labels)
+    call_through_head(teacher_head, inside_teacher_head, teacher_hidden, labels, transform=teacher_transform)
     return box["out"]
 
 
@@ -91,18 +89,15 @@ class LsDistillTrainer(LsSFTTrainer):
     _tag_names = ["trl", "sft", "distillation", "ls_llm"]
     _name = "LsDistill"
 
-    def __init__(self, model=None, args: LsDistillConfig | None = None, *rest, teacher_model=None, **kwargs):
-        if not isinstance(args, LsDistillConfig):
-            raise ValueError(f"args must be an LsDistillConfig, got {type(args).__name__}")
+    config_class = LsDistillConfig
+
+    def __init__(self, model=None, args=None, *rest, teacher_model=None, **kwargs):
+        args = self._as_config(args, model)
         if not args.cached and teacher_model is None:
             raise ValueError("online distillation needs teacher_model (or set teacher_cache_dir)")
         super().__init__(model, args, *rest, **kwargs)
-        if self.objective.softcap is not None:
-            raise ValueError(f"the student has final_logit_softcapping={self.objective.softcap}: not supported "
-                             "by distillation")
         self.vocab_size = len(self.processing_class)
         self._check_head_rows("student", _unwrap_peft(self.model))
-        self._div_sums: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
         self.teacher = None
         if args.cached:
             if self.eval_dataset is not None:
@@ -112,7 +107,7 @@ class LsDistillTrainer(LsSFTTrainer):
             self._prepare_teacher(teacher_model)
 
     def _check_head_rows(self, who: str, model) -> None:
-        rows = int(head_weight(model.get_output_embeddings())[0].shape[0])
+        rows = head_rows(model.get_output_embeddings())
         if rows < self.vocab_size:
             raise ValueError(f"the {who}'s lm_head has {rows} rows but the tokenizer has {self.vocab_size} tokens: "
                              "teacher and student must share the tokenizer and vocabulary")
@@ -122,9 +117,7 @@ class LsDistillTrainer(LsSFTTrainer):
         teacher.eval().requires_grad_(False)
         install_hidden_forward(teacher)
         self.teacher_head = teacher.get_output_embeddings()
-        self.teacher_softcap = getattr(teacher.config.get_text_config(), "final_logit_softcapping", None)
-        if self.teacher_softcap:
-            raise ValueError(f"the teacher has final_logit_softcapping={self.teacher_softcap}: not supported")
+        self.teacher_transform = logits_transform(teacher)
         if self.is_deepspeed_enabled:
             from trl.models.utils import prepare_deepspeed
 
@@ -172,35 +165,13 @@ class LsDistillTrainer(LsSFTTrainer):
                            temperature=args.distill_temperature, teacher_smoothing=args.teacher_smoothing,
                            beta=args.jsd_beta)
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        mode = "train" if self.model.training else "eval"
-        inputs = dict(inputs)
+    def head_loss(self, model, inputs: dict, num_items_in_batch, mode: str):
         cache = inputs.pop("ls_teacher_cache", None)
         head_fn = functools.partial(distill_head, loss_fn=self.distill_loss(), cache=cache,
                                     vocab_size=self.vocab_size, num_items_in_batch=num_items_in_batch)
         if cache is None:
             with torch.no_grad():
                 teacher_hidden = self.teacher(**inputs, ls_head_fn=_hidden_only)
-            head_fn = functools.partial(head_fn, teacher_hidden=teacher_hidden, teacher_head=self.teacher_head)
-        loss, stats, div_sum = model(**inputs, ls_head_fn=head_fn)
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-            loss = loss * self.accelerator.num_processes  # as LsSFTTrainer: undo DDP's gradient average
-        self._record(mode, stats, inputs)
-        pair = torch.cat([div_sum.float(), stats[:1].float()])  # (Σ D, n_tokens)
-        if self.accelerator.num_processes > 1:
-            pair = self.accelerator.reduce(pair, reduction="sum")
-        previous = self._div_sums[mode]
-        self._div_sums[mode] = pair if previous is None else previous + pair
-        if return_outputs:
-            with torch.no_grad():
-                outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
-            return loss, outputs
-        return loss
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        mode = "train" if self.model.training else "eval"
-        pair = self._div_sums[mode]
-        if pair is not None and float(pair[1]) > 0:
-            logs[("eval_" if mode == "eval" else "") + "distill_divergence"] = float(pair[0]) / float(pair[1])
-            self._div_sums[mode] = None
-        super().log(logs, start_time)
+            head_fn = functools.partial(head_fn, teacher_hidden=teacher_hidden, teacher_head=self.teacher_head,
+                                        teacher_transform=self.teacher_transform)
+        return model(**inputs, ls_head_fn=head_fn)

@@ -13,16 +13,20 @@ from __future__ import annotations
 import torch
 
 from ls_llm.trainers.distill_config import LsDistillConfig
-from ls_llm.trainers.head import head_weight, install_hidden_forward
+from ls_llm.trainers.head import install_hidden_forward, vocab_size_of
 
 
-def _topk_head(hidden, labels, weight, bias, *, k: int, temperature: float, vocab_size: int, ignore_index: int):
-    from ls_llm.objectives.topk import teacher_topk
+def _topk_head(hidden, labels, spec, *, k: int, temperature: float, vocab_size: int):
+    from dataclasses import replace
 
-    keep = labels != ignore_index
-    b = None if bias is None else bias[:vocab_size]
-    ids, logprobs, log_tail = teacher_topk(hidden[keep], weight[:vocab_size], b, k=k, temperature=temperature)
-    return ids, logprobs, log_tail, labels[keep], keep.sum(dim=1)
+    from ls_llm.objectives.engine import token_outputs
+    from ls_llm.objectives.topk import TopKKernel
+
+    keep = labels != spec.ignore_index
+    bias = None if spec.bias is None else spec.bias[:vocab_size]
+    out = token_outputs(TopKKernel(k, temperature), hidden[keep], replace(spec, weight=spec.weight[:vocab_size],
+                                                                            bias=bias))
+    return out["ids"], out["logprobs"], out["log_tail"], labels[keep], keep.sum(dim=1)
 
 
 def prepared_dataset(args: LsDistillConfig, teacher, tokenizer, train_dataset):
@@ -41,7 +45,7 @@ def build_teacher_cache(args: LsDistillConfig, teacher, tokenizer, train_dataset
     if args.teacher_cache_dir is None:
         raise ValueError("teacher_cache_dir is required: it is where the cache is written")
     vocab_size = len(tokenizer)
-    rows = int(head_weight(teacher.get_output_embeddings())[0].shape[0])
+    rows = vocab_size_of(teacher)
     if rows < vocab_size:
         raise ValueError(f"the teacher's lm_head has {rows} rows but the tokenizer has {vocab_size} tokens")
     if args.distill_top_k > vocab_size:
@@ -54,8 +58,7 @@ def build_teacher_cache(args: LsDistillConfig, teacher, tokenizer, train_dataset
                      temperature=args.distill_temperature, vocab_size=vocab_size, n_rows=len(data),
                      shard_rows=args.cache_shard_rows, logprob_dtype=args.cache_logprob_dtype,
                      tokenizer_hash=tokenizer_hash(tokenizer))
-    head = dict(k=args.distill_top_k, temperature=args.distill_temperature, vocab_size=vocab_size,
-                ignore_index=-100)
+    head = dict(k=args.distill_top_k, temperature=args.distill_temperature, vocab_size=vocab_size)
     batch_size = args.per_device_eval_batch_size
 
     def compute(start: int, stop: int):
@@ -63,7 +66,7 @@ def build_teacher_cache(args: LsDistillConfig, teacher, tokenizer, train_dataset
             examples = [data[i] for i in range(lo, min(lo + batch_size, stop))]
             batch = {k: v.to(device) for k, v in collator(examples).items()}
             ids, logprobs, log_tail, labels, counts = teacher(
-                **batch, ls_head_fn=lambda h, y, w, b: _topk_head(h, y, w, b, **head))
+                **batch, ls_head_fn=lambda h, y, spec: _topk_head(h, y, spec, **head))
             offsets = [0, *torch.cumsum(counts, 0).tolist()]
             for a, b in zip(offsets[:-1], offsets[1:]):
                 yield cache_row(ids[a:b], logprobs[a:b], log_tail[a:b], labels[a:b],

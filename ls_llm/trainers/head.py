@@ -1,19 +1,23 @@
 """The lm_head adapter: the one place that knows HF/TRL conventions (where the backbone and the head are,
-the causal label shift, logit scaling) and how the head's weight is really formed (LoRA, ZeRO-3, FSDP2).
+the causal label shift, `ignore_index` -100, logit scaling and softcapping) and how the head's weight is really
+formed (a `modules_to_save` copy, ZeRO-3, FSDP2).
 
 A trainer never builds logits. It passes a *head function* to the model's forward:
 
     out = model(**inputs, ls_head_fn=fn, ls_extra={"seq_ids": ...})
-    # fn(hidden, labels, weight, bias, **shifted_extra) -> whatever fn returns (tensors)
+    # fn(hidden, labels, spec, **shifted_extra) -> whatever fn returns (tensors); spec: objectives.LogitsSpec
 
 `install_hidden_forward` patches the model so that such a call runs only the backbone, shifts the labels
 (and every tensor in `ls_extra`) so that `labels[i]` is the target of `hidden[i]`, and then calls `fn` from
-*inside the lm_head module's forward*. Going through the head module's `__call__` matters: FSDP2 and ZeRO-3
-gather a sharded weight in the module's pre-forward hook and reduce its gradient from hooks armed there, so
-reading `lm_head.weight` from outside the module would see a shard. The model itself is still called
-through its wrappers (DDP, FSDP, PEFT), which is what DDP needs to synchronise gradients.
+*inside the lm_head module's forward* with the `LogitsSpec` (weight, bias, scale, softcap, ignore_index) built
+there. Going through the head module's `__call__` is how the head cooperates with the distributed engines
+instead of bypassing them: FSDP2 and ZeRO-3 gather a sharded weight in the module's pre-forward hook, re-gather
+it before the module's backward and reduce its gradient from hooks armed there. A head whose weight lives in a
+submodule (PEFT's `modules_to_save` copy) has that weight registered with ZeRO-3 as an external parameter of
+the head, so the same hooks gather it. The model itself is still called through its wrappers (DDP, FSDP, PEFT),
+which is what DDP needs to synchronise gradients.
 
-The distillation trainer reuses this with a different `fn`.
+The distillation trainer and the teacher cache reuse this with their own `fn`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Callable
-from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -39,8 +42,7 @@ def install_hidden_forward(model: nn.Module) -> None:
     if getattr(model, _PATCH_FLAG, False):
         return
     previous_forward = model.forward
-    text_config = model.config.get_text_config()
-    logit_scale = _logit_scale(text_config)
+    transform = logits_transform(model)
 
     @functools.wraps(type(model).forward)
     def _forward(self, *args, ls_head_fn=None, ls_extra=None, labels=None, shift_labels=None, **kwargs):
@@ -61,38 +63,37 @@ def install_hidden_forward(model: nn.Module) -> None:
             extra = {k: v[:, 1:] for k, v in extra.items()}
         else:
             labels = shift_labels
-        if logit_scale != 1.0:
-            # logits = scale * h W^T = (scale * h) W^T: scale the (small) hidden, never the (V, H) weight.
-            hidden = hidden * logit_scale
         lm_head = self.get_output_embeddings()
         labels = labels.to(hidden.device)
-        return call_through_head(lm_head, ls_head_fn, hidden, labels, **extra)
+        return call_through_head(lm_head, ls_head_fn, hidden, labels, transform=transform, **extra)
 
     model.forward = types.MethodType(_forward, model)
     setattr(model, _PATCH_FLAG, True)
 
 
-def _logit_scale(text_config) -> float:
-    # Cohere-style `logit_scale`, Granite-style division by `logits_scaling`. Softcapping is an objective
-    # parameter (see `final_logit_softcap`).
-    scale = getattr(text_config, "logit_scale", None)
-    if scale is None and getattr(text_config, "logits_scaling", None):
-        scale = 1.0 / text_config.logits_scaling
-    return 1.0 if scale is None else float(scale)
+def logits_transform(model: nn.Module) -> dict:
+    """The model's logit scale and final-logit softcap, as `LogitsSpec` fields (read once per model)."""
+    config = model.config.get_text_config()
+    # Cohere-style `logit_scale`, Granite-style division by `logits_scaling`, Gemma-2-style softcapping.
+    scale = getattr(config, "logit_scale", None)
+    if scale is None and getattr(config, "logits_scaling", None):
+        scale = 1.0 / config.logits_scaling
+    softcap = getattr(config, "final_logit_softcapping", None)
+    return {"scale": 1.0 if scale is None else float(scale), "softcap": float(softcap) if softcap else None}
 
 
-def final_logit_softcap(model: nn.Module) -> float | None:
-    """The model's final-logit softcapping (Gemma 2 style), for the objective's `softcap`."""
-    return getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+def call_through_head(lm_head: nn.Module, fn: HeadFn, hidden: torch.Tensor, labels: torch.Tensor, *,
+                      transform: dict | None = None, **extra):
+    """Call `fn(hidden, labels, spec, **extra)` from inside `lm_head`'s forward."""
+    from ls_llm.objectives.engine import LogitsSpec
 
-
-def call_through_head(lm_head: nn.Module, fn: HeadFn, hidden: torch.Tensor, labels: torch.Tensor, **extra):
-    """Call `fn(hidden, labels, weight, bias, **extra)` from inside `lm_head`'s forward."""
+    _register_with_zero3(lm_head)
 
     def _routed(h, y, **kw):
-        with _gathered(lm_head):
-            weight, bias = head_weight(lm_head)
-            return fn(h, y, _full(weight), _full(bias), **kw)
+        weight, bias = head_weight(lm_head)
+        spec = LogitsSpec(_full(weight), _full(bias), ignore_index=IGNORE_INDEX, **(transform or {}))
+        _check_gathered(lm_head, spec.weight)
+        return fn(h, y, spec, **kw)
 
     had_own = "forward" in lm_head.__dict__
     saved = lm_head.__dict__.get("forward")
@@ -106,6 +107,9 @@ def call_through_head(lm_head: nn.Module, fn: HeadFn, hidden: torch.Tensor, labe
             del lm_head.forward
 
 
+IGNORE_INDEX = -100  # transformers' and trl's label padding
+
+
 def _full(t: torch.Tensor | None) -> torch.Tensor | None:
     # FSDP2 keeps parameters as DTensors outside a unit's forward (e.g. lm_head not wrapped on its own and the
     # root unit already resharded); all-gather them. The all-gather's backward reduce-scatters the gradient.
@@ -114,50 +118,30 @@ def _full(t: torch.Tensor | None) -> torch.Tensor | None:
     return t.full_tensor() if isinstance(t, DTensor) else t
 
 
-def _gathered(head: nn.Module):
-    # ZeRO-3 only gathers a module's *direct* parameters in its hook; a LoRA head's weight lives in
-    # `base_layer`, so gather the whole head explicitly (trl's helper is a no-op for parameters already
-    # available, e.g. a tied embedding).
-    params = [p for p in head.parameters() if hasattr(p, "ds_id")]
-    if not params:
-        return nullcontext()
-    from trl.trainer.utils import maybe_gather_lm_head_ctx
+def _register_with_zero3(head: nn.Module) -> None:
+    """ZeRO-3 gathers only a module's *direct* parameters in its hooks. Register the effective weight's
+    parameters that live in a submodule (a `modules_to_save` copy) as external parameters of the head, so the
+    head's own hooks gather them for the forward, re-gather them for the backward and reduce their gradients."""
+    if getattr(head, "_ls_zero3_registered", False):
+        return
+    own = {id(p) for p in head.parameters(recurse=False)}
+    external = [p for p in head_weight(head) if p is not None and hasattr(p, "ds_id") and id(p) not in own]
+    if external:
+        from deepspeed.runtime.zero.partition_parameters import register_external_parameter
 
-    return maybe_gather_lm_head_ctx(*params)
+        for p in external:
+            register_external_parameter(head, p)
+    head._ls_zero3_registered = True
+
+
+def _check_gathered(head: nn.Module, weight: torch.Tensor) -> None:
+    if weight.ndim != 2 or weight.numel() == 0:
+        raise ValueError(f"the lm head {type(head).__name__} gave a weight of shape {tuple(weight.shape)} inside its "
+                         "forward: it is sharded in a way this adapter cannot gather (only the engines' own hooks, "
+                         "ZeRO-3 and FSDP2, are supported)")
 
 
 # --- how a head module's effective (weight, bias) is formed -------------------------------------------------
-# Each resolver takes the head and returns (weight, bias), or None when it does not apply. Tried in order.
-
-
-def _peft_modules_to_save(head: nn.Module):
-    if not (hasattr(head, "modules_to_save") and hasattr(head, "original_module")):
-        return None
-    active = [a for a in _active(head) if a in head.modules_to_save]
-    inner = head.original_module if (head.disable_adapters or not active) else head.modules_to_save[active[0]]
-    return head_weight(inner)
-
-
-def _peft_lora(head: nn.Module):
-    if not (hasattr(head, "base_layer") and hasattr(head, "lora_A")):
-        return None
-    weight, bias = head_weight(head.base_layer)
-    if head.disable_adapters or head.merged:
-        return weight, bias
-    for name in _active(head):
-        if name not in head.lora_A:
-            continue
-        # W_eff = W + scale * B A (peft's own `get_delta_weight`, so fan_in_fan_out and casts match peft).
-        # Merging on the fly is exact for plain LoRA without dropout; see `check_head_supported`.
-        weight = weight + head.get_delta_weight(name).to(weight.dtype)
-    return weight, bias
-
-
-def _plain(head: nn.Module):
-    return head.weight, getattr(head, "bias", None)
-
-
-_RESOLVERS = (_peft_modules_to_save, _peft_lora, _plain)
 
 
 def _active(head: nn.Module) -> list[str]:
@@ -166,34 +150,35 @@ def _active(head: nn.Module) -> list[str]:
 
 
 def head_weight(head: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The (weight (V, H), bias) the head applies to a hidden state, differentiable w.r.t. its parameters."""
-    for resolve in _RESOLVERS:
-        found = resolve(head)
-        if found is not None:
-            return found
-    raise AssertionError("unreachable: _plain always resolves")
+    """The (weight (V, H), bias) parameters the head applies to a hidden state: its own, or for PEFT's
+    `modules_to_save` wrapper those of the active copy (the original when adapters are disabled)."""
+    if hasattr(head, "modules_to_save") and hasattr(head, "original_module"):
+        active = [a for a in _active(head) if a in head.modules_to_save]
+        inner = head.original_module if (head.disable_adapters or not active) else head.modules_to_save[active[0]]
+        return head_weight(inner)
+    return head.weight, getattr(head, "bias", None)
 
 
 def check_head_supported(model: nn.Module) -> None:
-    """Refuse head adapters that cannot be written as one effective weight (before any training)."""
+    """Refuse a head this adapter cannot express as one (weight, bias) pair (before any training)."""
     head = model.get_output_embeddings()
-    if not (hasattr(head, "base_layer") and hasattr(head, "lora_A")):
-        return
-    for name in _active(head):
-        if name in getattr(head, "lora_variant", {}):
-            raise ValueError(
-                f"LoRA variant {type(head.lora_variant[name]).__name__} (e.g. DoRA) on lm_head is not supported: "
-                "its output is not W_eff @ h; leave lm_head out of lora_target_modules or set use_dora: false"
-            )
-        dropout = head.lora_dropout[name]
-        if isinstance(dropout, nn.Dropout) and dropout.p > 0:
-            raise ValueError(
-                f"lora_dropout={dropout.p} on lm_head is not supported: dropout on the LoRA input cannot be "
-                "merged into an effective weight; set lora_dropout: 0.0 or leave lm_head out of the targets"
-            )
+    if hasattr(head, "base_layer") and hasattr(head, "lora_A"):
+        raise ValueError(
+            f"a LoRA adapter on lm_head ({type(head).__name__}) is not supported: trl refuses it, and the fused loss "
+            "reads the head's weight. Train a full copy of the head instead: lora_modules_to_save: [lm_head]"
+        )
+
+
+def head_rows(head: nn.Module) -> int:
+    """Rows (vocabulary) of a head's weight, also when it is partitioned: ZeRO-3 keeps the full shape in
+    `ds_shape` (the local tensor has 0 elements), a DTensor reports its global shape."""
+    weight, _ = head_weight(head)
+    shape = getattr(weight, "ds_shape", None) or weight.shape
+    if len(shape) != 2 or shape[0] == 0:
+        raise ValueError(f"the lm head {type(head).__name__} has a weight of shape {tuple(shape)}: 0 rows")
+    return int(shape[0])
 
 
 def vocab_size_of(model: nn.Module) -> int:
     """Rows of the output head (may exceed the tokenizer's vocab when the embedding is padded)."""
-    weight, _ = head_weight(model.get_output_embeddings())
-    return int(weight.shape[0])
+    return head_rows(model.get_output_embeddings())

@@ -9,33 +9,47 @@ from __future__ import annotations
 
 import torch
 
-# TokenStats field -> logged name of its per-token mean. `n_tokens` is the divisor.
-STAT_FIELDS: tuple[str, ...] = ("n_tokens", "loss_sum", "ce_sum", "correct_sum", "entropy_sum", "p_y_sum")
+# Statistic name (a TokenStats key) -> logged name of its per-token mean. `n_tokens` is the divisor.
+# Distillation reports the mixed loss as `loss` (Trainer logs it already) and the token objective as `objective`.
 LOGGED_NAMES: dict[str, str] = {
-    "loss_sum": "objective_loss",
-    "ce_sum": "ce_loss",
-    "correct_sum": "mean_token_accuracy",
-    "entropy_sum": "entropy",
-    "p_y_sum": "mean_p_y",
+    "loss": "objective_loss",
+    "objective": "objective_loss",
+    "ce": "ce_loss",
+    "correct": "mean_token_accuracy",
+    "entropy": "entropy",
+    "p_y": "mean_p_y",
+    "divergence": "distill_divergence",
 }
 
 
-def pack_stats(stats) -> torch.Tensor:
-    """A `TokenStats` as one float32 vector (one collective per micro-batch instead of six)."""
-    return torch.stack([torch.as_tensor(getattr(stats, f), dtype=torch.float32).detach().reshape(()) for f in STAT_FIELDS])
+class StatSums:
+    """Named statistic sums accumulated over a logging window. Each micro-batch's `TokenStats` travels as one
+    float32 vector in a fixed name order (one collective per micro-batch instead of one per statistic)."""
 
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] | None = None
+        self.sums: torch.Tensor | None = None
 
-def empty_stats(device: torch.device | str = "cpu") -> torch.Tensor:
-    return torch.zeros(len(STAT_FIELDS), dtype=torch.float32, device=device)
+    def add(self, stats, *, reduce=None) -> None:
+        names = tuple(stats)
+        if self.names is not None and names != self.names:
+            raise ValueError(f"statistics changed names within a logging window: {self.names} -> {names}")
+        vec = torch.stack([torch.as_tensor(stats[k], dtype=torch.float32).detach().reshape(()) for k in names])
+        vec = reduce(vec) if reduce is not None else vec
+        self.names, self.sums = names, vec if self.sums is None else self.sums + vec
 
+    def values(self) -> dict[str, float]:
+        return {} if self.sums is None else dict(zip(self.names, self.sums.float().cpu().tolist(), strict=True))
 
-def summarize(sums: torch.Tensor) -> dict[str, float]:
-    """Per-token means of an accumulated stats vector; {} when no token was seen."""
-    values = dict(zip(STAT_FIELDS, sums.tolist(), strict=True))
-    n = values["n_tokens"]
-    if n <= 0:
-        return {}
-    return {name: values[field] / n for field, name in LOGGED_NAMES.items()}
+    def pop_means(self) -> dict[str, float]:
+        """Per-token means under their logged names, and reset; {} when no token was seen."""
+        values = self.values()
+        self.names = self.sums = None
+        n = values.get("n_tokens", 0.0)
+        if n <= 0:
+            return {}
+        skip = {"n_tokens", "loss"} if "objective" in values else {"n_tokens"}
+        return {LOGGED_NAMES.get(k, k): v / n for k, v in values.items() if k not in skip}
 
 
 def loss_curve(log_history: list[dict], *, width: int = 40, rows: int = 12) -> str:

@@ -20,42 +20,21 @@ import torch
 from trl import SFTTrainer
 
 from ls_llm.trainers.config import LsSFTConfig
-from ls_llm.trainers.head import (
-    check_head_supported,
-    final_logit_softcap,
-    install_hidden_forward,
-    vocab_size_of,
-)
-from ls_llm.trainers.metrics import pack_stats, summarize
+from ls_llm.trainers.head import check_head_supported, install_hidden_forward, vocab_size_of
+from ls_llm.trainers.metrics import StatSums
 from ls_llm.trainers.prior import unigram_prior
 from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
 
 
-def objective_head(
-    hidden: torch.Tensor,
-    labels: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    *,
-    objective,
-    num_items_in_batch=None,
-    truncation: float = 0.0,
-    seq_ids: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Head function (runs inside the lm_head forward): (loss, packed TokenStats)."""
+def objective_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objective, num_items_in_batch=None,
+                   truncation: float = 0.0, seq_ids: torch.Tensor | None = None):
+    """Head function (runs inside the lm_head forward): (loss, named TokenStats)."""
     if truncation > 0:
         # Rank sequences by the loss being optimised, without a graph; then train on the kept ones only.
-        token_losses = objective.token_losses(hidden, weight, labels, bias=bias)
+        token_losses = objective.token_losses(hidden, labels=labels, spec=spec)
         keep = truncation_keep_mask(token_losses, labels, seq_ids, truncation)
-        labels = labels.masked_fill(~keep, objective_ignore_index(objective))
-    loss, stats = objective(
-        hidden, weight, labels, bias=bias, num_items_in_batch=num_items_in_batch, return_stats=True
-    )
-    return loss, pack_stats(stats)
-
-
-def objective_ignore_index(objective) -> int:
-    return int(getattr(objective, "ignore_index", -100))
+        labels = labels.masked_fill(~keep, spec.ignore_index)
+    return objective.head_loss(hidden, labels, spec, num_items_in_batch=num_items_in_batch, return_stats=True)
 
 
 def _unwrap_peft(model):
@@ -68,10 +47,10 @@ class LsSFTTrainer(SFTTrainer):
     _tag_names = ["trl", "sft", "ls_llm"]
     _name = "LsSFT"
 
-    def __init__(self, model=None, args: LsSFTConfig | None = None, *rest, **kwargs):
-        if not isinstance(args, LsSFTConfig):
-            raise ValueError(f"args must be an LsSFTConfig, got {type(args).__name__}")
-        super().__init__(model, args, *rest, **kwargs)
+    config_class = LsSFTConfig
+
+    def __init__(self, model=None, args=None, *rest, **kwargs):
+        super().__init__(model, self._as_config(args, model), *rest, **kwargs)
         base = _unwrap_peft(self.model)
         install_hidden_forward(base)
         check_head_supported(base)
@@ -86,15 +65,29 @@ class LsSFTTrainer(SFTTrainer):
                 "by LsSFTTrainer; set router_aux_loss_coef: 0.0 to train this model without it"
             )
         self.objective, self.warmup_objective = self._build_objectives(base)
-        self._stat_sums: dict[str, torch.Tensor | None] = {"train": None, "eval": None}
+        self._stat_sums = {"train": StatSums(), "eval": StatSums()}
+
+    @classmethod
+    def _as_config(cls, args, model):
+        """Like trl: None gives the defaults (output_dir from the model's name) and a plain `SFTConfig` (or
+        another `TrainingArguments`) keeps its settings, with this trainer's own fields at their defaults."""
+        import dataclasses
+
+        if isinstance(args, cls.config_class):
+            return args
+        if args is None:
+            name = model if isinstance(model, str) else getattr(getattr(model, "config", None), "_name_or_path", "")
+            return cls.config_class(output_dir=f"{str(name).split('/')[-1] or 'model'}-{cls._name}")
+        if not dataclasses.is_dataclass(args):
+            raise ValueError(f"args must be an {cls.config_class.__name__} or an SFTConfig, got {type(args).__name__}")
+        own = {f.name for f in dataclasses.fields(cls.config_class)}
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init and f.name in own}
+        return cls.config_class(**values)
 
     def _build_objectives(self, base):
         from ls_llm.objectives import build_objective
 
         shared = {}
-        softcap = final_logit_softcap(base)
-        if softcap:
-            shared["softcap"] = float(softcap)
         if self.args.objective_chunk_size is not None:
             shared["chunk_size"] = self.args.objective_chunk_size
         kwargs = {**self.args.objective_kwargs(), **shared}
@@ -115,19 +108,21 @@ class LsSFTTrainer(SFTTrainer):
         active = mode == "train" and self.state.global_step >= self.args.loss_truncation_warmup_steps
         return self.args.loss_truncation if active else 0.0
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        mode = "train" if self.model.training else "eval"
+    def head_loss(self, model, inputs: dict, num_items_in_batch, mode: str):
+        """The one hook subclasses override: run `model` with a head function -> (loss, named TokenStats)."""
         truncation = self._truncation(mode)
         extra = {}
         if truncation > 0:
             extra["seq_ids"] = sequence_ids(inputs["input_ids"], inputs.get("position_ids"))
-        head_fn = functools.partial(
-            objective_head,
-            objective=self.current_objective(),
-            num_items_in_batch=num_items_in_batch,
-            truncation=truncation,
-        )
-        loss, stats = model(**inputs, ls_head_fn=head_fn, ls_extra=extra)
+        head_fn = functools.partial(objective_head, objective=self.current_objective(),
+                                    num_items_in_batch=num_items_in_batch, truncation=truncation)
+        return model(**inputs, ls_head_fn=head_fn, ls_extra=extra)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        inputs = dict(inputs)
+        loss, stats = self.head_loss(model, inputs, num_items_in_batch, mode)
+        inputs = {k: v for k, v in inputs.items() if not k.startswith("ls_")}
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # num_items_in_batch counts every process's tokens and DDP averages gradients: undo the average.
             loss = loss * self.accelerator.num_processes
@@ -138,10 +133,11 @@ class LsSFTTrainer(SFTTrainer):
             return loss, outputs
         return loss
 
-    def _record(self, mode: str, stats: torch.Tensor, inputs) -> None:
-        stats = self.accelerator.reduce(stats, reduction="sum") if self.accelerator.num_processes > 1 else stats
-        previous = self._stat_sums[mode]
-        self._stat_sums[mode] = stats if previous is None else previous + stats
+    def _record(self, mode: str, stats, inputs) -> None:
+        reduce = None
+        if self.accelerator.num_processes > 1:
+            reduce = functools.partial(self.accelerator.reduce, reduction="sum")
+        self._stat_sums[mode].add(stats, reduce=reduce)
         if mode == "train":
             # Same count as trl: real tokens seen (padding-free batches carry position_ids, no mask).
             if "attention_mask" in inputs:
@@ -153,9 +149,6 @@ class LsSFTTrainer(SFTTrainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "train" if self.model.training else "eval"
-        sums = self._stat_sums[mode]
-        if sums is not None:
-            prefix = "eval_" if mode == "eval" else ""
-            logs.update({prefix + k: v for k, v in summarize(sums.float().cpu()).items()})
-            self._stat_sums[mode] = None
+        prefix = "eval_" if mode == "eval" else ""
+        logs.update({prefix + k: v for k, v in self._stat_sums[mode].pop_means().items()})
         super().log(logs, start_time)

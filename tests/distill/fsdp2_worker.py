@@ -45,7 +45,7 @@ def _loss(models, ids, labels, num_items):
         teacher_hidden = teacher(input_ids=ids, labels=labels, ls_head_fn=_hidden_only)
     fn = functools.partial(distill_head, loss_fn=loss_fn, teacher_hidden=teacher_hidden, teacher_head=teacher.lm_head,
                            vocab_size=VOCAB, num_items_in_batch=num_items)
-    loss, _, _ = student(input_ids=ids, labels=labels, ls_head_fn=fn)
+    loss, _ = student(input_ids=ids, labels=labels, ls_head_fn=fn)
     return loss
 
 

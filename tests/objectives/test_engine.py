@@ -143,10 +143,10 @@ def test_token_losses_and_stats_match_reference():
     logp = torch.log_softmax(logits[keep], -1)
     yk = y[keep]
     n = int(keep.sum())
-    torch.testing.assert_close(float(stats.n_tokens), float(n))
-    torch.testing.assert_close(float(stats.loss_sum), float(ref.sum()), rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(float(stats.ce_sum), float(-logp.gather(1, yk[:, None]).sum()), rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(float(stats.entropy_sum), float(-(logp.exp() * logp).sum()), rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(float(stats.p_y_sum), float(logp.gather(1, yk[:, None]).exp().sum()), rtol=1e-6, atol=1e-6)
-    assert float(stats.correct_sum) == float((logits[keep].argmax(-1) == yk).sum())
+    torch.testing.assert_close(float(stats["n_tokens"]), float(n))
+    torch.testing.assert_close(float(stats["loss"]), float(ref.sum()), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(float(stats["ce"]), float(-logp.gather(1, yk[:, None]).sum()), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(float(stats["entropy"]), float(-(logp.exp() * logp).sum()), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(float(stats["p_y"]), float(logp.gather(1, yk[:, None]).exp().sum()), rtol=1e-6, atol=1e-6)
+    assert float(stats["correct"]) == float((logits[keep].argmax(-1) == yk).sum())
     assert set(stats.means()) == {"loss", "ce", "token_accuracy", "entropy", "p_y", "n_tokens"}

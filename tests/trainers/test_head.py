@@ -1,5 +1,6 @@
 """The lm_head adapter against a materialized reference: PEFT's own full-logits forward, then the objective
-on those logits. LoRA on lm_head (W + scale * B A) and a fully trained copy of lm_head (modules_to_save)."""
+on those logits: a fully trained copy of lm_head (modules_to_save), a plain tied head, and a model with a logit
+scale and softcap (the `LogitsSpec` the adapter builds)."""
 
 import functools
 
@@ -11,7 +12,6 @@ from ls_llm.trainers.head import check_head_supported, install_hidden_forward
 from ls_llm.trainers.sft import objective_head
 
 PEFT_CASES = {
-    "lora_on_lm_head": dict(target_modules=["q_proj", "lm_head"]),
     "modules_to_save": dict(target_modules=["q_proj"], modules_to_save=["lm_head"]),
 }
 
@@ -62,12 +62,29 @@ def test_peft_head_matches_full_logits(h, case):
         assert g.abs().sum() > 0 or "lora_A" in name, name
 
 
-def test_lora_dropout_on_head_is_refused(h):
+def test_lora_on_head_is_refused_with_the_alternative(h):
     from peft import LoraConfig, get_peft_model
 
-    model = get_peft_model(h.tiny_model(97), LoraConfig(r=4, lora_dropout=0.1, target_modules=["lm_head"]))
-    with pytest.raises(ValueError, match="lora_dropout"):
+    model = get_peft_model(h.tiny_model(97), LoraConfig(r=4, target_modules=["lm_head"]))
+    with pytest.raises(ValueError, match="lora_modules_to_save"):
         check_head_supported(model.get_base_model())
+
+
+def test_scaled_and_softcapped_head_matches_full_logits(h):
+    """Cohere-style logit_scale and Gemma-2-style softcap reach the engine through one LogitsSpec."""
+    model = h.tiny_model(97, seed=5)
+    model.config.logit_scale, model.config.final_logit_softcapping = 0.7, 2.5
+    install_hidden_forward(model)
+    objective = build_objective("label_smoothing", alpha=0.1)
+    ids = torch.randint(0, 97, (2, 9), generator=torch.Generator().manual_seed(2))
+    ours, _ = model(input_ids=ids, labels=ids, ls_head_fn=functools.partial(objective_head, objective=objective))
+    ours_grads = _grads(model, ours)
+    z = 0.7 * model(input_ids=ids).logits[:, :-1]
+    ref = objective.from_logits(2.5 * torch.tanh(z / 2.5), ids[:, 1:])
+    ref_grads = _grads(model, ref)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+    for name, g in ref_grads.items():
+        torch.testing.assert_close(ours_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_plain_head_matches_full_logits(h):
@@ -81,6 +98,6 @@ def test_plain_head_matches_full_logits(h):
     ref = objective.from_logits(model(input_ids=ids).logits[:, :-1], ids[:, 1:])
     ref_grads = _grads(model, ref)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
-    assert stats[0].item() == ids[:, 1:].numel()  # n_tokens
+    assert stats["n_tokens"].item() == ids[:, 1:].numel()
     for name, g in ref_grads.items():
         torch.testing.assert_close(ours_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)

@@ -79,7 +79,7 @@ def test_loss_truncation_drops_sequences(h, tmp_path):
     batch = next(iter(trainer.get_train_dataloader()))
     trainer.model.train()
     trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=None)
-    n_tokens = trainer._stat_sums["train"][0].item()
+    n_tokens = trainer._stat_sums["train"].values()["n_tokens"]
     per_row = (batch["labels"][:, 1:] != -100).sum(1)
     # Two of the four rows are dropped: the tokens trained are those of exactly two rows.
     sums = {int(per_row[i] + per_row[j]) for i in range(4) for j in range(i + 1, 4)}
