@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install install-vllm eval-env demo demo-distill sweep test bench bench-scoring bench-audit lint clean
+.PHONY: install install-vllm eval-env demo demo-distill sweep test bench bench-scoring bench-audit device-wheels device-check lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,17 @@ eval-env:
 	test -x $(EVAL_VENV)/bin/python || $(PYTHON) -m venv $(EVAL_VENV)
 	$(EVAL_VENV)/bin/pip install -q "vllm>=0.30,<0.31" "ray>=2.40" "lm-eval>=0.4.13" "math-verify>=0.9" "matplotlib>=3.9" "datasets>=5.2" "pyyaml>=6.0" "tqdm>=4.66"
 	$(EVAL_VENV)/bin/pip install -q --no-deps -e .
+
+# The GPU box (torch 2.11 / transformers 5.17 / Python 3.12, no registry) lacks trl, datasets and Liger-Kernel:
+# download them as wheels into .whl/ (git-ignored), carry .whl, run `bash scripts/device_check.sh` there.
+DEVICE_WHEELS ?= trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 liger-kernel==0.8.5
+device-wheels:
+	rm -rf .whl && $(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .whl $(DEVICE_WHEELS)
+
+device-check: $(VENV)/.installed
+	PY=$(PY) bash scripts/device_check.sh
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check ls_llm eval tests

@@ -190,7 +190,7 @@ def _run(kernel, source, y: Tensor, *, n: int, vocab: int, rows: int, softcap: f
     """The chunk loop: per-token kernel outputs concatenated over chunks (gradients accumulate in ``source``)."""
     ws = Workspace(rows, vocab, dtype=acc, device=device)
     outs: dict[str, list[Tensor]] = defaultdict(list)
-    for start in range(0, n, rows):
+    for start in range(0, max(n, 1), rows):  # one empty chunk when n = 0, so every output name exists
         z = ws.get("z", min(rows, n - start))
         source.logits_(z, start, ws)
         tanh = None
@@ -251,8 +251,7 @@ class _FusedHeadLoss(torch.autograd.Function):
         rows = min(chunk_rows(vocab, cfg["chunk_size"]), max(y.numel(), 1))
         outs = _run(kernel, source, y, n=y.numel(), vocab=vocab, rows=rows, softcap=cfg["softcap"], acc=acc,
                     device=x.device, need_grad=any(grads), need_stats=box is not None)
-        losses = outs.get("loss")
-        loss = (losses.sum() if losses is not None else torch.zeros((), dtype=acc, device=x.device)) / denom
+        loss = outs["loss"].sum() / denom
         ctx.save_for_backward(*_input_grads(source, x, flat, idx, all_valid, weight, bias, grads))
         if box is None:
             return loss

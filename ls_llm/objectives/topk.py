@@ -43,8 +43,4 @@ def teacher_topk(hidden: Tensor, weight: Tensor, bias: Tensor | None = None, *, 
         raise ValueError(f"top_k must be an int in [1, {vocab}], got {k!r}")
     out = token_outputs(TopKKernel(k, temperature), hidden, LogitsSpec(weight, bias, softcap=softcap),
                         chunk_size=chunk_size)
-    if not out:  # no tokens
-        n = hidden.shape[0]
-        return (torch.empty(n, k, dtype=torch.int32, device=hidden.device),
-                torch.empty(n, k, device=hidden.device), torch.empty(n, device=hidden.device))
     return out["ids"], out["logprobs"].float(), out["log_tail"].float()
