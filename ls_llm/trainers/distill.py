@@ -107,9 +107,11 @@ class LsDistillTrainer(LsSFTTrainer):
             self._prepare_teacher(teacher_model)
 
     def _check_head_rows(self, who: str, model) -> None:
-        rows = head_rows(model.get_output_embeddings())
+        head = model.get_output_embeddings()
+        rows = head_rows(head)
         if rows < self.vocab_size:
-            raise ValueError(f"the {who}'s lm_head has {rows} rows but the tokenizer has {self.vocab_size} tokens: "
+            raise ValueError(f"the {who}'s lm_head ({type(head).__name__}) has {rows} rows but the tokenizer has "
+                             f"{self.vocab_size} tokens: "
                              "teacher and student must share the tokenizer and vocabulary")
 
     def _prepare_teacher(self, teacher) -> None:

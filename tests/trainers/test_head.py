@@ -101,3 +101,28 @@ def test_plain_head_matches_full_logits(h):
     assert stats["n_tokens"].item() == ids[:, 1:].numel()
     for name, g in ref_grads.items():
         torch.testing.assert_close(ours_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_empty_or_unresolvable_head_is_a_value_error_naming_module_and_shape(h):
+    from ls_llm.trainers.head import head_rows
+
+    model = h.tiny_model(97)
+    install_hidden_forward(model)
+    model.lm_head.weight = torch.nn.Parameter(torch.empty(0, 32))
+    with pytest.raises(ValueError, match=r"Linear has a weight of shape \(0, 32\)"):
+        head_rows(model.lm_head)
+    ids = torch.randint(0, 97, (1, 5))
+    fn = functools.partial(objective_head, objective=build_objective("ce"))
+    with pytest.raises(ValueError, match=r"Linear gave a weight of shape \(0, 32\)"):
+        model(input_ids=ids, labels=ids, ls_head_fn=fn)
+
+
+def test_zero3_partitioned_shape_is_read_from_ds_shape(h):
+    """Under ZeRO-3 a partitioned weight is a 0-element tensor whose full shape is `ds_shape`."""
+    from ls_llm.trainers.head import head_rows, vocab_size_of
+
+    model = h.tiny_model(97)
+    full = model.lm_head.weight.shape
+    model.lm_head.weight.data = torch.empty(0)
+    model.lm_head.weight.ds_shape = full
+    assert head_rows(model.lm_head) == vocab_size_of(model) == 97

@@ -65,3 +65,33 @@ def test_unigram_prior_counts_trained_tokens():
 def test_config_rejects_bad_values(h, tmp_path, kw, needle):
     with pytest.raises(ValueError, match=needle):
         h.config(tmp_path, **kw)
+
+
+def test_trainer_accepts_no_args_or_a_plain_sft_config(h, tmp_path, monkeypatch):
+    """Like trl: args=None gives the defaults, and an SFTConfig keeps its settings (this trainer's fields at their
+    defaults); the loss is then plain ce through the fused head."""
+    from datasets import Dataset
+    from trl import SFTConfig
+
+    from ls_llm.trainers import LsSFTConfig, LsSFTTrainer
+
+    from trl import SFTTrainer
+
+    monkeypatch.chdir(tmp_path)
+    tok = h.tokenizer()
+    data = Dataset.from_list(h.message_rows(4))
+    outcomes = []
+    for cls in (SFTTrainer, LsSFTTrainer):  # trl's defaults want bf16, which a CPU-only machine refuses: same error
+        try:
+            outcomes.append(type(cls(model=h.tiny_model(len(tok)), args=None, train_dataset=data,
+                                     processing_class=tok).args).__name__)
+        except ValueError as err:
+            outcomes.append(str(err))
+    assert outcomes in (["SFTConfig", "LsSFTConfig"], [outcomes[0], outcomes[0]]), outcomes
+    plain = SFTConfig(output_dir=str(tmp_path / "o"), max_length=77, learning_rate=3e-3, use_cpu=True, bf16=False,
+                      report_to="none")
+    trainer = LsSFTTrainer(model=h.tiny_model(len(tok)), args=plain, train_dataset=data, processing_class=tok)
+    assert type(trainer.args) is LsSFTConfig
+    assert (trainer.args.max_length, trainer.args.learning_rate, trainer.args.output_dir) == (77, 3e-3, str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="args must be an LsSFTConfig or an SFTConfig"):
+        LsSFTTrainer(model=h.tiny_model(len(tok)), args={"learning_rate": 1.0}, train_dataset=data, processing_class=tok)
