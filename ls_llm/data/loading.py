@@ -4,6 +4,11 @@ Every source (a hub id or local jsonl/json/parquet files) is read with ``dataset
 row through :mod:`ls_llm.data.formats`, optionally mixed with weights, split into train/validation
 with a seed, and finally the recipe's noise is injected into the train split only (validation stays
 clean so that it measures what the model learned, not the noise).
+
+Rows are handled as conversations (``messages``); the datasets handed to training carry trl's conversational
+*prompt/completion* form instead (``prompt``: every turn before the last assistant turn, ``completion``: that
+turn). trl applies ``completion_only_loss`` only to prompt/completion data: on ``messages`` it silently trains
+the prompt too, whatever the recipe says.
 """
 
 from __future__ import annotations
@@ -181,15 +186,25 @@ def _mix(parts: list[list[dict]], weights: list[float | None], seed: int) -> lis
     return mixed
 
 
+def split_completion(messages: list[dict]) -> tuple[list[dict], list[dict]]:
+    """trl's conversational prompt/completion: the turns before the last assistant turn, and that turn."""
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+    if last is None:
+        roles = [m["role"] for m in messages]
+        raise ValueError(f"a conversation has no assistant turn to train on (roles {roles})")
+    return messages[:last], messages[last:]
+
+
 def _to_dataset(rows: list[dict]):
     import datasets
 
+    message = {"role": datasets.Value("string"), "content": datasets.Value("string")}
+    rows = [_as_prompt_completion(r) for r in rows]
     features = datasets.Features(
         {
             "id": datasets.Value("string"),
-            "messages": datasets.List(
-                {"role": datasets.Value("string"), "content": datasets.Value("string")}
-            ),
+            "prompt": datasets.List(message),
+            "completion": datasets.List(message),
             "answer": datasets.Value("string"),
             "source": datasets.Value("string"),
             "subject": datasets.Value("string"),
@@ -200,6 +215,12 @@ def _to_dataset(rows: list[dict]):
     for key in extra:  # noise bookkeeping columns
         features[key] = datasets.Value("bool") if key == "corrupted" else datasets.Value("string")
     return datasets.Dataset.from_list(rows, features=features)
+
+
+def _as_prompt_completion(row: dict) -> dict:
+    prompt, completion = split_completion(row["messages"])
+    out = {k: v for k, v in row.items() if k != "messages"}
+    return {"id": out.pop("id"), "prompt": prompt, "completion": completion, **out}
 
 
 def _split_validation(rows: list[dict], size: float | None, seed: int) -> tuple[list[dict], list[dict]]:
@@ -228,7 +249,8 @@ def load_traces(args: LsDataArguments, *, tokenizer=None):
     """Load, convert, mix, split and (train only) noise the recipe's data.
 
     Returns a ``datasets.DatasetDict`` with ``train`` and, when ``dataset_validation_size`` is
-    set, ``validation``. Columns: ``id``, ``messages``, ``answer`` (gold, None when unknown),
+    set, ``validation``. Columns: ``id``, ``prompt`` and ``completion`` (trl's conversational
+    prompt/completion form, see the module docstring), ``answer`` (gold, None when unknown),
     ``source``, ``subject``, ``level``; with noise also ``corrupted`` and ``noise`` (how).
     ``tokenizer`` is needed only for ``noise_type='token'`` (else ``noise_tokenizer`` is loaded).
     """

@@ -1,4 +1,5 @@
-"""Loading: each format to trl's messages, field maps, mixtures, validation split, missing fields."""
+"""Loading: each format to trl's conversational prompt/completion, field maps, mixtures, validation split, missing
+fields."""
 
 import dataclasses
 import json
@@ -13,6 +14,11 @@ from ls_llm.data.loading import load_traces
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
 NO_INSTRUCTION = {"dataset_answer_instruction": ""}
+
+
+def _conv(row):
+    """The whole conversation of a loaded row (trl's prompt/completion form)."""
+    return row["prompt"] + row["completion"]
 
 
 def _load(name: str, **kwargs):
@@ -36,7 +42,7 @@ def test_math_problem_solution_gold_is_last_boxed():
         "6",
     ]
     row = train[0]
-    assert row["messages"] == [
+    assert _conv(row) == [
         {"role": "user", "content": raw[0]["problem"]},
         {"role": "assistant", "content": raw[0]["solution"]},
     ]
@@ -51,18 +57,18 @@ def test_math_problem_solution_gold_is_last_boxed():
 def test_gsm8k_question_answer_strips_annotations():
     train = _load("gsm8k.jsonl")["train"]
     assert train["answer"] == ["72", "10", "5", "42", "624", "35"]
-    completion = train[0]["messages"][1]["content"]
+    completion = _conv(train[0])[1]["content"]
     assert completion == (
         "Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May.\n"
         "The final answer is $\\boxed{72}$."
     )
-    assert "<<" not in "".join(m[1]["content"] for m in train["messages"])
+    assert "<<" not in "".join(m[1]["content"] for m in [_conv(r) for r in train])
 
 
 def test_r1_rendering_of_solutions_and_instruction_and_system_prompt():
     args = {"dataset_rendering": "r1", "dataset_system_prompt": "You are careful."}
     row = _load("gsm8k.jsonl", **args, dataset_answer_instruction="Box it.")["train"][1]
-    system, user, assistant = row["messages"]
+    system, user, assistant = _conv(row)
     assert system == {"role": "system", "content": "You are careful."}
     assert user["content"].endswith("How much did she earn?\n\nBox it.")
     assert assistant["content"] == (
@@ -74,17 +80,17 @@ def test_r1_rendering_of_solutions_and_instruction_and_system_prompt():
 def test_r1_traces_kept_verbatim_with_gold_from_answer():
     train = _load("r1.jsonl")["train"]
     raw = _raw("r1.jsonl")
-    assert train["messages"][1][1]["content"] == raw[1]["generation"]
+    assert [_conv(r) for r in train][1][1]["content"] == raw[1]["generation"]
     assert train["answer"] == [r["answer"] for r in raw]
     assert train["id"] == [r["id"] for r in raw]
 
 
 def test_messages_and_prompt_completion():
     messages = _load("messages.jsonl", dataset_system_prompt="Added.")["train"]
-    assert messages[0]["messages"][0] == {"role": "system", "content": "Be terse."}  # own system kept
-    assert messages[1]["messages"][0] == {"role": "system", "content": "Added."}
+    assert _conv(messages[0])[0] == {"role": "system", "content": "Be terse."}  # own system kept
+    assert _conv(messages[1])[0] == {"role": "system", "content": "Added."}
     pc = _load("prompt_completion.jsonl")["train"]
-    assert pc[0]["messages"] == [
+    assert _conv(pc[0]) == [
         {"role": "user", "content": "What is 4-1?"},
         {"role": "assistant", "content": "4-1=3. \\boxed{3}"},
     ]

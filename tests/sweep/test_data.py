@@ -52,5 +52,5 @@ def test_training_prompt_is_the_eval_prompt(tmp_path, monkeypatch):
                                        "--dataset_format=problem_solution"], _arg_types())
     train = load_traces(data_args)["train"]
     for row, raw in zip(train, read_jsonl(paths["train"]), strict=True):
-        assert row["messages"][0] == {"role": "user", "content": raw["problem"]}
-        assert row["messages"][-1] == {"role": "assistant", "content": raw["solution"]}
+        assert row["prompt"] == [{"role": "user", "content": raw["problem"]}]
+        assert row["completion"] == [{"role": "assistant", "content": raw["solution"]}]
