@@ -100,8 +100,8 @@ def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *,
 
     `llm`: an already built `vllm.LLM` for the teacher (tests); by default one is built from the recipe.
     """
-    from ls_llm.data.teacher_cache import CacheMeta, cache_row, tokenizer_hash, write_cache
-    from ls_llm.trainers.distill_cache import prepared_dataset
+    from ls_llm.data.teacher_cache import CacheMeta, cache_row, write_cache
+    from ls_llm.trainers.distill_cache import fingerprints, prepared_dataset
 
     if args.teacher_cache_dir is None:
         raise ValueError("teacher_cache_dir is required: it is where the cache is written")
@@ -123,7 +123,7 @@ def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *,
     params = SamplingParams(max_tokens=1, prompt_logprobs=requested, detokenize=False)
     meta = CacheMeta(teacher=str(args.teacher_model_name_or_path), top_k=k, temperature=args.distill_temperature,
                      vocab_size=vocab_size, n_rows=len(data), shard_rows=args.cache_shard_rows,
-                     logprob_dtype=args.cache_logprob_dtype, tokenizer_hash=tokenizer_hash(tokenizer))
+                     logprob_dtype=args.cache_logprob_dtype, **fingerprints(args, tokenizer, data))
 
     def compute(start: int, stop: int):
         rows = list(prompt_rows(data, collator, start, stop))

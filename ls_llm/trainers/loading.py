@@ -66,7 +66,8 @@ def load_model(model_args, load_args: ModelLoadArguments, training_args, tokeniz
             config.vocab_size = len(tokenizer)
             config.pad_token_id, config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
             set_seed(training_args.seed)
-            return AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+            return AutoModelForCausalLM.from_config(
+                config, dtype=getattr(torch, dtype), trust_remote_code=getattr(model_args, "trust_remote_code", False))
         return AutoModelForCausalLM.from_pretrained(
             path,
             revision=model_args.model_revision,
@@ -88,3 +89,44 @@ def check_chat_template(tokenizer, dataset, training_args, tokenizer_name: str) 
             f"tokenizer {tokenizer_name!r} has no chat template, needed for the conversational "
             "('messages') dataset: set chat_template_path or use a tokenizer that has one"
         )
+
+
+def teacher_tokenizer_name(args) -> str:
+    """The name the teacher's tokenizer was loaded from (what a vocabulary-mismatch message must name)."""
+    return args.teacher_tokenizer_name_or_path or args.teacher_model_name_or_path
+
+
+def check_teacher_tokenizer(args, model_args, student_tokenizer):
+    """Load the teacher's tokenizer (no weights) and check it is the student's.
+
+    Returns (teacher model args, teacher load args, teacher tokenizer) for loading the weights afterwards.
+    """
+    import dataclasses
+
+    from ls_llm.trainers.distill import check_same_tokenizer
+
+    teacher_model_args = dataclasses.replace(model_args, model_name_or_path=args.teacher_model_name_or_path,
+                                             model_revision="main", dtype=args.teacher_dtype)
+    teacher_load = ModelLoadArguments(tokenizer_name_or_path=args.teacher_tokenizer_name_or_path)
+    try:
+        teacher_tokenizer = load_tokenizer(teacher_model_args, teacher_load)
+    except ValueError as err:
+        raise ValueError(_as_teacher_field(err)) from err
+    check_same_tokenizer(student_tokenizer, teacher_tokenizer, teacher_name=teacher_tokenizer_name(args))
+    return teacher_model_args, teacher_load, teacher_tokenizer
+
+
+def load_teacher(args, model_args, student_tokenizer):
+    """The teacher model, after checking (before loading any weights) that its tokenizer is the student's."""
+    teacher_model_args, teacher_load, teacher_tokenizer = check_teacher_tokenizer(args, model_args, student_tokenizer)
+    try:
+        return load_model(teacher_model_args, teacher_load, args, teacher_tokenizer)
+    except ValueError as err:
+        raise ValueError(_as_teacher_field(err)) from err
+
+
+def _as_teacher_field(err: ValueError) -> str:
+    text = str(err)
+    if "tokenizer_name_or_path" in text:
+        return text.replace("tokenizer_name_or_path", "teacher_tokenizer_name_or_path", 1)
+    return text.replace("model_name_or_path", "teacher_model_name_or_path", 1)
