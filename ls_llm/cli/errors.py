@@ -23,6 +23,11 @@ def one_line(err: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _is_io_error(err: Exception) -> bool:
+    # safetensors' writer reports a full disk as SafetensorError("... I/O error: No space left on device").
+    return type(err).__name__ == "SafetensorError" and "I/O error" in str(err)
+
+
 def report(command: str, err: BaseException) -> int:
     if os.environ.get(DEBUG_ENV) == "1":
         traceback.print_exception(err)
@@ -36,6 +41,10 @@ def guarded(command: str, fn: Callable[[], int | None]) -> int:
         return int(fn() or 0)
     except USER_ERRORS as err:
         return report(command, err)
+    except Exception as err:
+        if _is_io_error(err):
+            return report(command, err)
+        raise
     except KeyboardInterrupt:
         print(f"ls-llm {command}: interrupted", file=sys.stderr)
         return 130
