@@ -16,7 +16,13 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ls_llm.trainers.checkpoints import ResumePoint, check_output_dir, checkpoints, incomplete_reason, resolve_resume
+from ls_llm.trainers.checkpoints import (
+    ResumePoint,
+    check_output_dir,
+    checkpoints,
+    incomplete_reason,
+    resolve_resume,
+)
 
 
 @dataclass
@@ -58,7 +64,7 @@ def load_inputs(argv: list[str], types: tuple, *, training: bool = True):
     if training:
         resume = resolve_resume(args.output_dir, args.resume_from_checkpoint)
         check_output_dir(args.output_dir, resuming=resume.checkpoint is not None, overwrite=args.overwrite_output_dir)
-    tokenizer = load_tokenizer(model_args, load_args)
+    tokenizer = load_tokenizer(model_args, load_args, trust_remote_code=args.trust_remote_code)
     data = load_traces(data_args, tokenizer=tokenizer)
     check_chat_template(tokenizer, data["train"], args, load_args.tokenizer_name_or_path or model_args.model_name_or_path)
     return (load_args, data_args, args, model_args), tokenizer, data, resume
@@ -119,17 +125,17 @@ def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print
         trainer.train(resume_from_checkpoint=run.resume.checkpoint)
         trainer.save_model(run.output_dir)
     except BaseException:
-        if output_dir is not None and not existed:
-            remove_unless_resumable(output_dir)
+        if output_dir is not None and resumable(output_dir):
+            log(f"kept {output_dir}: it holds a complete checkpoint; continue with --resume_from_checkpoint true")
+        elif output_dir is not None and not existed:
+            shutil.rmtree(output_dir, ignore_errors=True)
         raise
     return run
 
 
-def remove_unless_resumable(output_dir: str) -> None:
-    """Remove a failed run's folder, unless a complete checkpoint in it can be resumed from."""
-    if any(incomplete_reason(p) is None for p in checkpoints(output_dir)):
-        return
-    shutil.rmtree(output_dir, ignore_errors=True)
+def resumable(output_dir: str) -> bool:
+    """A failed run's folder is kept (not removed) when a complete checkpoint in it can be resumed from."""
+    return any(incomplete_reason(p) is None for p in checkpoints(output_dir))
 
 
 def peek_output_dir(argv: list[str]) -> str | None:

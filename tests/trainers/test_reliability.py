@@ -184,3 +184,51 @@ def test_full_disk_mid_run_exits_2_and_removes_the_folder(h, tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "File too large" in _one_error_line(proc.stderr)
     assert not out.exists()
+
+
+def test_full_disk_while_saving_a_checkpoint_keeps_the_run_resumable(h, tmp_path, capsys, monkeypatch):
+    """The disk fills while checkpoint-4 is written (after checkpoint-2): exit 2 with one line naming the file,
+    the folder is kept for its complete checkpoint, and the resume skips the partial checkpoint-4."""
+    import errno
+
+    from ls_llm.trainers.sft import LsSFTTrainer
+
+    save_rng = LsSFTTrainer._save_rng_state
+
+    def full_disk_at_step_4(self, output_dir):
+        if self.state.global_step == 4:
+            raise OSError(errno.ENOSPC, "No space left on device", os.path.join(output_dir, "rng_state.pth"))
+        save_rng(self, output_dir)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(LsSFTTrainer, "_save_rng_state", full_disk_at_step_4)
+    assert main(_argv(h, out)) == 2
+    captured = capsys.readouterr()
+    line = _one_error_line(captured.err)
+    assert "No space left on device" in line and "checkpoint-4" in line
+    assert "--resume_from_checkpoint true" in captured.out and incomplete_reason(out / "checkpoint-2") is None
+    monkeypatch.setattr(LsSFTTrainer, "_save_rng_state", save_rng)
+    assert main(_argv(h, out, "--resume_from_checkpoint", "true")) == 0
+    stdout = capsys.readouterr().out
+    assert "skipped incomplete" in stdout and _steps_logged(stdout) == 4
+
+
+def test_trust_remote_code_reaches_from_config(h, tmp_path, monkeypatch):
+    """`trust_remote_code: true` (SFTConfig's field) reaches the model loading, also from a config."""
+    import transformers
+    from trl import ModelConfig
+
+    from ls_llm.trainers.loading import ModelLoadArguments, load_model
+
+    seen = {}
+    build = transformers.AutoModelForCausalLM.from_config
+
+    def spy(config, **kwargs):
+        seen.update(kwargs)
+        return build(config, **{k: v for k, v in kwargs.items() if k != "trust_remote_code"})
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_config", spy)
+    model_args = ModelConfig(model_name_or_path=str(h.FIXTURES / "tiny-qwen2" / "config.json"))
+    args = h.config(tmp_path, trust_remote_code=True)  # a field of trl's SFTConfig, not of ModelConfig
+    load_model(model_args, ModelLoadArguments(model_init_from_config=True), args, h.tokenizer())
+    assert seen["trust_remote_code"] is True
