@@ -10,6 +10,8 @@ and resumption.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ls_llm.trainers.distill_config import LsDistillConfig
@@ -36,7 +38,9 @@ def fingerprints(args: LsDistillConfig, tokenizer, prepared) -> dict[str, str]:
 def check_cache_matches(args: LsDistillConfig, meta, tokenizer, prepared) -> None:
     """Refuse (before training) a cache whose settings or fingerprints differ from this run's, naming which."""
     here = fingerprints(args, tokenizer, prepared)
-    if not args.teacher_model_name_or_path:  # training from the cache alone: its teacher cannot be re-checked
+    teacher = args.teacher_model_name_or_path
+    gone = not teacher or (not os.path.exists(teacher) and not meta.teacher_fingerprint.startswith("hub:"))
+    if gone:  # no teacher, or a local one since deleted: the cache is all there is, its teacher can't be re-checked
         here["teacher_fingerprint"] = meta.teacher_fingerprint
     problems = {"distill_temperature": (meta.temperature, args.distill_temperature),
                 "vocab_size (tokenizer length)": (meta.vocab_size, len(tokenizer)),

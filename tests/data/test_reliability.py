@@ -70,6 +70,18 @@ def test_noise_full_disk_exit_2_nothing_left(tmp_path):
     assert not out.exists() and list((tmp_path / "out").iterdir()) == []  # no file, no staging folder
 
 
+def test_audit_full_disk_exit_2_no_folder(tmp_path):
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf")}
+    run = [sys.executable, "-m", "ls_llm.cli", "audit", str(DATA), "--workers", "1", "--no-plot"]
+    warm = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    proc = subprocess.run([*run, "--out", str(tmp_path / "audit")], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env=env, preexec_fn=_full_disk(2000))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "File too large" in _error_line(proc.stderr, "audit")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # no audit folder, no staging folder
+
+
 def test_noise_missing_tokenizer_names_the_flag(tmp_path, capsys):
     from ls_llm.cli import noise
 

@@ -232,3 +232,23 @@ def test_trust_remote_code_reaches_from_config(h, tmp_path, monkeypatch):
     args = h.config(tmp_path, trust_remote_code=True)  # a field of trl's SFTConfig, not of ModelConfig
     load_model(model_args, ModelLoadArguments(model_init_from_config=True), args, h.tokenizer())
     assert seen["trust_remote_code"] is True
+
+
+def test_guarded_turns_user_errors_into_one_line(capsys):
+    import errno
+
+    from ls_llm.cli.errors import guarded
+
+    class SafetensorError(Exception):  # how safetensors reports a failed write
+        pass
+
+    for err in (OSError(errno.ENOSPC, "No space left on device", "/x/model.safetensors"),
+                SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"),
+                ValueError("alpha must be in [0, 1), got 1.5\n(second line)")):
+        def fail(err=err):
+            raise err
+
+        assert guarded("train", fail) == 2
+        assert _one_error_line(capsys.readouterr().err).count("No space left") <= 1
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        guarded("train", lambda: 1 / 0)
