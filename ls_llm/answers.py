@@ -159,6 +159,25 @@ def _pool_context():
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: a worker dies with the process that started it, even on SIGKILL (which runs no
+    clean-up), instead of lingering as an orphan (~165 MB each with math-verify loaded)."""
+    import ctypes
+    import signal
+
+    if os.uname().sysname == "Linux":
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The verification pool: fork where available, workers tied to this process's life."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
+
+
 def verify_batch(
     preds: Sequence[str | None],
     golds: Sequence[str],
@@ -185,7 +204,7 @@ def verify_batch(
     size = chunk_size or max(8, min(256, len(pairs) // (workers * 8) or 1))
     chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
     results: list[str] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+    with worker_pool(workers) as pool:
         mapped = pool.map(_status_chunk, chunks, [timeout_s] * len(chunks))
         if progress:
             from tqdm.auto import tqdm

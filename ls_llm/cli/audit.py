@@ -2,7 +2,9 @@
 
 Checks each trace's final boxed answer against the reference with math-verify in worker processes,
 prints the fractions overall and by source / subject / level, and writes ``clean.jsonl``,
-``noisy.jsonl``, ``report.json`` and ``audit.png`` into DIR (not overwritten without --overwrite).
+``noisy.jsonl``, ``report.json`` and ``audit.png`` into DIR (not overwritten without --overwrite), all
+together: they are written into a staging folder that is then renamed to DIR. A file with no gold answer to
+check against is an error (exit 2), not a 0% noise report.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ def run(ns: argparse.Namespace) -> dict:
     from ls_llm.data.io import check_writable
     from ls_llm.data.loading import load_rows
 
-    if ns.out:  # fail before the (long) verification, not after it
+    if ns.out:  # fail before the (long) verification, not after it; create nothing yet
         for name in ("clean.jsonl", "noisy.jsonl", "report.json"):
-            check_writable(f"{ns.out}/{name}", overwrite=ns.overwrite, field="--out file")
+            check_writable(f"{ns.out}/{name}", overwrite=ns.overwrite, field="--out file", create_parent=False)
     rows = load_rows(source_args(ns, dataset_answer_instruction=""))
+    if not any(row.get("answer") not in (None, "") for row in rows):
+        raise ValueError(f"none of the {len(rows)} rows of {ns.data!r} has a gold answer to check against "
+                         "(field 'answer'; map another column with --field-map): nothing to audit")
     result = audit_rows(rows, workers=ns.workers, timeout_s=ns.timeout)
     paths = write_audit(rows, result, ns.out, overwrite=ns.overwrite, plot=not ns.no_plot) if ns.out else {}
     print(format_report(result.report))
@@ -43,13 +48,13 @@ def run(ns: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ls_llm.cli.errors import guarded
+
     ns = _parser().parse_args(argv)
-    try:
-        run(ns)
-    except ValueError as err:
-        print(f"ls-llm audit: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    def body() -> None:
+        run(ns)  # prints the report
+
+    return guarded("audit", body)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from ls_llm.cli.errors import USER_ERRORS, report
+
 
 def _flag_type(annotation) -> tuple[type, bool]:
     """(scalar type, is_list) of a field annotation such as ``int | None`` or ``list[str]``."""
@@ -55,9 +57,8 @@ def _run(argv: list[str]) -> int:
         from ls_llm.evaluation.runner import evaluate
 
         evaluate(config=cfg)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"ls-llm eval: error: {err}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as err:  # bad input, unreadable/unwritable file, full disk, missing package
+        return report("eval", err)
     out = cfg.output_dir
     print((out / "results.md").read_text(encoding="utf-8"))
     print(f"run folder: {out}  (results.json, samples_<task>.jsonl, results.md, results.png)")
@@ -78,9 +79,8 @@ def _compare(argv: list[str]) -> int:
             if label in runs:
                 label = str(run)
             runs[label] = report.rows_from_results(report.load_run(run))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"ls-llm eval compare: error: {err}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as err:
+        return report("eval compare", err)
     print(report.compare_table(runs))
     report.bar_chart(runs, args.output, title="ls-llm eval compare")
     print(f"chart: {args.output}")

@@ -2,13 +2,16 @@
 
 Writes the noisy rows (messages format, gold ``answer`` kept, plus ``corrupted``/``noise``), a
 per-row manifest (``<out>.manifest.jsonl`` unless --manifest) and a summary with the realized
-rate (``<out>.summary.json``, also printed). Nothing is overwritten without --overwrite.
+rate (``<out>.summary.json``, also printed). Nothing is overwritten without --overwrite. The three files
+are written into a hidden staging folder beside --out and then moved into place, ``--out`` last: an
+interrupted run leaves either no ``--out`` or all three.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> dict:
-    from ls_llm.data.io import check_writable, write_jsonl, write_text
+    from ls_llm.data.io import check_writable, staged_files, write_jsonl, write_text
     from ls_llm.data.loading import load_rows
     from ls_llm.data.noise import inject_noise
 
@@ -45,32 +48,38 @@ def run(ns: argparse.Namespace) -> dict:
         "summary": Path(f"{stem}.summary.json"),
     }
     for name, path in paths.items():  # check them all before writing any
-        check_writable(path, overwrite=ns.overwrite, field=f"--{name}" if name != "summary" else "summary")
-    tokenizer = None
-    if ns.tokenizer:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(ns.tokenizer)
+        check_writable(path, overwrite=ns.overwrite, field=f"--{name}" if name != "summary" else "summary",
+                       create_parent=False)
+    tokenizer = _tokenizer(ns.tokenizer) if ns.tokenizer else None
     rows = load_rows(args)
     noisy, manifest, summary = inject_noise(
         rows, noise_type=ns.type, rate=ns.rate, seed=ns.seed, tokenizer=tokenizer
     )
     summary = {**summary, "data": ns.data, **{k: str(v) for k, v in paths.items()}}
-    write_jsonl(paths["out"], noisy)
-    write_jsonl(paths["manifest"], manifest)
-    write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
+    order = {name: paths[name] for name in ("manifest", "summary", "out")}  # out last: it marks a complete set
+    with staged_files(order) as staged:
+        write_jsonl(staged["manifest"], manifest)
+        write_text(staged["summary"], json.dumps(summary, indent=2) + "\n")
+        write_jsonl(staged["out"], noisy)
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    ns = _parser().parse_args(argv)
+def _tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    if not os.path.exists(name) and (name.startswith(("/", "./", "../", "~")) or name.count("/") > 1):
+        raise ValueError(f"--tokenizer {name!r} does not exist")
     try:
-        summary = run(ns)
-    except ValueError as err:
-        print(f"ls-llm noise: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--tokenizer {name!r} could not be loaded: {err}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ls_llm.cli.errors import guarded
+
+    ns = _parser().parse_args(argv)
+    return guarded("noise", lambda: print(json.dumps(run(ns), indent=2)))
 
 
 if __name__ == "__main__":

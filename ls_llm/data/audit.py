@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ls_llm.answers import STATUSES, extract_final_answer, verify_batch
-from ls_llm.data.io import check_writable, write_jsonl, write_text
+from ls_llm.data.io import check_writable, staged_dir, write_jsonl, write_text
 from ls_llm.data.noise import completion_of
 
 __all__ = ["AuditResult", "audit_rows", "plot_report", "write_audit"]
@@ -118,20 +118,19 @@ def write_audit(
     names = {"clean": "clean.jsonl", "noisy": "noisy.jsonl", "report": "report.json"}
     if plot:
         names["chart"] = "audit.png"
-    paths = {
-        key: check_writable(out / name, overwrite=overwrite, field="audit output")
-        for key, name in names.items()
-    }
+    for name in names.values():
+        check_writable(out / name, overwrite=overwrite, field="audit output", create_parent=False)
     tagged = [
         {**row, "audit_status": status, "audit_prediction": pred}
         for row, status, pred in zip(rows, result.statuses, result.predictions, strict=True)
     ]
-    write_jsonl(paths["clean"], [r for r in tagged if r["audit_status"] == "correct"])
-    write_jsonl(paths["noisy"], [r for r in tagged if r["audit_status"] in BAD_STATUSES])
-    write_text(paths["report"], json.dumps(result.report, indent=2) + "\n")
-    if plot:
-        plot_report(result.report, paths["chart"])
-    return {key: str(path) for key, path in paths.items()}
+    with staged_dir(out, last="report.json") as stage:  # all files appear together, or none
+        write_jsonl(stage / names["clean"], [r for r in tagged if r["audit_status"] == "correct"])
+        write_jsonl(stage / names["noisy"], [r for r in tagged if r["audit_status"] in BAD_STATUSES])
+        if plot:
+            plot_report(result.report, stage / names["chart"])
+        write_text(stage / names["report"], json.dumps(result.report, indent=2) + "\n")
+    return {key: str(out / name) for key, name in names.items()}
 
 
 def format_report(report: dict) -> str:

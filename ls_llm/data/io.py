@@ -1,40 +1,99 @@
-"""Small file helpers: jsonl written atomically, never over an existing file unless asked."""
+"""Small file helpers: jsonl written atomically, never over an existing file unless asked, and sets of files
+published together (written into a temporary folder beside them, then moved into place)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["check_writable", "read_jsonl", "write_jsonl", "write_text"]
+__all__ = ["check_writable", "read_jsonl", "staged_dir", "staged_files", "write_jsonl", "write_text"]
 
 
-def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "output") -> Path:
-    """Refuse an existing path unless ``overwrite``; create the parent folder."""
+def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "output",
+                   create_parent: bool = True) -> Path:
+    """Refuse an existing path unless ``overwrite``; create the parent folder (unless ``create_parent`` is
+    False: a check made before a long computation must not leave an empty folder if that computation fails)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise ValueError(f"{field} {str(path)!r} exists; pass --overwrite (overwrite=True) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if create_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # readers never see a half-written file
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)  # readers never see a half-written file
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no partial temporary file either
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def _move(src: Path, dst: Path) -> None:
+    try:
+        os.replace(src, dst)
+    except OSError:  # another filesystem (EXDEV): copy, then rename there
+        shutil.move(str(src), str(dst))
+
+
+@contextlib.contextmanager
+def staged_files(paths: Mapping[str, str | os.PathLike]) -> Iterator[dict[str, Path]]:
+    """Temporary paths for the files ``paths`` (name -> final path), in one hidden staging folder beside the
+    first. When the block ends normally they are moved into place in the order given, so the *last* one's
+    presence means the whole set is there; if it raises (or the process dies) no final path is touched."""
+    finals = {name: Path(p) for name, p in paths.items()}
+    first = next(iter(finals.values()))
+    first.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{first.name}.staging-", dir=first.parent))
+    try:
+        staged = {name: stage / f"{i}-{p.name}" for i, (name, p) in enumerate(finals.items())}
+        yield staged
+        for name, final in finals.items():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _move(staged[name], final)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_dir(out_dir: str | os.PathLike, *, last: str | None = None) -> Iterator[Path]:
+    """A temporary folder beside ``out_dir`` to write into; on success it is renamed to ``out_dir`` (or, when
+    ``out_dir`` exists, its files are moved in, ``last`` last), on failure removed: ``out_dir`` appears with
+    all its files or not at all."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        yield stage
+        if not out.exists():
+            os.rename(stage, out)
+            return
+        names = sorted(p.name for p in stage.iterdir())
+        for name in sorted(names, key=lambda n: n == last):
+            _move(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -72,7 +72,43 @@ def read_raw(entry: MixtureEntry):
         raise ValueError(
             f"source {entry.source!r}: files must all be jsonl/json or all parquet, got extensions {sorted(exts)}"
         )
-    return datasets.load_dataset(builders.pop(), data_files=files, split="train")
+    builder = builders.pop()
+    for path in files:
+        if _blank(path):
+            raise ValueError(f"data file {path!r} is empty")
+    try:
+        return datasets.load_dataset(builder, data_files=files, split="train")
+    except (datasets.exceptions.DatasetGenerationError, StopIteration, ValueError) as err:
+        # datasets' message names neither the file nor the line: find them (only now, on failure).
+        for path in files if builder == "json" else []:
+            _check_jsonl(path)
+        raise ValueError(f"source {entry.source!r} could not be read: {err.__cause__ or err}") from err
+
+
+def _blank(path: str) -> bool:
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 16):
+            if block.strip():
+                return False
+    return True
+
+
+def _check_jsonl(path: str) -> None:
+    """ValueError naming the file and line of the first line that is not a JSON object."""
+    import json
+
+    if not path.endswith(".jsonl"):
+        return
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"data file {path!r} line {number}: not valid JSON ({err.msg}, column {err.colno})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"data file {path!r} line {number}: expected a JSON object, got {type(row).__name__}")
 
 
 @dataclass

@@ -1,5 +1,7 @@
-"""Run a sweep's cells through the project's own paths: `ls-llm train` / `ls-llm distill`, then
-`ls_llm.evaluation.evaluate` on the clean validation and test splits, then the answer-token ECE.
+"""Run a sweep's cells through the project's own paths: the library run behind `ls-llm train` / `ls-llm
+distill` (`ls_llm.trainers.run.run_recipe`, which raises with the cause), then `ls_llm.evaluation.evaluate`
+on the clean validation and test splits, then the answer-token ECE. Each cell runs with the environment
+restored afterwards (`isolated_environ`): a recipe's `env:` or an evaluation setting never reaches the next.
 
 Resumable at cell granularity: a cell is finished when `cells/<cell id>/result.json` exists (written
 last, atomically), and finished cells are skipped. A cell interrupted mid-way starts again from scratch
@@ -10,7 +12,6 @@ between n processes (a distillation cell goes to its teacher's shard, after it).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import shutil
@@ -22,6 +23,7 @@ from ls_llm.data.io import read_jsonl, write_text
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
 from ls_llm.sweep.config import Cell, SweepConfig
 from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK
+from ls_llm.trainers.recipe import isolated_environ
 
 logger = logging.getLogger(__name__)
 # The project's math task template (scoring, metrics); LS_LLM_EVAL_TASKS moves it as it moves eval/tasks.
@@ -62,18 +64,13 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
 
 
 def run_command(command: str, argv: list[str]) -> None:
-    """`ls-llm COMMAND argv` in this process (one import of torch/transformers for the whole sweep)."""
-    from ls_llm.cli import COMMANDS
+    """Train the cell: `command` is a run kind of `ls_llm.trainers.run.RUNS` (train | distill); raises with
+    the run's own message on failure."""
+    from ls_llm.trainers.run import RUNS, run_recipe
 
-    if command not in COMMANDS:
-        raise ValueError(f"command {command!r} is not an ls-llm command ({sorted(COMMANDS)})")
-    try:
-        module = importlib.import_module(COMMANDS[command][0])
-    except ModuleNotFoundError as err:
-        raise RuntimeError(f"`ls-llm {command}` is not available in this checkout: {err}") from err
-    rc = module.main(argv)
-    if rc:
-        raise RuntimeError(f"`ls-llm {command} {' '.join(argv)}` exited with status {rc}")
+    if command not in RUNS:
+        raise ValueError(f"command {command!r} is not a training run ({sorted(RUNS)})")
+    run_recipe(command, argv)
 
 
 def _accuracy(sweep: SweepConfig, model_dir: Path, task: str, *, data: dict[str, Path], out: Path) -> tuple[float, int]:
@@ -115,7 +112,7 @@ def _argv(sweep: SweepConfig, cell: Cell, root: Path) -> list[str]:
 def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
     """Hash of what the cell runs: its command line, the recipe it names (includes resolved), the data and
     eval settings. A result with another fingerprint is stale (the recipe or sweep changed) and re-run."""
-    from ls_llm.cli.recipe import load_recipe
+    from ls_llm.trainers.recipe import load_recipe
 
     argv = _argv(sweep, cell, root)
     blob = json.dumps({"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data),
@@ -196,8 +193,9 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
     for n, cell in enumerate(todo[:max_cells] if max_cells is not None else todo):
         logger.warning("sweep %s: cell %d/%d %s", sweep.name, n + 1, len(todo), cell.cell_id)
         try:
-            run_cell(sweep, cell, data, root=root)
-        except (RuntimeError, ValueError, OSError) as err:
+            with isolated_environ():
+                run_cell(sweep, cell, data, root=root)
+        except (RuntimeError, ValueError, OSError, ImportError) as err:
             logger.error("sweep %s: cell %s failed: %s", sweep.name, cell.cell_id, err)
             failed.append(cell)
     return failed

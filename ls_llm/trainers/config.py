@@ -72,9 +72,16 @@ class LsSFTConfig(SFTConfig):
     loss_truncation_warmup_steps: int = field(
         default=0, metadata={"help": "Optimizer steps trained on every sequence before truncation starts."}
     )
+    # transformers 5 dropped TrainingArguments.overwrite_output_dir; a finished run is refused without it.
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train into an output_dir that already holds a trained model or checkpoints, deleting "
+                  "its checkpoints first (resuming with resume_from_checkpoint is not an overwrite)."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
+        self._check_ranges()
         self._check_conflicts()
         for name in ("objective_warmup_steps", "loss_truncation_warmup_steps"):
             if getattr(self, name) < 0:
@@ -84,6 +91,19 @@ class LsSFTConfig(SFTConfig):
         if self.smoothing_prior not in SMOOTHING_PRIORS:
             raise ValueError(f"smoothing_prior must be one of {SMOOTHING_PRIORS}, got {self.smoothing_prior!r}")
         self._check_objective()
+
+    def _check_ranges(self) -> None:
+        # transformers accepts these and fails mid-training (or never trains); name them before any loading.
+        positive = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.max_length is not None and self.max_length < 1:
+            raise ValueError(f"max_length must be >= 1 (or null for no truncation), got {self.max_length!r}")
+        if not self.learning_rate >= 0:  # also catches NaN
+            raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate!r}")
+        if self.save_steps is not None and self.save_steps <= 0:
+            raise ValueError(f"save_steps must be > 0, got {self.save_steps!r}")
 
     def _check_conflicts(self) -> None:
         # Two ways of asking for the same thing would silently stack (trl's LabelSmoother runs a second,

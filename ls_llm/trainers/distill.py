@@ -134,20 +134,11 @@ class LsDistillTrainer(LsSFTTrainer):
     def _attach_cache(self) -> None:
         from datasets import concatenate_datasets
 
-        from ls_llm.data.teacher_cache import load_cache, tokenizer_hash
+        from ls_llm.data.teacher_cache import load_cache
+        from ls_llm.trainers.distill_cache import check_cache_matches
 
-        cache, meta = load_cache(self.args.teacher_cache_dir)
-        problems = {
-            "distill_temperature": (meta.temperature, self.args.distill_temperature),
-            "vocab_size (tokenizer length)": (meta.vocab_size, self.vocab_size),
-            "rows (prepared train dataset)": (meta.n_rows, len(self.train_dataset)),
-        }
-        if meta.tokenizer_hash:
-            problems["tokenizer"] = (meta.tokenizer_hash, tokenizer_hash(self.processing_class))
-        for what, (cached, here) in problems.items():
-            if cached != here:
-                raise ValueError(f"teacher_cache_dir={self.args.teacher_cache_dir!r} was built with {what}={cached!r}, "
-                                 f"this run has {here!r}")
+        cache, meta = load_cache(self.args.teacher_cache_dir)  # checks every shard's checksums
+        check_cache_matches(self.args, meta, self.processing_class, self.train_dataset)
         self.cache_meta = meta
         self.train_dataset = concatenate_datasets([self.train_dataset, cache], axis=1)
         self.data_collator = _CacheCollator(self.data_collator, meta.top_k)

@@ -10,6 +10,8 @@ and resumption.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ls_llm.trainers.distill_config import LsDistillConfig
@@ -29,6 +31,35 @@ def _topk_head(hidden, labels, spec, *, k: int, temperature: float, vocab_size: 
     return out["ids"], out["logprobs"], out["log_tail"], labels[keep], keep.sum(dim=1)
 
 
+def fingerprints(args: LsDistillConfig, tokenizer, prepared) -> dict[str, str]:
+    """The cache's content address: the teacher's weights, the tokenizer, and the prepared rows it covers."""
+    from ls_llm.data.teacher_cache import data_fingerprint, model_fingerprint, tokenizer_hash
+
+    return {"teacher_fingerprint": model_fingerprint(str(args.teacher_model_name_or_path)),
+            "tokenizer_hash": tokenizer_hash(tokenizer), "data_fingerprint": data_fingerprint(prepared)}
+
+
+def check_cache_matches(args: LsDistillConfig, meta, tokenizer, prepared) -> None:
+    """Refuse (before training) a cache whose settings or fingerprints differ from this run's, naming which."""
+    here = fingerprints(args, tokenizer, prepared)
+    teacher = args.teacher_model_name_or_path
+    gone = not teacher or (not os.path.exists(teacher) and not meta.teacher_fingerprint.startswith("hub:"))
+    if gone:  # no teacher, or a local one since deleted: the cache is all there is, its teacher can't be re-checked
+        here["teacher_fingerprint"] = meta.teacher_fingerprint
+    problems = {"distill_temperature": (meta.temperature, args.distill_temperature),
+                "vocab_size (tokenizer length)": (meta.vocab_size, len(tokenizer)),
+                "rows (prepared train dataset)": (meta.n_rows, len(prepared))}
+    for what, (cached, now) in problems.items():
+        if cached != now:
+            raise ValueError(f"teacher_cache_dir={args.teacher_cache_dir!r} was built with {what}={cached!r}, "
+                             f"this run has {now!r}")
+    from dataclasses import replace
+
+    from ls_llm.data.teacher_cache import check_same
+
+    check_same(meta, replace(meta, **here), args.teacher_cache_dir)
+
+
 def prepared_dataset(args: LsDistillConfig, teacher, tokenizer, train_dataset):
     """(prepared dataset, collator) exactly as the distillation trainer will prepare them."""
     from trl import SFTTrainer
@@ -40,7 +71,7 @@ def prepared_dataset(args: LsDistillConfig, teacher, tokenizer, train_dataset):
 @torch.no_grad()
 def build_teacher_cache(args: LsDistillConfig, teacher, tokenizer, train_dataset, *, log=print) -> int:
     """Write (or finish) the cache in `args.teacher_cache_dir`; returns the number of shards written."""
-    from ls_llm.data.teacher_cache import CacheMeta, cache_row, tokenizer_hash, write_cache
+    from ls_llm.data.teacher_cache import CacheMeta, cache_row, write_cache
 
     if args.teacher_cache_dir is None:
         raise ValueError("teacher_cache_dir is required: it is where the cache is written")
@@ -57,7 +88,7 @@ def build_teacher_cache(args: LsDistillConfig, teacher, tokenizer, train_dataset
     meta = CacheMeta(teacher=str(args.teacher_model_name_or_path), top_k=args.distill_top_k,
                      temperature=args.distill_temperature, vocab_size=vocab_size, n_rows=len(data),
                      shard_rows=args.cache_shard_rows, logprob_dtype=args.cache_logprob_dtype,
-                     tokenizer_hash=tokenizer_hash(tokenizer))
+                     **fingerprints(args, tokenizer, data))
     head = dict(k=args.distill_top_k, temperature=args.distill_temperature, vocab_size=vocab_size)
     batch_size = args.per_device_eval_batch_size
 

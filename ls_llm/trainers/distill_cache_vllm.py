@@ -100,13 +100,13 @@ def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *,
 
     `llm`: an already built `vllm.LLM` for the teacher (tests); by default one is built from the recipe.
     """
-    from ls_llm.data.teacher_cache import CacheMeta, cache_row, tokenizer_hash, write_cache
-    from ls_llm.trainers.distill_cache import prepared_dataset
+    from ls_llm.data.teacher_cache import CacheMeta, cache_row, write_cache
+    from ls_llm.trainers.distill_cache import fingerprints, prepared_dataset
 
     if args.teacher_cache_dir is None:
         raise ValueError("teacher_cache_dir is required: it is where the cache is written")
     LLM, SamplingParams = import_vllm()
-    teacher = meta_teacher(args.teacher_model_name_or_path)
+    teacher = meta_teacher(args.teacher_model_name_or_path, trust_remote_code=args.trust_remote_code)
     vocab_size = len(tokenizer)
     head_rows = teacher.get_output_embeddings().weight.shape[0]
     if head_rows < vocab_size:
@@ -119,11 +119,12 @@ def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *,
     if llm is None:
         llm = LLM(model=args.teacher_model_name_or_path,
                   tokenizer=args.teacher_tokenizer_name_or_path or args.teacher_model_name_or_path,
-                  dtype=args.teacher_dtype, seed=args.seed, max_logprobs=requested)
+                  dtype=args.teacher_dtype, seed=args.seed, max_logprobs=requested,
+                  trust_remote_code=args.trust_remote_code)
     params = SamplingParams(max_tokens=1, prompt_logprobs=requested, detokenize=False)
     meta = CacheMeta(teacher=str(args.teacher_model_name_or_path), top_k=k, temperature=args.distill_temperature,
                      vocab_size=vocab_size, n_rows=len(data), shard_rows=args.cache_shard_rows,
-                     logprob_dtype=args.cache_logprob_dtype, tokenizer_hash=tokenizer_hash(tokenizer))
+                     logprob_dtype=args.cache_logprob_dtype, **fingerprints(args, tokenizer, data))
 
     def compute(start: int, stop: int):
         rows = list(prompt_rows(data, collator, start, stop))

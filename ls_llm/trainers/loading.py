@@ -33,7 +33,8 @@ def _check_local(field_name: str, path: str | None) -> None:
         raise ValueError(f"{field_name}={path!r} does not exist")
 
 
-def load_tokenizer(model_args, load_args: ModelLoadArguments):
+def load_tokenizer(model_args, load_args: ModelLoadArguments, *, trust_remote_code: bool = False):
+    """The tokenizer; `trust_remote_code` is the recipe's (a field of trl's SFTConfig, not of ModelConfig)."""
     from transformers import AutoTokenizer
 
     name_field = "tokenizer_name_or_path" if load_args.tokenizer_name_or_path else "model_name_or_path"
@@ -41,7 +42,7 @@ def load_tokenizer(model_args, load_args: ModelLoadArguments):
     _check_local(name_field, name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            name, revision=model_args.model_revision, trust_remote_code=getattr(model_args, "trust_remote_code", False)
+            name, revision=model_args.model_revision, trust_remote_code=trust_remote_code
         )
     except OSError as err:
         raise ValueError(f"{name_field}={name!r} could not be loaded as a tokenizer: {err}") from err
@@ -51,26 +52,29 @@ def load_tokenizer(model_args, load_args: ModelLoadArguments):
 
 
 def load_model(model_args, load_args: ModelLoadArguments, training_args, tokenizer):
-    """The model to train (no PEFT wrapping: trl does that from `peft_config`)."""
+    """The model to train (no PEFT wrapping: trl does that from `peft_config`), with the recipe's
+    `trust_remote_code` (`training_args.trust_remote_code`)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, set_seed
 
     path = model_args.model_name_or_path
     _check_local("model_name_or_path", path)
+    trust = bool(getattr(training_args, "trust_remote_code", False))
     dtype = model_args.dtype if model_args.dtype not in (None, "auto") else "float32"
     if dtype not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"dtype must be one of auto, float32, bfloat16, float16, got {model_args.dtype!r}")
     try:
         if load_args.model_init_from_config:
-            config = AutoConfig.from_pretrained(path, trust_remote_code=getattr(model_args, "trust_remote_code", False))
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust)
             config.vocab_size = len(tokenizer)
             config.pad_token_id, config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
             set_seed(training_args.seed)
-            return AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+            return AutoModelForCausalLM.from_config(
+                config, dtype=getattr(torch, dtype), trust_remote_code=trust)
         return AutoModelForCausalLM.from_pretrained(
             path,
             revision=model_args.model_revision,
-            trust_remote_code=getattr(model_args, "trust_remote_code", False),
+            trust_remote_code=trust,
             attn_implementation=model_args.attn_implementation,
             dtype=getattr(torch, dtype),
         )
@@ -88,3 +92,44 @@ def check_chat_template(tokenizer, dataset, training_args, tokenizer_name: str) 
             f"tokenizer {tokenizer_name!r} has no chat template, needed for the conversational "
             "('messages') dataset: set chat_template_path or use a tokenizer that has one"
         )
+
+
+def teacher_tokenizer_name(args) -> str:
+    """The name the teacher's tokenizer was loaded from (what a vocabulary-mismatch message must name)."""
+    return args.teacher_tokenizer_name_or_path or args.teacher_model_name_or_path
+
+
+def check_teacher_tokenizer(args, model_args, student_tokenizer):
+    """Load the teacher's tokenizer (no weights) and check it is the student's.
+
+    Returns (teacher model args, teacher load args, teacher tokenizer) for loading the weights afterwards.
+    """
+    import dataclasses
+
+    from ls_llm.trainers.distill import check_same_tokenizer
+
+    teacher_model_args = dataclasses.replace(model_args, model_name_or_path=args.teacher_model_name_or_path,
+                                             model_revision="main", dtype=args.teacher_dtype)
+    teacher_load = ModelLoadArguments(tokenizer_name_or_path=args.teacher_tokenizer_name_or_path)
+    try:
+        teacher_tokenizer = load_tokenizer(teacher_model_args, teacher_load, trust_remote_code=args.trust_remote_code)
+    except ValueError as err:
+        raise ValueError(_as_teacher_field(err)) from err
+    check_same_tokenizer(student_tokenizer, teacher_tokenizer, teacher_name=teacher_tokenizer_name(args))
+    return teacher_model_args, teacher_load, teacher_tokenizer
+
+
+def load_teacher(args, model_args, student_tokenizer):
+    """The teacher model, after checking (before loading any weights) that its tokenizer is the student's."""
+    teacher_model_args, teacher_load, teacher_tokenizer = check_teacher_tokenizer(args, model_args, student_tokenizer)
+    try:
+        return load_model(teacher_model_args, teacher_load, args, teacher_tokenizer)
+    except ValueError as err:
+        raise ValueError(_as_teacher_field(err)) from err
+
+
+def _as_teacher_field(err: ValueError) -> str:
+    text = str(err)
+    if "tokenizer_name_or_path" in text:
+        return text.replace("tokenizer_name_or_path", "teacher_tokenizer_name_or_path", 1)
+    return text.replace("model_name_or_path", "teacher_model_name_or_path", 1)

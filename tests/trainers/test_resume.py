@@ -14,14 +14,14 @@ from ls_llm.cli.train import main
 KILLER = """
 import os, signal, sys
 from transformers import TrainerCallback
-from ls_llm.cli.train import prepare
+from ls_llm.trainers.run import prepare_run
 
 class Kill(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == int(os.environ["KILL_AT"]):
             os.kill(os.getpid(), signal.SIGKILL)
 
-run = prepare(sys.argv[1:])
+run = prepare_run("train", sys.argv[1:])
 run.trainer.add_callback(Kill())
 run.trainer.train()
 """

@@ -40,11 +40,9 @@ class PartitionProbe(TrainerCallback):
 
 
 def main(command: str, argv: list[str]) -> None:
-    if command == "train":
-        from ls_llm.cli.train import prepare
-    else:
-        from ls_llm.cli.distill import prepare
-    run = prepare(argv)
+    from ls_llm.trainers.run import prepare_run
+
+    run = prepare_run(command, argv)
     run.trainer.add_callback(PartitionProbe(run.trainer))
     run.trainer.train()
     run.trainer.save_model(run.output_dir)

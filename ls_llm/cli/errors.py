@@ -1,0 +1,50 @@
+"""How every `ls-llm` command reports a failure: bad input (ValueError, incl. a recipe error), a file it cannot
+read or write (OSError: missing, full disk, permissions) or a missing optional package (ImportError) exits 2
+with one line `ls-llm COMMAND: error: ...` naming the file, field or value. The traceback is printed only with
+LS_LLM_DEBUG=1; any other exception is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
+USER_ERRORS = (ValueError, OSError, ImportError)
+DEBUG_ENV = "LS_LLM_DEBUG"
+
+
+def one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        where = f": {err.filename!r}" if err.filename else ""
+        text = f"{err.strerror}{where}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
+def _is_io_error(err: Exception) -> bool:
+    # safetensors' writer reports a full disk as SafetensorError("... I/O error: No space left on device").
+    return type(err).__name__ == "SafetensorError" and "I/O error" in str(err)
+
+
+def report(command: str, err: BaseException) -> int:
+    if os.environ.get(DEBUG_ENV) == "1":
+        traceback.print_exception(err)
+    print(f"ls-llm {command}: error: {one_line(err)}", file=sys.stderr)
+    return 2
+
+
+def guarded(command: str, fn: Callable[[], int | None]) -> int:
+    """Run ``fn`` and turn a user error into exit status 2 with one line (see the module docstring)."""
+    try:
+        return int(fn() or 0)
+    except USER_ERRORS as err:
+        return report(command, err)
+    except Exception as err:
+        if _is_io_error(err):
+            return report(command, err)
+        raise
+    except KeyboardInterrupt:
+        print(f"ls-llm {command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,158 @@
+"""A training run from a recipe, as a library: `prepare_run(kind, argv)` parses, loads and validates everything
+and builds the trainer; `run_recipe(kind, argv)` also trains and saves. Both raise (ValueError / OSError with
+the field, file or value named); `ls-llm train|distill` turn that into exit 2, the sweep into a failed cell.
+
+Before any model is loaded: the output folder is checked (a folder holding a trained model or checkpoints is
+refused unless `overwrite_output_dir` or `resume_from_checkpoint` is set) and `resume_from_checkpoint: true`
+is resolved to the newest *complete* checkpoint (`checkpoints.resolve_resume`). A run that fails, before or
+during training, removes the output folder it created unless that folder holds a complete checkpoint to
+resume from.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ls_llm.trainers.checkpoints import (
+    ResumePoint,
+    check_output_dir,
+    checkpoints,
+    incomplete_reason,
+    resolve_resume,
+)
+
+
+@dataclass
+class TrainRun:
+    trainer: object
+    output_dir: str
+    resume: ResumePoint
+
+
+def sft_arg_types():
+    from trl import ModelConfig
+
+    from ls_llm.data.args import LsDataArguments
+    from ls_llm.trainers.config import LsSFTConfig
+    from ls_llm.trainers.loading import ModelLoadArguments
+
+    return ModelLoadArguments, LsDataArguments, LsSFTConfig, ModelConfig
+
+
+def distill_arg_types():
+    from trl import ModelConfig
+
+    from ls_llm.data.args import LsDataArguments
+    from ls_llm.trainers.distill_config import LsDistillConfig
+    from ls_llm.trainers.loading import ModelLoadArguments
+
+    return ModelLoadArguments, LsDataArguments, LsDistillConfig, ModelConfig
+
+
+def load_inputs(argv: list[str], types: tuple, *, training: bool = True):
+    """Parse the recipe, check the output folder and the resume point (when `training`), load the tokenizer and
+    the data: ((load args, data args, training args, model args), tokenizer, data, ResumePoint)."""
+    from ls_llm.data.loading import load_traces
+    from ls_llm.trainers.loading import check_chat_template, load_tokenizer
+    from ls_llm.trainers.recipe import parse_recipe
+
+    load_args, data_args, args, model_args = parse_recipe(argv, types)
+    resume = ResumePoint(None)
+    if training:
+        resume = resolve_resume(args.output_dir, args.resume_from_checkpoint)
+        check_output_dir(args.output_dir, resuming=resume.checkpoint is not None, overwrite=args.overwrite_output_dir)
+    tokenizer = load_tokenizer(model_args, load_args, trust_remote_code=args.trust_remote_code)
+    data = load_traces(data_args, tokenizer=tokenizer)
+    check_chat_template(tokenizer, data["train"], args, load_args.tokenizer_name_or_path or model_args.model_name_or_path)
+    return (load_args, data_args, args, model_args), tokenizer, data, resume
+
+
+def _eval_split(data, args):
+    return data["validation"] if "validation" in data and args.eval_strategy != "no" else None
+
+
+def prepare_sft(argv: list[str]) -> TrainRun:
+    from trl import get_peft_config
+
+    from ls_llm.trainers.loading import load_model
+    from ls_llm.trainers.sft import LsSFTTrainer
+
+    (load_args, _, args, model_args), tokenizer, data, resume = load_inputs(argv, sft_arg_types())
+    model = load_model(model_args, load_args, args, tokenizer)
+    trainer = LsSFTTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=_eval_split(data, args),
+                           processing_class=tokenizer, peft_config=get_peft_config(model_args))
+    return TrainRun(trainer=trainer, output_dir=args.output_dir, resume=resume)
+
+
+def prepare_distill(argv: list[str]) -> TrainRun:
+    from trl import get_peft_config
+
+    from ls_llm.trainers.distill import LsDistillTrainer
+    from ls_llm.trainers.loading import load_model, load_teacher
+
+    (load_args, _, args, model_args), tokenizer, data, resume = load_inputs(argv, distill_arg_types())
+    teacher = None if args.cached else load_teacher(args, model_args, tokenizer)
+    model = load_model(model_args, load_args, args, tokenizer)
+    trainer = LsDistillTrainer(model=model, args=args, train_dataset=data["train"],
+                               eval_dataset=_eval_split(data, args), processing_class=tokenizer,
+                               peft_config=get_peft_config(model_args), teacher_model=teacher)
+    return TrainRun(trainer=trainer, output_dir=args.output_dir, resume=resume)
+
+
+RUNS: dict[str, Callable[[list[str]], TrainRun]] = {"train": prepare_sft, "distill": prepare_distill}
+
+
+def prepare_run(kind: str, argv: list[str]) -> TrainRun:
+    """Parse `RECIPE.yaml [--key value | --key=value ...]` and build the trainer of `kind` (train | distill)."""
+    if kind not in RUNS:
+        raise ValueError(f"run kind must be one of {sorted(RUNS)}, got {kind!r}")
+    return RUNS[kind](list(argv))
+
+
+def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print) -> TrainRun:
+    """Prepare, train (resuming where asked) and save the final model; raises on any failure, after removing
+    an output folder this call created unless it holds a complete checkpoint."""
+    output_dir = peek_output_dir(argv)
+    existed = output_dir is not None and os.path.exists(output_dir)
+    try:
+        run = prepare_run(kind, argv)
+        trainer = run.trainer
+        if trainer.is_world_process_zero() and run.resume.message():
+            log(run.resume.message())
+        trainer.train(resume_from_checkpoint=run.resume.checkpoint)
+        trainer.save_model(run.output_dir)
+        trainer.accelerator.wait_for_everyone()  # no rank exits while another is still in a collective
+    except BaseException:
+        if output_dir is not None and resumable(output_dir):
+            log(f"kept {output_dir}: it holds a complete checkpoint; continue with --resume_from_checkpoint true")
+        elif output_dir is not None and not existed:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
+    return run
+
+
+def resumable(output_dir: str) -> bool:
+    """A failed run's folder is kept (not removed) when a complete checkpoint in it can be resumed from."""
+    return any(incomplete_reason(p) is None for p in checkpoints(output_dir))
+
+
+def peek_output_dir(argv: list[str]) -> str | None:
+    """output_dir as the command line (`--output_dir X` or `--output_dir=X`, the last one wins) or the recipe
+    sets it, known before parsing can fail."""
+    from ls_llm.trainers.recipe import load_recipe
+
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == "--output_dir" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith("--output_dir="):
+            found = arg.split("=", 1)[1]
+    if found is not None or not argv:
+        return found
+    try:
+        return load_recipe(argv[0]).get("output_dir")
+    except (ValueError, OSError):
+        return None
