@@ -1,0 +1,84 @@
+"""`completion_only_loss: true` trains the assistant's completion and nothing else, for every input format and
+chat template: the shipped tokenizer's (with `{% generation %}` markers), Qwen3's (thinking blocks), and a plain
+ChatML template without generation markers. Checked on trl's prepared dataset, the labels the trainer sees.
+
+(Before, the loader emitted `messages`, on which trl silently trains the prompt too.)"""
+
+from pathlib import Path
+
+import pytest
+
+from ls_llm.data.args import LsDataArguments
+from ls_llm.data.loading import load_traces
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "fixtures" / "data"
+FORMATS = {"messages.jsonl": "messages", "prompt_completion.jsonl": "prompt_completion", "math.jsonl": "problem_solution",
+           "gsm8k.jsonl": "question_answer", "r1.jsonl": "r1", "arith": "messages"}
+ARITH = ROOT / "tests" / "fixtures" / "trainers" / "arith_train.jsonl"  # the demo's traces
+CHATML = ("{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+          "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
+
+
+def _bpe(template: str):
+    """A byte-level BPE trained here on the fixtures' text, with Qwen's special tokens and the given template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    text = [p.read_text() for p in DATA.glob("*.jsonl")]
+    tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
+                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast.chat_template = template
+    return fast
+
+
+def _tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    from ls_llm.data.synthetic import tokenizer_path
+
+    if name == "shipped":
+        return AutoTokenizer.from_pretrained(tokenizer_path())
+    if name == "qwen3":
+        return _bpe((ROOT / "tests" / "fixtures" / "tokenizers" / "qwen3_chat_template.jinja").read_text())
+    return _bpe(CHATML)
+
+
+@pytest.fixture(scope="module", params=["shipped", "qwen3", "chatml_no_markers"])
+def tokenizer(request):
+    return request.param, _tokenizer(request.param)
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_only_the_completion_is_trained(tokenizer, name, tmp_path):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from ls_llm.trainers import LsSFTConfig, LsSFTTrainer
+
+    which, tok = tokenizer
+    if which == "shipped" and name != "arith":
+        pytest.skip("the shipped tokenizer knows digits and arithmetic only; these fixtures are prose")
+    path = ARITH if name == "arith" else DATA / name
+    data = load_traces(LsDataArguments(dataset_name=str(path), dataset_format=FORMATS[name], dataset_max_samples=6,
+                                       dataset_answer_instruction=""))["train"]
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, pad_token_id=tok.pad_token_id))
+    args = LsSFTConfig(output_dir=str(tmp_path), completion_only_loss=True, max_length=4096, use_cpu=True, bf16=False,
+                       report_to="none", per_device_train_batch_size=1)
+    prepared = LsSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok).train_dataset
+    assert len(prepared) == len(data)
+    for row, source in zip(prepared, data):
+        ids, labels = row["input_ids"], row["labels"]
+        prompt = tok.apply_chat_template(source["prompt"], tokenize=True, add_generation_prompt=True,
+                                         return_dict=True)["input_ids"]
+        trained = [i for i, label in enumerate(labels) if label != -100]
+        assert ids[:len(prompt)] == list(prompt), "the prompt's tokens start the sequence"
+        assert trained and trained[0] == len(prompt), (which, name, tok.decode(ids[trained[0]:trained[0] + 8]))
+        assert trained == list(range(len(prompt), len(ids))), "every completion token is trained, nothing else"
+        completion = tok.decode(ids[len(prompt):])
+        assert source["completion"][0]["content"].split("</think>")[-1].strip()[:20] in completion
