@@ -38,12 +38,24 @@ def run_command(argv: list[str] | None, *, command: str, usage: str) -> int:
         run = run_recipe(command, argv)
         if run.trainer.is_world_process_zero():
             print(_summary(run.trainer, run.output_dir).replace("ls-llm train:", f"ls-llm {command}:", 1))
+        end_process_group()
 
     return guarded(command, body)
 
 
 def main(argv: list[str] | None = None) -> int:
     return run_command(argv, command="train", usage=USAGE)
+
+
+def end_process_group() -> None:
+    """Under `accelerate launch` (gloo, DeepSpeed), tear the process group down before the interpreter does: left
+    to interpreter shutdown, its threads can abort the process ("terminate called without an active exception",
+    exit -6) after a run that finished and saved."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _summary(trainer, output_dir: str) -> str:

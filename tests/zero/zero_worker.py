@@ -42,11 +42,13 @@ class PartitionProbe(TrainerCallback):
 def main(command: str, argv: list[str]) -> None:
     from ls_llm.trainers.run import prepare_run
 
+    from ls_llm.cli.train import end_process_group
+
     run = prepare_run(command, argv)
     run.trainer.add_callback(PartitionProbe(run.trainer))
     run.trainer.train()
     run.trainer.save_model(run.output_dir)
-    run.trainer.accelerator.wait_for_everyone()  # no rank leaves while another is still in a collective
+    end_process_group()
 
 
 if __name__ == "__main__":
