@@ -29,6 +29,7 @@ _E_NOTATION = re.compile(r"(?<![\w.\\}])([-+]?(?:\d+\.?\d*|\.\d+))[eE]([-+]?\d+)
 # "-1./3": a decimal point with no digits after it.
 _BARE_POINT = re.compile(r"(?<=\d)\.(?=\s*[/)}\],]|\s*$)")
 _WHERE = re.compile(r"\s*(?:,|\\text\{\s*,?)?\s*(?:\\quad\s*)?(?:\\text\{\s*)?\bwhere\b.*$", re.S)
+_DOLLAR = re.compile(r"(?<!\\)\$")
 _FRAC = re.compile(r"^\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}$")
 _SCI = re.compile(r"^(.+?)\s*(?:\\times|\\cdot)\s*10\^\{?([-+]?\d+)\}?$")
 _POW10 = re.compile(r"^10\^\{?([-+]?\d+)\}?$")
@@ -43,8 +44,8 @@ TOLERANCE_SLACK = 1.01
 def normalize_latex(text: str) -> str:
     """Storage forms rewritten into LaTeX every reader agrees on (applied to gold and answer alike)."""
     text = text.strip()
-    if text.count("$") and not (text.startswith("$") and text.endswith("$")):
-        text = text.replace("$", "")  # "69$,$84", "x_0 \cos t+$ $\dot{x}_0": inner math delimiters
+    if _DOLLAR.search(text) and not (text.startswith("$") and text.endswith("$")):
+        text = _DOLLAR.sub("", text)  # "69$,$84", "x_0 \cos t+$ $\dot{x}_0": inner math delimiters (not \$36)
     text = _WHERE.sub("", text)
     text = _E_NOTATION.sub(lambda m: f"{m.group(1).rstrip('.')}\\times10^{{{int(m.group(2))}}}", text)
     return _BARE_POINT.sub("", text)
@@ -74,8 +75,10 @@ def plain_number(text: str) -> tuple[Fraction, bool] | None:
     """
     text = text.strip().replace(" ", "")
     sign = 1
-    if text[:1] in "+-" and not _DECIMAL.match(text):
+    if text[:1] in ("+", "-") and not _DECIMAL.match(text):
         sign, text = (-1 if text[0] == "-" else 1), text[1:]
+    if not text:
+        return None
     if _DECIMAL.match(text):
         return sign * Fraction(text), any(c in text for c in ".eE")
     if match := _SCI.match(text):

@@ -4,7 +4,9 @@ Local copies of the same benchmark name things differently (``problem`` or ``que
 a number or a list as the answer; only a ``\\boxed{}`` inside the solution). Every loader below maps
 its row onto a fixed doc so the prompts and the scoring see one shape:
 
-* math:   ``{"problem", "answer", "solution"}`` (``answer`` is the gold as a string)
+* math:   ``{"problem", "answer", "solution", "tolerance", "unit", "answer_hint"}`` (``answer`` is the
+  gold as a string; the last three come from OlympiadBench's ``error``, ``unit``, ``answer_type`` and
+  ``is_multiple_answer`` and are None / empty elsewhere)
 * choice: ``{"question", "labels", "options", "answer"}`` (``answer`` is one of ``labels``)
 
 A row that lacks a field fails with a ValueError naming the task, the row and the field.
@@ -120,7 +122,8 @@ def math_doc(row: dict, task: str, index: int) -> dict:
     if problem is None:
         raise _missing(task, index, row, "problem text ('problem' or 'question')")
     return {"problem": str(problem), "answer": _math_gold(row, task, index), "solution": _solution_text(row),
-            "tolerance": _tolerance(row, task, index), "answer_hint": answer_hint(row)}
+            "tolerance": _tolerance(row, task, index), "unit": str(row["unit"]) if row.get("unit") else None,
+            "answer_hint": answer_hint(row)}
 
 
 def arc_doc(row: dict, task: str, index: int) -> dict:

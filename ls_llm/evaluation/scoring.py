@@ -14,8 +14,10 @@ import os
 import re
 from collections.abc import Sequence
 
+from ls_llm.answer_forms import split_top_level
 from ls_llm.answers import extract_final_answer, last_boxed, strip_thinking, verify_batch
 
+_LAYOUT = re.compile(r"\\(?:left|right)(?![a-zA-Z])|\\[,;!]")
 # Worker processes for math-verify; the runner lowers it to 1 where forking is unsafe.
 VERIFY_WORKERS_ENV = "LS_LLM_VERIFY_WORKERS"
 _TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\{(.*)\}$", re.S)
@@ -57,7 +59,10 @@ def _same_text_fallback(answers: list, golds: list, statuses: list[str]) -> list
 
 
 def _squash(text: str) -> str:
-    return "".join(text.split())
+    """Text of an answer math-verify cannot read, with layout-only differences removed: spacing,
+    ``\\dfrac``/``\\tfrac``, ``\\left``/``\\right``; a comma-separated list compares as a set."""
+    text = _LAYOUT.sub("", "".join(text.split())).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return ",".join(sorted(split_top_level(text)))
 
 
 def _unwrap(answer: str | None) -> str | None:
