@@ -10,6 +10,8 @@ decide) math-verify:
   them) in microseconds, with exact rational arithmetic, so most AIME/AMC/Minerva pairs never reach sympy.
   Equality follows math-verify's rule (exact, or equal after rounding to 6 decimals when either side
   is written as a decimal); a per-row absolute ``tolerance`` (OlympiadBench's ``error``) widens it.
+* :func:`number_vs_variable` calls a plain number against an expression with a free variable wrong
+  without parsing either (parsing is most of math-verify's cost on wrong answers).
 * :func:`surely_different` proves two parsed expressions unequal by evaluating both at random points,
   so a wrong symbolic answer skips math-verify's ``simplify``/``solve`` (the slow, sometimes
   time-out-long case). It only ever answers "different"; everything else goes to math-verify.
@@ -22,7 +24,8 @@ import random
 import re
 from fractions import Fraction
 
-__all__ = ["normalize_latex", "numeric_verdict", "plain_number", "split_top_level", "surely_different"]
+__all__ = ["bare_value", "has_variable", "normalize_latex", "number_vs_variable", "numeric_verdict", "plain_number",
+           "split_top_level", "surely_different"]
 
 # 4.5e33, 1e-5, 2.7778e-6 (not 3e^{-2t}: an exponent must follow the e directly).
 _E_NOTATION = re.compile(r"(?<![\w.\\}])([-+]?(?:\d+\.?\d*|\.\d+))[eE]([-+]?\d+)(?![\w.])")
@@ -108,11 +111,32 @@ def _numbers_equal(gold: tuple[Fraction, bool], pred: tuple[Fraction, bool], tol
     return False
 
 
+def bare_value(text: str) -> str:
+    """The value without an assignment name or a unit group: ``x = 4.5\\times10^{33}\\ \\mathrm{cm}`` ->
+    ``4.5\\times10^{33}`` (math-verify reads both the same way; bare unit words are left to it)."""
+    return _UNIT_GROUP.sub("", _ASSIGNMENT.sub("", text)).strip()
+
+
+def _assigned_name(text: str) -> str | None:
+    match = _ASSIGNMENT.match(text)
+    return match.group(0).split("=")[0].strip() if match else None
+
+
 def numeric_verdict(pred: str, gold: str, tolerance: float | None = None) -> str | None:
     """"correct"/"wrong" when both sides are plain numbers or equally long sets of them, else None.
 
-    Sets (``"3, -5"``) match in any order, each gold element to one answer element.
+    Sets (``"3, -5"``) match in any order, each gold element to one answer element. A unit group or an
+    assignment name around a number is looked through (:func:`bare_value`), except two different
+    names (math-verify keeps ``x = 1`` and ``y = 1`` apart).
     """
+    verdict = _numeric_verdict(pred, gold, tolerance)
+    if verdict is not None:
+        return verdict
+    names = {_assigned_name(pred), _assigned_name(gold)} - {None}
+    return _numeric_verdict(bare_value(pred), bare_value(gold), tolerance) if len(names) <= 1 else None
+
+
+def _numeric_verdict(pred: str, gold: str, tolerance: float | None) -> str | None:
     if _THOUSANDS.search(gold) or _THOUSANDS.search(pred):
         return None  # "20,000": a thousands separator, not a two-element set; math-verify reads it
     gold_parts, pred_parts = split_top_level(gold), split_top_level(pred)
@@ -129,6 +153,41 @@ def numeric_verdict(pred: str, gold: str, tolerance: float | None = None) -> str
             return "wrong"
         remaining.pop(match)
     return "correct"
+
+
+# What is not a free variable: commands (\\pi, \\sin, \\circ), text and unit groups, Euler's e, the
+# imaginary i, and the name of an assignment ("x = 5").
+_NOT_VARIABLE = re.compile(r"\\(?:text|mathrm|mbox|operatorname)\s*\{[^{}]*\}|\\[A-Za-z]+|(?<![A-Za-z])[ei](?![A-Za-z])")
+_UNIT_GROUP = re.compile(r"(?:\\[ ,;:!]|~|\s)*\\(?:text|mathrm|mbox)\s*\{[^{}]*\}(?:\^\{?\d\}?)?\s*$")
+_RELATION = re.compile(r"[=<>]|\\(?:in|le|ge|leq|geq|neq|approx)(?![A-Za-z])")
+_ASSIGNMENT = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*")
+
+
+def has_variable(text: str) -> bool:
+    """A letter that can only be a free variable (``s`` in ``\\frac{1}{s+a}``), outside commands and units.
+
+    Unit words ("5 cm", "5 sq units") are removed with math-verify's own unit list and rule, since
+    math-verify reads "5 cm" as 5.
+    """
+    from latex2sympy2_extended.math_normalization import unit_superscript_regex, units_regex
+
+    text = _ASSIGNMENT.sub("", text)
+    text = unit_superscript_regex.sub("", text).strip() or text
+    for _ in range(2):  # as math-verify: twice, so "sq units" goes too
+        text = units_regex.sub(r"\1", text) or text
+    return bool(re.search(r"[A-Za-z]", _NOT_VARIABLE.sub(" ", text)))
+
+
+def number_vs_variable(pred: str, gold: str) -> str | None:
+    """"wrong" when one side is a plain number and the other has a free variable (no number equals
+    ``\\frac{1}{s+a}``), decided from the text without parsing; else None."""
+    if _RELATION.search(_ASSIGNMENT.sub("", pred)) or _RELATION.search(_ASSIGNMENT.sub("", gold)):
+        return None  # "\\angle BEA_1=90", "t \\in (0,4]": math-verify unwraps relations; let it
+    pred_number = plain_number(_ASSIGNMENT.sub("", pred)) is not None
+    gold_number = plain_number(_ASSIGNMENT.sub("", gold)) is not None
+    if (gold_number and not pred_number and has_variable(pred)) or (pred_number and not gold_number and has_variable(gold)):
+        return "wrong"
+    return None
 
 
 # Texts whose meaning math-verify reads specially (percent, degrees, words): never short-cut those.

@@ -16,7 +16,13 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from ls_llm.answer_forms import TOLERANCE_SLACK, normalize_latex, numeric_verdict, surely_different
+from ls_llm.answer_forms import (
+    TOLERANCE_SLACK,
+    normalize_latex,
+    number_vs_variable,
+    numeric_verdict,
+    surely_different,
+)
 
 __all__ = [
     "STATUSES",
@@ -139,7 +145,7 @@ def answer_status(pred: str | None, gold: str, *, timeout_s: float = 5.0, tolera
     """
     if pred is None or not pred.strip():
         return "missing"
-    fast = numeric_verdict(_clean(pred), _clean(gold), tolerance)
+    fast = numeric_verdict(_clean(pred), _clean(gold), tolerance) or number_vs_variable(_clean(pred), _clean(gold))
     if fast is not None:
         return fast
     seconds = max(1, math.ceil(timeout_s))  # signal.alarm only takes whole seconds

@@ -170,3 +170,21 @@ def test_olympiadbench_task_prompt_carries_the_hint():
     assert "The problem has multiple answers, each of them should be a numerical value." in prompts[1]
     assert "The answer is in cm" in prompts[5]
     assert all(p.endswith("put your final answer within \\boxed{}.") for p in prompts)
+
+
+def test_number_against_a_variable_agrees_with_math_verify():
+    """The text-only shortcut (no parse) against math-verify's verdict on the same pair, units included."""
+    from math_verify import verify
+
+    from ls_llm.answer_forms import number_vs_variable
+
+    preds = ["5 m", "5 cm", "5 inches", "5 dollars", "5 degrees", "5 sq units", "5x", "5 km/s", "5 erg", "x=5",
+             "5 m^2", "5 \\text{cm}^2", "\\frac{1}{s+a}", "I(0)"]
+    decided = 0
+    for pred in preds:
+        short = number_vs_variable(pred, "5")
+        if short is not None:
+            decided += 1
+            assert verify(_parse("5", 5), _parse(pred, 5), timeout_seconds=5) is False, pred
+        assert answer_status(pred, "5") == ("correct" if verify(_parse("5", 5), _parse(pred, 5)) else "wrong"), pred
+    assert decided >= 6
