@@ -32,6 +32,7 @@ _E_NOTATION = re.compile(r"(?<![\w.\\}])([-+]?(?:\d+\.?\d*|\.\d+))[eE]([-+]?\d+)
 # "-1./3": a decimal point with no digits after it.
 _BARE_POINT = re.compile(r"(?<=\d)\.(?=\s*[/)}\],]|\s*$)")
 _WHERE = re.compile(r"\s*(?:,|\\text\{\s*,?)?\s*(?:\\quad\s*)?(?:\\text\{\s*)?\bwhere\b.*$", re.S)
+_NUMPY = re.compile(r"\bnp\.(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|exp|log|sqrt|pi)\b")
 _DOLLAR = re.compile(r"(?<!\\)\$")
 _FRAC = re.compile(r"^\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}$")
 _SCI = re.compile(r"^(.+?)\s*(?:\\times|\\cdot)\s*10\^\{?([-+]?\d+)\}?$")
@@ -50,6 +51,7 @@ def normalize_latex(text: str) -> str:
     if _DOLLAR.search(text) and not (text.startswith("$") and text.endswith("$")):
         text = _DOLLAR.sub("", text)  # "69$,$84", "x_0 \cos t+$ $\dot{x}_0": inner math delimiters (not \$36)
     text = _WHERE.sub("", text)
+    text = _NUMPY.sub(r"\\\1", text)  # Minerva's "np.arcsin(10/13)" is \arcsin(10/13)
     text = _E_NOTATION.sub(lambda m: f"{m.group(1).rstrip('.')}\\times10^{{{int(m.group(2))}}}", text)
     return _BARE_POINT.sub("", text)
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from ls_llm.answer_forms import split_top_level
 from ls_llm.answers import extract_final_answer, last_boxed, strip_thinking, verify_batch
 
+_SCRIPT_BRACES = re.compile(r"([_^])\{(\w|\\[A-Za-z]+)\}")
 _LAYOUT = re.compile(r"\\(?:left|right)(?![a-zA-Z])|\\[,;!]")
 # Worker processes for math-verify; the runner lowers it to 1 where forking is unsafe.
 VERIFY_WORKERS_ENV = "LS_LLM_VERIFY_WORKERS"
@@ -60,8 +61,10 @@ def _same_text_fallback(answers: list, golds: list, statuses: list[str]) -> list
 
 def _squash(text: str) -> str:
     """Text of an answer math-verify cannot read, with layout-only differences removed: spacing,
-    ``\\dfrac``/``\\tfrac``, ``\\left``/``\\right``; a comma-separated list compares as a set."""
+    ``\\dfrac``/``\\tfrac``, ``\\left``/``\\right``, braces around a one-character sub- or superscript
+    (``E_{1}`` is ``E_1``); a comma-separated list compares as a set."""
     text = _LAYOUT.sub("", "".join(text.split())).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    text = _SCRIPT_BRACES.sub(r"\1\2", text)
     return ",".join(sorted(split_top_level(text)))
 
 

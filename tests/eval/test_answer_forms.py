@@ -45,6 +45,10 @@ MODEL_FORMS = Path(__file__).resolve().parents[1] / "fixtures" / "eval" / "model
         ("\\$36", "\\$36", None, "correct"),  # an escaped dollar is not a math delimiter
         ("-2.4, 3.1", "3.1, -2.4", 0.05, "correct"),
         ("3.1", "3.1, -2.4", None, "wrong"),  # half of a multi-answer gold
+        ("\\arcsin(10/13)", "np.arcsin(10/13)", None, "correct"),  # Minerva's numpy spelling
+        ("\\arcsin\\left(\\frac{10}{13}\\right)", "np.arcsin(10/13)", None, "correct"),
+        ("E_2, E_1", "E_{1},E_{2}", None, "correct"),  # math-verify cannot parse it: text, as a set
+        ("E_1", "E_{1},E_{2}", None, "unparsable"),
     ],
 )
 def test_model_written_answers(pred, gold, tolerance, verdict):
