@@ -127,20 +127,38 @@ def _boxed_choice(boxed: str, labels: Sequence[str], options: Sequence[str]) -> 
     return word.upper() if len(word) == 1 and word.isalpha() else word
 
 
-def _stated_choice(text: str, labels: Sequence[str]) -> str | None:
+def _names_its_option(text: str, start: int, end: int, option: str) -> bool:
+    """The words at the label go on as that option's text: "A cell wall" (label A + "cell wall", or the
+    option "A cell wall" itself)."""
+    head = option.strip().casefold()[:30]
+    return bool(head) and (text[end:].strip(" .:)").casefold().startswith(head)
+                           or text[start:].casefold().startswith(head))
+
+
+def _stated_choice(text: str, labels: Sequence[str], options: Sequence[str] = ()) -> str | None:
     """The label of the last explicit statement ("The answer is (B)", "**Answer:** B") naming a label.
 
-    A lower-case letter, or a bare one that runs on into a sentence, counts only when set off (brackets,
-    bold, ``\\text{}``): the "a" of "the answer is a good guess" and the "I" of "Answer: I think it is
-    B" are words, not options.
+    The option's whole text names it too ("The answer is a nucleus."). A lower-case letter, or a bare
+    one that runs on into a sentence, counts only when set off (brackets, bold, ``\\text{}``) or
+    followed by its option's text: the "a" of "the answer is a good guess" and the "I" of "Answer: I
+    think it is B" are words, not options.
     """
     found = None
     for statement in _STATEMENT.finditer(text):
+        tail = text[statement.end():].lstrip(" *_:$(").casefold()
+        by_text = [lab for lab, opt in zip(labels, options, strict=False) if len(opt.strip()) >= 3
+                   and tail.startswith(opt.strip().casefold())]
+        if by_text:  # "The answer is a nucleus.": the option's own text
+            found = max(by_text, key=lambda lab: len(options[labels.index(lab)]))
+            continue
         match = _STATED_LABEL.match(text[statement.end():])
         if match is None or (label := _match_label(match.group("label"), labels)) is None:
             continue
         set_off = bool(match.group("open") or match.group("close") or match.group("deco").strip())
-        if not set_off and (match.group("label").islower() or _RUNS_ON.match(text, statement.end() + match.end("label"))):
+        start, end = statement.end() + match.start("label"), statement.end() + match.end("label")
+        runs_on = match.group("label").islower() or _RUNS_ON.match(text, end)
+        option = options[labels.index(label)] if labels.index(label) < len(options) else ""
+        if not set_off and runs_on and not _names_its_option(text, start, end, option):
             continue
         found = label
     return found
@@ -158,7 +176,7 @@ def extract_choice(text: str, labels: Sequence[str], options: Sequence[str] = ()
     boxed = last_boxed(visible)
     if boxed is not None:
         return _boxed_choice(boxed, labels, options)
-    return _stated_choice(visible, labels)
+    return _stated_choice(visible, labels, options)
 
 
 def choice_verdict(choice: str | None, gold: str, labels: Sequence[str]) -> str:

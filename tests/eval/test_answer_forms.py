@@ -130,6 +130,13 @@ def test_choice_extractor(text, expected, verdict):
     assert choice_verdict(choice, "B", labels) == verdict
 
 
+def test_a_bare_letter_followed_by_its_option_text_counts():
+    labels, options = ["A", "B", "C", "D"], ["cell wall", "a nucleus", "ribosomes", "none"]
+    assert extract_choice("Answer: A cell wall", labels, options) == "A"
+    assert extract_choice("The answer is a nucleus.", labels, options) == "B"  # the option's own text
+    assert extract_choice("The answer is A good one", labels, options) is None
+
+
 def test_mmlu_pro_letter_wins_over_a_disagreeing_index():
     rows = [{"question": "6*7?", "options": [str(n) for n in range(36, 46)], "answer": "C", "answer_index": 3}]
     assert normalize_rows(rows, task="mmlu_pro", fmt="mmlu_pro")[0]["answer"] == "C"
