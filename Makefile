@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install install-vllm eval-env demo demo-distill sweep test bench bench-scoring bench-audit device-wheels device-check lint clean
+.PHONY: install install-vllm eval-env demo demo-distill sweep test bench bench-scoring eval-oracle bench-audit device-wheels device-check lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,9 +49,13 @@ bench: $(VENV)/.installed
 	$(PY) -m ls_llm.bench.trainer
 	$(PY) -m ls_llm.bench.distill
 
-MATH500 ?= ../shared/data/eval/math500/test.jsonl
+EVAL_DATA ?= ../shared/data/eval
 bench-scoring: $(VENV)/.installed
-	$(PY) -m ls_llm.bench.scoring --data $(MATH500)
+	$(PY) -m ls_llm.bench.scoring --data-dir $(EVAL_DATA)
+
+# Gold / model-style / wrong answers through the real lm-eval pipeline (eval/README.md, Oracle check).
+eval-oracle: $(VENV)/.installed
+	$(PY) -m ls_llm.bench.eval_oracle --data-dir $(EVAL_DATA)
 
 bench-audit: $(VENV)/.installed
 	$(PY) -m ls_llm.bench.audit

@@ -16,6 +16,14 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
+from ls_llm.answer_forms import (
+    TOLERANCE_SLACK,
+    normalize_latex,
+    number_vs_variable,
+    numeric_verdict,
+    surely_different,
+)
+
 __all__ = [
     "STATUSES",
     "answer_status",
@@ -100,8 +108,9 @@ _SPACING_RE = re.compile(r"\\[!,;]")
 
 
 def _clean(answer: str) -> str:
-    # Sentence punctuation and TeX spacing ("30^\circ.", "20,\!000") make math-verify give up.
-    return _SPACING_RE.sub("", answer).strip().rstrip(".,;:").strip()
+    # Sentence punctuation and TeX spacing ("30^\circ.", "20,\!000") make math-verify give up; storage
+    # forms such as 4.5e33 or -1./3 are rewritten into LaTeX (ls_llm.answer_forms).
+    return normalize_latex(_SPACING_RE.sub("", answer).strip().rstrip(".,;:").strip())
 
 
 def _as_latex(answer: str) -> str:
@@ -121,14 +130,24 @@ def _has_math(parsed: list) -> bool:
     return any(not isinstance(item, str) for item in parsed)
 
 
-def answer_status(pred: str | None, gold: str, *, timeout_s: float = 5.0) -> str:
+def _first_math(parsed: list):
+    return next(item for item in parsed if not isinstance(item, str))
+
+
+def answer_status(pred: str | None, gold: str, *, timeout_s: float = 5.0, tolerance: float | None = None) -> str:
     """One of ``STATUSES`` for a predicted final answer against a gold answer (main thread only).
 
     ``missing``: no answer (None or blank). ``unparsable``: math-verify finds no mathematical
-    object in it. An unparsable prediction is never ``correct``.
+    object in it. An unparsable prediction is never ``correct``. ``tolerance``: the absolute error
+    a numeric answer may have (a benchmark's per-row tolerance, e.g. OlympiadBench's ``error``).
+    Plain numbers are decided without sympy; an answer provably different at random points skips
+    math-verify's symbolic search (see :mod:`ls_llm.answer_forms`).
     """
     if pred is None or not pred.strip():
         return "missing"
+    fast = numeric_verdict(_clean(pred), _clean(gold), tolerance) or number_vs_variable(_clean(pred), _clean(gold))
+    if fast is not None:
+        return fast
     seconds = max(1, math.ceil(timeout_s))  # signal.alarm only takes whole seconds
     parsed_pred = _parse(pred, seconds)
     if not _has_math(parsed_pred):
@@ -140,8 +159,23 @@ def answer_status(pred: str | None, gold: str, *, timeout_s: float = 5.0) -> str
         # A few real golds defeat math-verify ("a + b + c"); compare their text instead.
         same = re.sub(r"\s+", "", _clean(gold)) == re.sub(r"\s+", "", _clean(pred))
         return "correct" if same else "wrong"
+    gold_obj, pred_obj = _first_math(parsed_gold), _first_math(parsed_pred)
+    if tolerance is not None and _within(gold_obj, pred_obj, tolerance):
+        return "correct"
+    if surely_different(gold_obj, pred_obj, _clean(gold), _clean(pred)):
+        return "wrong"
     ok = verify(parsed_gold, parsed_pred, timeout_seconds=seconds)
     return "correct" if ok else "wrong"
+
+
+def _within(gold, pred, tolerance: float) -> bool:
+    """Both sides evaluate to real numbers no further apart than ``tolerance`` (e.g. gold 4.2, answer \\sqrt{17.7})."""
+    try:
+        if not (getattr(gold, "is_number", False) and getattr(pred, "is_number", False)):
+            return False
+        return abs(float(gold.evalf()) - float(pred.evalf())) <= tolerance * TOLERANCE_SLACK
+    except (TypeError, ValueError):
+        return False
 
 
 def is_equivalent(pred: str | None, gold: str, *, timeout_s: float = 5.0) -> bool:
@@ -149,8 +183,8 @@ def is_equivalent(pred: str | None, gold: str, *, timeout_s: float = 5.0) -> boo
     return answer_status(pred, gold, timeout_s=timeout_s) == "correct"
 
 
-def _status_chunk(chunk: list[tuple[str | None, str]], timeout_s: float) -> list[str]:
-    return [answer_status(pred, gold, timeout_s=timeout_s) for pred, gold in chunk]
+def _status_chunk(chunk: list[tuple[str | None, str, float | None]], timeout_s: float) -> list[str]:
+    return [answer_status(pred, gold, timeout_s=timeout_s, tolerance=tol) for pred, gold, tol in chunk]
 
 
 def _pool_context():
@@ -182,6 +216,7 @@ def verify_batch(
     preds: Sequence[str | None],
     golds: Sequence[str],
     *,
+    tolerances: Sequence[float | None] | None = None,
     workers: int = 2,
     timeout_s: float = 5.0,
     chunk_size: int | None = None,
@@ -189,6 +224,7 @@ def verify_batch(
 ) -> list[str]:
     """Per-item status ("correct" | "wrong" | "missing" | "unparsable"), computed in worker processes.
 
+    ``tolerances``: per-item absolute tolerance for numeric answers (None: exact, as math-verify).
     Items are sent in chunks so inter-process overhead stays small next to parsing. Small
     batches, or ``workers <= 1``, run in this process (which must then be the main thread).
     """
@@ -196,7 +232,9 @@ def verify_batch(
         raise ValueError(f"preds and golds differ in length: {len(preds)} != {len(golds)}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    pairs = list(zip(preds, golds, strict=True))
+    if tolerances is not None and len(tolerances) != len(golds):
+        raise ValueError(f"tolerances and golds differ in length: {len(tolerances)} != {len(golds)}")
+    pairs = list(zip(preds, golds, tolerances if tolerances is not None else [None] * len(golds), strict=True))
     in_process = workers == 1 or len(pairs) < _MIN_ITEMS_FOR_POOL
     if in_process and threading.current_thread() is threading.main_thread():
         return _status_chunk(pairs, timeout_s)

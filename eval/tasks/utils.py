@@ -11,7 +11,7 @@ def load_data(**kwargs):
 
 def verify_math(resps, docs):
     """Filter: every sample of the task scored in one math-verify batch."""
-    return score_math(resps, [doc["answer"] for doc in docs])
+    return score_math(resps, [doc["answer"] for doc in docs], tolerances=[doc.get("tolerance") for doc in docs])
 
 
 def verify_choice(resps, docs):

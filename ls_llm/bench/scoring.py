@@ -1,62 +1,109 @@
-"""Scoring throughput: MATH-500 gold solutions through the evaluation's scoring path.
+"""Scoring throughput per math task: right, model-style and wrong outputs through the tasks' scoring path.
 
-Each gold solution is fed as a model output and goes through exactly what the math tasks' filter
-runs (:func:`ls_llm.evaluation.scoring.score_math`: strip thinking, last ``\\boxed{}``, math-verify
-in worker processes). Every verdict must be "correct"; the table reports samples per second.
+Each output goes through exactly what the math tasks' filter runs (:func:`ls_llm.evaluation.scoring.score_math`:
+strip thinking, last ``\\boxed{}``, plain-number fast path, math-verify in worker processes). Three kinds
+of output per problem:
 
-    python -m ls_llm.bench.scoring --data ../shared/data/eval/math500/test.jsonl --workers 1 2
+* gold solution: the dataset's worked solution when it boxes its answer, else the boxed gold;
+* model-style: the gold as a model writes it, after a ``<think>`` with a wrong box (as in the oracle);
+* wrong: other problems' answers (each pass pairs every problem with a different other problem), the
+  slow case for math-verify before the fast paths.
+
+    python -m ls_llm.bench.scoring --data-dir ../shared/data/eval --workers 1 2
+
+Prints samples per wall second and per CPU second (this process and its workers) with verdict counts
+per task, kind and worker count. On a shared machine the wall rate depends on the load; the CPU rate
+does not, and ``workers`` x the CPU rate is what that many idle cores reach (chunks are independent).
+Exit status 1 when a right answer is not scored correct, or when the largest worker count's rate
+(wall, or CPU rate x workers with ``--cpu-rate``) is under ``--min-rate``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import resource
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+from ls_llm.answers import last_boxed
+from ls_llm.bench.eval_oracle import math_outputs
 from ls_llm.evaluation.schema import normalize_rows, read_jsonl
 from ls_llm.evaluation.scoring import score_math
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "eval" / "math500" / "test.jsonl"
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "eval"
+MATH_TASKS = ("aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench")
 
 
-def measure(docs: list[dict], *, workers: int, repeat: int, shift: int = 0) -> tuple[float, Counter]:
-    """Samples/s and verdicts; ``shift`` > 0 feeds each problem another problem's solution."""
-    outputs = [[docs[(i + shift) % len(docs)]["solution"]] for i in range(len(docs))] * repeat
-    golds = [doc["answer"] for doc in docs] * repeat
-    start = time.perf_counter()
-    records = score_math(outputs, golds, workers=workers)
-    elapsed = time.perf_counter() - start
-    return len(outputs) / elapsed, Counter(rec[0]["verdict"] for rec in records)
+def outputs_by_kind(docs: list[dict], passes: int) -> dict[str, tuple[list[str], list[int]]]:
+    """``kind -> (outputs, doc index of each output)`` with ``passes`` outputs per problem."""
+    oracle = math_outputs(docs)
+    n = len(docs)
+    gold = [doc["solution"] if last_boxed(doc["solution"]) else oracle["gold"][i] for i, doc in enumerate(docs)]
+    kinds = {"gold solution": [], "model-style": [], "wrong (other problems' answers)": []}
+    for p in range(passes):
+        for i in range(n):
+            kinds["gold solution"].append((gold[i], i))
+            kinds["model-style"].append((oracle["model"][i], i))
+            other = docs[(i + 1 + p) % n]["answer"] if n > 1 else "-98765.4321"
+            kinds["wrong (other problems' answers)"].append((f"So the answer is $\\boxed{{{other}}}$.", i))
+    return {kind: ([o for o, _ in pairs], [i for _, i in pairs]) for kind, pairs in kinds.items()}
+
+
+def _cpu_seconds() -> float:
+    # This process plus its finished children (the worker processes are joined before measure returns).
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(docs: list[dict], outputs: list[str], index: list[int], *, workers: int) -> tuple[float, float, Counter]:
+    """Samples per wall second, samples per CPU second (all processes), verdict counts."""
+    from math_verify.parser import parse_expr_cached, parse_latex_cached
+
+    # Forked workers inherit the parent's parse caches: start every measurement cold, as a real run does.
+    parse_latex_cached.cache_clear()
+    parse_expr_cached.cache_clear()
+    golds = [docs[i]["answer"] for i in index]
+    tolerances = [docs[i].get("tolerance") for i in index]
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    records = score_math([[text] for text in outputs], golds, tolerances=tolerances, workers=workers)
+    elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    return len(outputs) / elapsed, len(outputs) / max(cpu, 1e-9), Counter(rec[0]["verdict"] for rec in records)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MATH-500 test.jsonl")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="DIR/<task>/test.jsonl")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="math-verify worker processes")
-    parser.add_argument("--repeat", type=int, default=2, help="passes over the 500 solutions per measurement")
-    parser.add_argument("--min-rate", type=float, default=200.0, help="fail (exit 1) below this many samples/s")
+    parser.add_argument("--min-samples", type=int, default=500, help="outputs per measurement (passes over small sets)")
+    parser.add_argument("--min-rate", type=float, default=100.0, help="fail (exit 1) below this many samples/s")
+    parser.add_argument("--cpu-rate", action="store_true", help="judge --min-rate on CPU rate x workers (busy machines)")
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        raise ValueError(f"repeat must be >= 1, got {args.repeat}")
-    docs = normalize_rows(read_jsonl(args.data, "math500"), task="math500", fmt="math")
-    measure(docs[:8], workers=1, repeat=1)  # import math-verify / sympy once, outside the timing
-    print(f"MATH-500 gold solutions ({len(docs)} x {args.repeat}), {os.cpu_count()} CPU cores visible\n")
-    print("| outputs | workers | samples/s | correct | other verdicts |\n|---|---:|---:|---:|---|")
+    if args.min_samples < 1 or min(args.workers) < 1:
+        raise ValueError(f"min-samples and workers must be >= 1, got {args.min_samples}, {args.workers}")
+    tasks = [t for t in MATH_TASKS if (args.data_dir / t / "test.jsonl").is_file()]
+    if not tasks:
+        raise FileNotFoundError(f"no math task data under {args.data_dir} (expected DIR/<task>/test.jsonl)")
+    print(f"{os.cpu_count()} CPU cores visible, load average {os.getloadavg()[0]:.1f}; data {args.data_dir}\n")
+    print("| task | outputs | n | workers | samples/s (wall) | samples per CPU-s | correct | other verdicts |\n"
+          "|---|---|---:|---:|---:|---:|---:|---|")
     ok = True
-    for workers in args.workers:
-        rate, verdicts = measure(docs, workers=workers, repeat=args.repeat)
-        correct = verdicts.pop("correct", 0)
-        print(f"| gold solution | {workers} | {rate:.0f} | {correct}/{len(docs) * args.repeat} | {dict(verdicts) or '-'} |")
-        ok = ok and rate >= args.min_rate and not verdicts
-    # math-verify caches recent LaTeX parses, so a gold-identical answer parses for free; another
-    # problem's solution costs both parses, as a wrong model answer does.
-    for workers in args.workers:
-        rate, verdicts = measure(docs, workers=workers, repeat=args.repeat, shift=1)
-        print(f"| another problem's solution | {workers} | {rate:.0f} | {verdicts.get('correct', 0)} | "
-              f"{ {k: v for k, v in verdicts.items() if k != 'correct'} } |")
+    for task in tasks:
+        docs = normalize_rows(read_jsonl(args.data_dir / task / "test.jsonl", task), task=task, fmt="math")
+        passes = math.ceil(args.min_samples / len(docs))
+        for kind, (outputs, index) in outputs_by_kind(docs, passes).items():
+            for workers in args.workers:
+                rate, cpu_rate, verdicts = measure(docs, outputs, index, workers=workers)
+                correct = verdicts.pop("correct", 0)
+                print(f"| {task} | {kind} | {len(outputs)} | {workers} | {rate:.0f} | {cpu_rate:.0f} | {correct} | "
+                      f"{dict(verdicts) or '-'} |", flush=True)
+                if workers == max(args.workers):
+                    ok = ok and (cpu_rate * workers if args.cpu_rate else rate) >= args.min_rate
+                if not kind.startswith("wrong"):
+                    ok = ok and correct == len(outputs)
     return 0 if ok else 1
 
 

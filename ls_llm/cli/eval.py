@@ -87,7 +87,24 @@ def _compare(argv: list[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"compare": _compare}
+def _tasks(argv: list[str]) -> int:
+    """`ls-llm eval tasks`: the task folder this install reads, its suites and its tasks."""
+    argparse.ArgumentParser(prog="ls-llm eval tasks", description="List the suites and tasks of this install.").parse_args(argv)
+    from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
+
+    if not DEFAULT_TASKS_DIR.is_dir():
+        print(f"ls-llm eval tasks: error: task folder {DEFAULT_TASKS_DIR} not found", file=sys.stderr)
+        return 2
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(DEFAULT_TASKS_DIR), include_defaults=False)
+    print(f"task folder: {DEFAULT_TASKS_DIR}")
+    print("suites: " + ", ".join(sorted(manager.all_groups)))
+    print("tasks: " + ", ".join(sorted(manager.all_subtasks)))
+    return 0
+
+
+SUBCOMMANDS = {"compare": _compare, "tasks": _tasks}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,9 +7,23 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Task definitions live in the repository's eval/tasks (next to the ls_llm package); an install that is
-# not a checkout points LS_LLM_EVAL_TASKS at a copy of that folder.
-DEFAULT_TASKS_DIR = Path(os.environ.get("LS_LLM_EVAL_TASKS", Path(__file__).resolve().parents[2] / "eval" / "tasks"))
+# Environment variable naming another task folder (a copy of eval/tasks to edit, say).
+TASKS_ENV = "LS_LLM_EVAL_TASKS"
+
+
+def default_tasks_dir() -> Path:
+    """Where the task YAMLs are: ``$LS_LLM_EVAL_TASKS``; else, in a checkout (editable install), the
+    repository's ``eval/tasks``; else the copy the wheel ships as ``ls_llm/evaluation/tasks`` (setup.py
+    copies eval/tasks there at build time, so eval/tasks stays the one place they are written)."""
+    if os.environ.get(TASKS_ENV):
+        return Path(os.environ[TASKS_ENV])
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "eval" / "tasks").is_dir():
+        return root / "eval" / "tasks"
+    return Path(__file__).resolve().parent / "tasks"
+
+
+DEFAULT_TASKS_DIR = default_tasks_dir()
 SUITES: dict[str, tuple[str, ...]] = {
     "ls_math": ("ls_math",),
     "ls_ood": ("ls_ood",),

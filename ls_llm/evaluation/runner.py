@@ -17,21 +17,13 @@ from pathlib import Path
 
 from ls_llm.evaluation import report
 from ls_llm.evaluation.backends import build_lm, get_backend
+from ls_llm.evaluation.checkpoint import check_checkpoint
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR, EvalConfig
 from ls_llm.evaluation.resume import JournaledLM
 from ls_llm.evaluation.scoring import VERIFY_WORKERS_ENV
 
 logger = logging.getLogger(__name__)
 JOURNAL_FILE = "generations.journal.jsonl"
-
-
-def check_checkpoint(model: str) -> Path:
-    path = Path(model)
-    if not path.is_dir():
-        raise FileNotFoundError(f"model checkpoint folder {model!r} does not exist")
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"model={model!r} is not a checkpoint folder: it has no config.json")
-    return path.resolve()
 
 
 def checkpoint_fingerprint(path: Path) -> str:
@@ -103,7 +95,7 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
     if config is None and not model:
         raise ValueError(f"model must name a checkpoint folder, got {model!r}")
     cfg = config if config is not None else EvalConfig(model=model, **fields)
-    checkpoint = check_checkpoint(cfg.model)
+    checkpoint = check_checkpoint(cfg.model, need_tokenizer="tokenizer" not in cfg.extra_model_args)
     get_backend(cfg)  # missing backend packages fail here, before tasks or weights load
     manager = task_manager(cfg)
     names = resolve_tasks(cfg, manager)

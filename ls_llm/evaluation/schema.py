@@ -4,7 +4,9 @@ Local copies of the same benchmark name things differently (``problem`` or ``que
 a number or a list as the answer; only a ``\\boxed{}`` inside the solution). Every loader below maps
 its row onto a fixed doc so the prompts and the scoring see one shape:
 
-* math:   ``{"problem", "answer", "solution"}`` (``answer`` is the gold as a string)
+* math:   ``{"problem", "answer", "solution", "tolerance", "unit", "answer_hint"}`` (``answer`` is the
+  gold as a string; the last three come from OlympiadBench's ``error``, ``unit``, ``answer_type`` and
+  ``is_multiple_answer`` and are None / empty elsewhere)
 * choice: ``{"question", "labels", "options", "answer"}`` (``answer`` is one of ``labels``)
 
 A row that lacks a field fails with a ValueError naming the task, the row and the field.
@@ -71,11 +73,57 @@ def _solution_text(row: dict) -> str:
     return "\n\n".join(map(str, solution)) if isinstance(solution, list) else str(solution)
 
 
+def _tolerance(row: dict, task: str, index: int) -> float | None:
+    """OlympiadBench's ``error``: the absolute error a numeric answer may have ("1e-1"; one per part
+    of a multi-part answer, "0.1,1" -- the widest is used)."""
+    error = row.get("error")
+    if error is None or str(error).strip() == "":
+        return None
+    try:
+        values = [float(part) for part in str(error).split(",") if part.strip()]
+    except ValueError as err:
+        raise ValueError(f"task {task!r}: row {index} error={error!r} is not a number (or comma-separated numbers)") from err
+    if not values or min(values) < 0:
+        raise ValueError(f"task {task!r}: row {index} error={error!r} must be a non-negative number")
+    return max(values)
+
+
+# OlympiadBench's own prompt (OpenBMB/OlympiadBench, inference/code/evaluators/evaluator.py) names the
+# answer type and says when several answers are expected; scoring requires the full set, so ours does too.
+_ANSWER_TYPES = {"Numerical": "a numerical value", "Expression": "an expression", "Equation": "an equation",
+                 "Interval": "an interval"}
+
+
+def _answer_type_text(answer_type: str) -> str | None:
+    return next((text for key, text in _ANSWER_TYPES.items() if key in answer_type), None)
+
+
+def answer_hint(row: dict) -> str:
+    """The sentence(s) put before the instruction: how many answers, of which type, in which unit."""
+    kinds = [_answer_type_text(part) for part in str(row.get("answer_type") or "").split(",")]
+    kinds = [kind for kind in kinds if kind is not None]
+    tuple_like = "Tuple" in str(row.get("answer_type") or "")  # ambiguous in OlympiadBench: not named
+    hint = ""
+    if row.get("is_multiple_answer"):
+        hint = "The problem has multiple answers"
+        if kinds and not tuple_like:
+            hint += (f", each of them should be {kinds[0]}" if len(set(kinds)) == 1
+                     else f", with the answers in order being {', '.join(kinds)}")
+        hint += ". Put all of them, separated by commas, in one \\boxed{}. "
+    elif kinds and not tuple_like:
+        hint = f"The answer should be {kinds[0]}. "
+    if row.get("unit"):
+        hint += f"The answer is in {row['unit']}: put only its value in \\boxed{{}} and the unit after it. "
+    return hint
+
+
 def math_doc(row: dict, task: str, index: int) -> dict:
     problem = _first(row, ("problem", "question", "Problem", "Question"))
     if problem is None:
         raise _missing(task, index, row, "problem text ('problem' or 'question')")
-    return {"problem": str(problem), "answer": _math_gold(row, task, index), "solution": _solution_text(row)}
+    return {"problem": str(problem), "answer": _math_gold(row, task, index), "solution": _solution_text(row),
+            "tolerance": _tolerance(row, task, index), "unit": str(row["unit"]) if row.get("unit") else None,
+            "answer_hint": answer_hint(row)}
 
 
 def arc_doc(row: dict, task: str, index: int) -> dict:
@@ -103,10 +151,12 @@ def mmlu_pro_doc(row: dict, task: str, index: int) -> dict:
         raise _missing(task, index, row, "'options' (a list)")
     labels = list(LETTERS[: len(options)])
     answer_index = row.get("answer_index")
-    if isinstance(answer_index, int) and 0 <= answer_index < len(labels):
-        answer = labels[answer_index]
-    elif isinstance(row.get("answer"), str) and row["answer"].strip().upper() in labels:
+    # Upstream has rows whose letter and index disagree; the letter is what the dataset authors'
+    # evaluation script and lm-eval's mmlu_pro score against, so it wins.
+    if isinstance(row.get("answer"), str) and row["answer"].strip().upper() in labels:
         answer = row["answer"].strip().upper()
+    elif isinstance(answer_index, int) and 0 <= answer_index < len(labels):
+        answer = labels[answer_index]
     else:
         raise _missing(task, index, row, f"'answer' letter or 'answer_index' within {labels[0]}-{labels[-1]}")
     return {"question": str(question), "labels": labels, "options": list(map(str, options)), "answer": answer}

@@ -20,8 +20,9 @@ from ls_llm.evaluation.scoring import extract_choice, sample_metrics, score_choi
         ("-5, 3", "3, -5", "correct"),  # multi-answer OlympiadBench golds compare as sets
         ("26", "025", "wrong"),
         ("104.", "104", "correct"),  # a full stop inside the box (AoPS solutions do this)
-        ("np.arcsin(10/13)", "np.arcsin(10/13)", "correct"),  # gold math-verify cannot parse: same text
-        ("np.arccos(10/13)", "np.arcsin(10/13)", "unparsable"),
+        ("np.arcsin(10/13)", "np.arcsin(10/13)", "correct"),  # numpy spelling, read as \arcsin
+        ("np.arccos(10/13)", "np.arcsin(10/13)", "wrong"),
+        ("E_{2},E_{1}", "E_{1},E_{2}", "correct"),  # a gold math-verify cannot parse: compared as text
     ],
 )
 def test_math_verdicts(pred, gold, verdict):
