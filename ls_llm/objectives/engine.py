@@ -24,7 +24,9 @@ A kernel is called as ``kernel(z, y, start, ws, need_grad=..., need_stats=...)``
 float32 logits z (rows, V) (it may overwrite them), its targets y (rows,), the chunk's offset among the selected
 tokens and the workspace; it returns per-token outputs by name (each (rows, ...); ``"loss"`` for a loss kernel,
 statistics under their own names) and dloss/dz (rows, V) or None. ``kernel.select(idx, n_positions)`` binds it
-to the selected tokens (a distillation teacher picks its rows there).
+to the selected tokens (a distillation teacher picks its rows there). A selected kernel may carry an ``order``
+(a permutation of the selected tokens, or None): the engine then visits the tokens in that order, so a kernel
+that groups tokens (objectives/routing.py) sees contiguous runs; outputs and gradients land on their positions.
 """
 
 from __future__ import annotations
@@ -72,10 +74,22 @@ class TokenStats(dict):
 
     MEAN_NAMES = {"correct": "token_accuracy"}
 
+    @staticmethod
+    def divisor(name: str) -> str:
+        """The count a sum is averaged over: ``n_tokens``, or ``n_tokens/<group>`` for ``<stat>/<group>`` (the
+        per-segment statistics of objectives/routing.py). Counts themselves are not averaged."""
+        stat, _, group = name.partition("/")
+        return "n_tokens" if not group else f"n_tokens/{group}"
+
     def means(self) -> dict[str, float]:
-        n = max(float(self["n_tokens"]), 1.0)
-        out = {self.MEAN_NAMES.get(k, k): float(v) / n for k, v in self.items() if k != "n_tokens"}
-        return {**out, "n_tokens": float(self["n_tokens"])}
+        out = {}
+        for k, v in self.items():
+            if k.startswith("n_tokens"):
+                out[k] = float(v)
+                continue
+            stat, sep, group = k.partition("/")
+            out[self.MEAN_NAMES.get(stat, stat) + sep + group] = float(v) / max(float(self[self.divisor(k)]), 1.0)
+        return out
 
 
 def chunk_rows(vocab: int, chunk_size: int | None = None) -> int:
@@ -213,6 +227,14 @@ def _select(labels: Tensor, ignore_index: int) -> tuple[Tensor, bool]:
     return valid.nonzero().squeeze(1), bool(valid.all())
 
 
+def _apply_order(kernel, idx: Tensor, y: Tensor, all_valid: bool) -> tuple[Tensor, Tensor, bool]:
+    """The selected tokens in the kernel's ``order`` (if any): rows are then gathered through idx."""
+    order = getattr(kernel, "order", None)
+    if order is None:
+        return idx, y, all_valid
+    return idx.index_select(0, order), y.index_select(0, order), False
+
+
 def _check_labels(y: Tensor, vocab: int) -> None:
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= vocab):
         bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
@@ -239,6 +261,7 @@ class _FusedHeadLoss(torch.autograd.Function):
         vocab = int(weight.shape[0]) if weight is not None else int(x.shape[-1])
         _check_labels(y, vocab)
         kernel = kernel.select(idx, flat.shape[0])
+        idx, y, all_valid = _apply_order(kernel, idx, y, all_valid)
         # forward() always runs with grad mode off: the caller's mode arrives as grad_enabled.
         grads = tuple(grad_enabled and ctx.needs_input_grad[i] for i in range(3))
         acc = acc_dtype(weight if weight is not None else x)
@@ -329,7 +352,9 @@ def token_outputs(kernel, hidden: Tensor, spec: LogitsSpec, *, labels: Tensor | 
         idx, _ = _select(labels, spec.ignore_index)
         y = labels.reshape(-1).index_select(0, idx)
         _check_labels(y, spec.vocab)
-        flat, kernel = flat.index_select(0, idx), kernel.select(idx, labels.numel())
+        kernel = kernel.select(idx, labels.numel())
+        idx, y, _ = _apply_order(kernel, idx, y, False)
+        flat = flat.index_select(0, idx)
     acc = acc_dtype(spec.weight)
     bias = spec.bias
     if spec.scale != 1.0:

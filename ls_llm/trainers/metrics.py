@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ls_llm.objectives.engine import TokenStats
+
 # Statistic name (a TokenStats key) -> logged name of its per-token mean. `n_tokens` is the divisor.
 # Distillation reports the mixed loss as `loss` (Trainer logs it already) and the token objective as `objective`.
 LOGGED_NAMES: dict[str, str] = {
@@ -42,14 +44,24 @@ class StatSums:
         return {} if self.sums is None else dict(zip(self.names, self.sums.float().cpu().tolist(), strict=True))
 
     def pop_means(self) -> dict[str, float]:
-        """Per-token means under their logged names, and reset; {} when no token was seen."""
+        """Per-token means under their logged names, and reset; {} when no token was seen. A per-segment
+        statistic ``ce/answer`` is averaged over ``n_tokens/answer`` and logged as ``ce_loss/answer``."""
         values = self.values()
         self.names = self.sums = None
         n = values.get("n_tokens", 0.0)
         if n <= 0:
             return {}
         skip = {"n_tokens", "loss"} if "objective" in values else {"n_tokens"}
-        return {LOGGED_NAMES.get(k, k): v / n for k, v in values.items() if k not in skip}
+        out = {}
+        for k, v in values.items():
+            if k in skip:
+                continue
+            if k.startswith("n_tokens/"):  # per-segment token counts: logged as counts over the window
+                out[k] = v
+                continue
+            stat, sep, group = k.partition("/")
+            out[LOGGED_NAMES.get(stat, stat) + sep + group] = v / max(values[TokenStats.divisor(k)], 1.0)
+        return out
 
 
 def loss_curve(log_history: list[dict], *, width: int = 40, rows: int = 12) -> str:
