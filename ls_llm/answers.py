@@ -30,7 +30,9 @@ __all__ = [
     "extract_final_answer",
     "gsm8k_gold",
     "is_equivalent",
+    "answer_part_start",
     "last_boxed",
+    "last_boxed_span",
     "strip_thinking",
     "verify_batch",
 ]
@@ -44,22 +46,28 @@ _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 _MIN_ITEMS_FOR_POOL = 64
 
 
+def answer_part_start(text: str) -> int:
+    """Where the answer part of a trace starts: after the last ``</think>``, at 0 without thinking, and at
+    ``len(text)`` for a trace that opens ``<think>`` and never closes it (a truncated generation)."""
+    cut = text.rfind(_THINK_CLOSE)
+    if cut >= 0:
+        return cut + len(_THINK_CLOSE)
+    if text.lstrip().startswith(_THINK_OPEN):
+        return len(text)
+    return 0
+
+
 def strip_thinking(text: str) -> str:
     """Drop the reasoning part of a trace: everything up to the last ``</think>``.
 
     A trace that opens ``<think>`` and never closes it (a truncated generation) has no answer
     part at all, so it becomes the empty string.
     """
-    cut = text.rfind(_THINK_CLOSE)
-    if cut >= 0:
-        return text[cut + len(_THINK_CLOSE) :]
-    if text.lstrip().startswith(_THINK_OPEN):
-        return ""
-    return text
+    return text[answer_part_start(text) :]
 
 
-def _balanced_group(text: str, start: int) -> str | None:
-    """Contents of the ``{...}`` group opening at ``text[start]``, or None if never closed."""
+def _balanced_group(text: str, start: int) -> tuple[int, int] | None:
+    """Span of the contents of the ``{...}`` group opening at ``text[start]``, or None if never closed."""
     depth = 0
     for pos in range(start, len(text)):
         char = text[pos]
@@ -68,16 +76,13 @@ def _balanced_group(text: str, start: int) -> str | None:
         elif char == "}":
             depth -= 1
             if depth == 0:
-                return text[start + 1 : pos]
+                return start + 1, pos
     return None
 
 
-def last_boxed(text: str) -> str | None:
-    """Contents of the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces allowed).
-
-    ``\\boxed 5`` (TeX's brace-less form) yields ``"5"``. An unclosed last box yields None
-    rather than an earlier box, because an earlier box is usually an intermediate result.
-    """
+def last_boxed_span(text: str) -> tuple[int, int] | None:
+    """Character span (start, end) of the contents of the last ``\\boxed{...}`` / ``\\fbox{...}``; see
+    :func:`last_boxed`."""
     matches = list(_BOX_RE.finditer(text))
     if not matches:
         return None
@@ -87,8 +92,20 @@ def last_boxed(text: str) -> str | None:
     if stripped.startswith("{"):
         return _balanced_group(text, end + len(rest) - len(stripped))
     if rest[:1] == " " and stripped:
-        return re.split(r"[\s$]", stripped, maxsplit=1)[0] or None
+        start = end + len(rest) - len(stripped)
+        word = re.split(r"[\s$]", stripped, maxsplit=1)[0]
+        return (start, start + len(word)) if word else None
     return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Contents of the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces allowed).
+
+    ``\\boxed 5`` (TeX's brace-less form) yields ``"5"``. An unclosed last box yields None
+    rather than an earlier box, because an earlier box is usually an intermediate result.
+    """
+    span = last_boxed_span(text)
+    return None if span is None else text[span[0] : span[1]]
 
 
 def extract_final_answer(text: str) -> str | None:

@@ -16,42 +16,9 @@ DATA = ROOT / "tests" / "fixtures" / "data"
 FORMATS = {"messages.jsonl": "messages", "prompt_completion.jsonl": "prompt_completion", "math.jsonl": "problem_solution",
            "gsm8k.jsonl": "question_answer", "r1.jsonl": "r1", "arith": "messages"}
 ARITH = ROOT / "tests" / "fixtures" / "trainers" / "arith_train.jsonl"  # the demo's traces
-CHATML = ("{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
-          "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
-
-
-def _bpe(template: str):
-    """A byte-level BPE trained here on the fixtures' text, with Qwen's special tokens and the given template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    text = [p.read_text() for p in DATA.glob("*.jsonl")]
-    tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
-                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    fast.chat_template = template
-    return fast
-
-
-def _tokenizer(name: str):
-    from transformers import AutoTokenizer
-
-    from ls_llm.data.synthetic import tokenizer_path
-
-    if name == "shipped":
-        return AutoTokenizer.from_pretrained(tokenizer_path())
-    if name == "qwen3":
-        return _bpe((ROOT / "tests" / "fixtures" / "tokenizers" / "qwen3_chat_template.jinja").read_text())
-    return _bpe(CHATML)
-
-
 @pytest.fixture(scope="module", params=["shipped", "qwen3", "chatml_no_markers"])
-def tokenizer(request):
-    return request.param, _tokenizer(request.param)
+def tokenizer(request, chat_tokenizers):
+    return request.param, chat_tokenizers(request.param)
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
