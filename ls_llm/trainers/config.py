@@ -26,7 +26,7 @@ OBJECTIVE_FIELDS: dict[str, str] = {
     "z_loss": "z_loss",
     "objective_chunk_size": "chunk_size",
 }
-SMOOTHING_PRIORS = ("uniform", "unigram")
+SMOOTHING_PRIORS = ("uniform", "unigram", "answer")
 
 
 def _opt(help_: str) -> float | None:
@@ -58,6 +58,22 @@ class LsSFTConfig(SFTConfig):
             "help": "Prior the smoothing mass goes to: 'uniform', or 'unigram' (token frequencies of the "
             "training completions, counted once from the prepared dataset). Only for objectives taking a prior."
         },
+    )
+    segment_objectives: dict | str | None = field(
+        default=None,
+        metadata={"help": "Objective per trace segment, e.g. {answer: {objective: label_smoothing, alpha: 0.3, "
+                  "smoothing_prior: answer}}; segments: answer (the final answer span), reasoning (every other "
+                  "trained token); unlisted segments use `objective`. See ls_llm/trainers/routing.py."},
+    )
+    trace_objective_column: str | None = field(
+        default=None,
+        metadata={"help": "Dataset column whose value routes whole traces through `trace_objectives` (e.g. "
+                  "audit_verdict, written by `ls-llm audit`)."},
+    )
+    trace_objectives: dict | str | None = field(
+        default=None,
+        metadata={"help": "Column value -> objective spec (may nest its own segment_objectives) or 'drop' (remove "
+                  "those rows), e.g. {wrong: {objective: label_smoothing, alpha: 0.5}, unparsable: drop}."},
     )
     objective_warmup_steps: int = field(
         default=0,
@@ -91,6 +107,21 @@ class LsSFTConfig(SFTConfig):
         if self.smoothing_prior not in SMOOTHING_PRIORS:
             raise ValueError(f"smoothing_prior must be one of {SMOOTHING_PRIORS}, got {self.smoothing_prior!r}")
         self._check_objective()
+        from ls_llm.trainers.routing import as_mapping
+
+        self.segment_objectives = as_mapping("segment_objectives", self.segment_objectives)
+        self.trace_objectives = as_mapping("trace_objectives", self.trace_objectives)
+        if self.routing_plan() is not None and self.packing:
+            raise ValueError("packing: true with segment_objectives / trace_objectives / smoothing_prior: answer: "
+                             "routing needs each row's segments, which packing drops; set packing: false")
+
+    def routing_plan(self):
+        """The objectives routed by segment and trace (trainers/routing.py), or None when nothing is routed."""
+        from ls_llm.trainers.routing import ObjectiveSpec, build_plan
+
+        params = {k: v for k, v in self.objective_kwargs().items() if k != "chunk_size"}
+        default = ObjectiveSpec(self.objective, params, self.smoothing_prior)
+        return build_plan(default, self.segment_objectives, self.trace_objective_column, self.trace_objectives)
 
     def _check_ranges(self) -> None:
         # transformers accepts these and fails mid-training (or never trains); name them before any loading.

@@ -93,6 +93,9 @@ class LsDistillTrainer(LsSFTTrainer):
 
     def __init__(self, model=None, args=None, *rest, teacher_model=None, **kwargs):
         args = self._as_config(args, model)
+        if args.routing_plan() is not None:
+            raise ValueError("segment_objectives / trace_objectives / smoothing_prior: answer are not supported by "
+                             "distillation yet; route objectives with `ls-llm train`")
         if not args.cached and teacher_model is None:
             raise ValueError("online distillation needs teacher_model (or set teacher_cache_dir)")
         super().__init__(model, args, *rest, **kwargs)

@@ -11,18 +11,24 @@ from __future__ import annotations
 import torch
 
 
-def unigram_prior(dataset, vocab_size: int, *, batch_size: int = 1024) -> torch.Tensor:
-    """Relative frequency of each token id among the trained tokens of a trl-prepared dataset (float64, sums to 1)."""
+def unigram_prior(dataset, vocab_size: int, *, segment: int | None = None, batch_size: int = 1024) -> torch.Tensor:
+    """Relative frequency of each token id among the trained tokens of a trl-prepared dataset (float64, sums to 1);
+    with ``segment``, among the trained tokens of that segment only (the ``ls_segments`` column, see
+    trainers/routing.py): ``smoothing_prior: answer`` counts the answer spans."""
     column = "labels" if "labels" in dataset.column_names else "input_ids"
+    columns = [column] if segment is None else [column, "ls_segments"]
     counts = torch.zeros(vocab_size, dtype=torch.float64)
-    for batch in dataset.select_columns([column]).iter(batch_size=batch_size):
-        for ids in batch[column]:
+    for batch in dataset.select_columns(columns).iter(batch_size=batch_size):
+        for row, ids in enumerate(batch[column]):
             ids = torch.as_tensor(ids, dtype=torch.long)
+            if segment is not None:
+                ids = ids[torch.as_tensor(batch["ls_segments"][row], dtype=torch.long) == segment]
             ids = ids[ids >= 0]
             if ids.numel() and int(ids.max()) >= vocab_size:
                 raise ValueError(f"token id {int(ids.max())} in the training data is >= the head's vocab {vocab_size}")
             counts += torch.bincount(ids, minlength=vocab_size).double()
     total = counts.sum()
     if total == 0:
-        raise ValueError("smoothing_prior='unigram' but the training set has no trained tokens to count")
+        which = "unigram" if segment is None else "answer"
+        raise ValueError(f"smoothing_prior={which!r} but the training set has no such trained tokens to count")
     return counts / total

@@ -37,8 +37,41 @@ def objective_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objectiv
     return objective.head_loss(hidden, labels, spec, num_items_in_batch=num_items_in_batch, return_stats=True)
 
 
+def routed_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objectives, route: torch.Tensor,
+                segments: torch.Tensor, num_items_in_batch=None, chunk_size: int | None = None,
+                truncation: float = 0.0, seq_ids: torch.Tensor | None = None):
+    """Head function for routed objectives (trainers/routing.py): token i trained by objectives[route[i]]."""
+    from ls_llm.data.segments import SEGMENTS
+    from ls_llm.objectives.routing import routed_head_loss, routed_kernel, routed_token_losses
+
+    kernel = routed_kernel(objectives, route.reshape(-1), segments.reshape(-1), SEGMENTS)
+    if truncation > 0:
+        token_losses = routed_token_losses(kernel, hidden, labels, spec, chunk_size=chunk_size)
+        keep = truncation_keep_mask(token_losses, labels, seq_ids, truncation)
+        labels = labels.masked_fill(~keep, spec.ignore_index)
+    return routed_head_loss(kernel, hidden, labels, spec, num_items_in_batch=num_items_in_batch,
+                            chunk_size=chunk_size, return_stats=True)
+
+
 def _unwrap_peft(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+class _Priors:
+    """Smoothing priors by name, each counted once from the prepared training set."""
+
+    def __init__(self, dataset, vocab: int) -> None:
+        self.dataset, self.vocab, self.cache = dataset, vocab, {}
+
+    def kwargs(self, name: str) -> dict:
+        if name == "uniform":
+            return {}
+        if name not in self.cache:
+            from ls_llm.data.segments import ANSWER
+
+            segment = ANSWER if name == "answer" else None
+            self.cache[name] = unigram_prior(self.dataset, self.vocab, segment=segment)
+        return {"prior": self.cache[name]}
 
 
 class LsSFTTrainer(SFTTrainer):
@@ -64,6 +97,9 @@ class LsSFTTrainer(SFTTrainer):
                 f"router_aux_loss_coef={self.router_aux_loss_coef!r}: the MoE load-balancing loss is not supported "
                 "by LsSFTTrainer; set router_aux_loss_coef: 0.0 to train this model without it"
             )
+        self.routing = self.args.routing_plan()
+        if self.routing is not None:
+            self._prepare_routing()
         self.objective, self.warmup_objective = self._build_objectives(base)
         self._stat_sums = {"train": StatSums(), "eval": StatSums()}
 
@@ -91,18 +127,47 @@ class LsSFTTrainer(SFTTrainer):
         if self.args.objective_chunk_size is not None:
             shared["chunk_size"] = self.args.objective_chunk_size
         kwargs = {**self.args.objective_kwargs(), **shared}
-        if self.args.smoothing_prior == "unigram":
-            kwargs["prior"] = unigram_prior(self.train_dataset, vocab_size_of(base))
-        objective = build_objective(self.args.objective, **kwargs).to(self.args.device)
+        priors = _Priors(self.train_dataset, vocab_size_of(base))
+        if self.routing is not None:
+            # One objective per route (trace group x segment), a prior counted once however many routes use it.
+            self.route_objectives = [
+                build_objective(spec.objective, **spec.params, **shared, **priors.kwargs(spec.smoothing_prior))
+                .to(self.args.device) for spec in self.routing.specs]
+            self.warmup_route_objectives = [build_objective("ce", **shared).to(self.args.device)] * len(
+                self.route_objectives)
+            return self.route_objectives[0], (self.warmup_route_objectives[0] if self.args.objective_warmup_steps
+                                              else None)
+        objective = build_objective(self.args.objective, **kwargs, **priors.kwargs(self.args.smoothing_prior))
         warmup = None
         if self.args.objective_warmup_steps > 0:
             warmup = build_objective("ce", **shared).to(self.args.device)
-        return objective, warmup
+        return objective.to(self.args.device), warmup
+
+    def _in_warmup(self) -> bool:
+        return self.args.objective_warmup_steps > 0 and self.state.global_step < self.args.objective_warmup_steps
 
     def current_objective(self):
-        if self.warmup_objective is not None and self.state.global_step < self.args.objective_warmup_steps:
-            return self.warmup_objective
-        return self.objective
+        return self.warmup_objective if self._in_warmup() else self.objective
+
+    def _prepare_routing(self) -> None:
+        """Drop routed-out traces, add each token's segment and each row's trace group, and collate them."""
+        from ls_llm.trainers.routing import RoutingCollator, prepare_routed_dataset
+
+        prepare = functools.partial(prepare_routed_dataset, plan=self.routing, tokenizer=self.processing_class,
+                                    chat_template=getattr(self, "chat_template", None))
+        self.train_dataset = prepare(self.train_dataset)
+        if isinstance(self.eval_dataset, dict):
+            self.eval_dataset = {k: prepare(v, name=f"eval {k}") for k, v in self.eval_dataset.items()}
+        elif self.eval_dataset is not None:
+            self.eval_dataset = prepare(self.eval_dataset, name="eval")
+        self.data_collator = RoutingCollator(self.data_collator)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        from ls_llm.trainers.routing import SEGMENT_COLUMN, TRACE_COLUMN
+
+        if getattr(self, "routing", None) is not None and SEGMENT_COLUMN not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, SEGMENT_COLUMN, TRACE_COLUMN]
 
     def _truncation(self, mode: str) -> float:
         active = mode == "train" and self.state.global_step >= self.args.loss_truncation_warmup_steps
@@ -114,8 +179,17 @@ class LsSFTTrainer(SFTTrainer):
         extra = {}
         if truncation > 0:
             extra["seq_ids"] = sequence_ids(inputs["input_ids"], inputs.get("position_ids"))
-        head_fn = functools.partial(objective_head, objective=self.current_objective(),
-                                    num_items_in_batch=num_items_in_batch, truncation=truncation)
+        if self.routing is not None:
+            from ls_llm.trainers.routing import SEGMENT_COLUMN, TRACE_COLUMN, route_ids
+
+            segments, traces = inputs.pop(SEGMENT_COLUMN), inputs.pop(TRACE_COLUMN)
+            extra.update(segments=segments, route=route_ids(segments, traces))
+            objectives = self.warmup_route_objectives if self._in_warmup() else self.route_objectives
+            head_fn = functools.partial(routed_head, objectives=objectives, num_items_in_batch=num_items_in_batch,
+                                        chunk_size=self.args.objective_chunk_size, truncation=truncation)
+        else:
+            head_fn = functools.partial(objective_head, objective=self.current_objective(),
+                                        num_items_in_batch=num_items_in_batch, truncation=truncation)
         return model(**inputs, ls_head_fn=head_fn, ls_extra=extra)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
