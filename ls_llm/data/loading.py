@@ -38,6 +38,9 @@ _LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 # Metadata copied through when present (after the field map); MATH calls the subject "type".
 _META_ALIASES = {"subject": ("subject", "type"), "level": ("level",)}
 OUTPUT_COLUMNS = ("id", "messages", "answer", "source", "subject", "level")
+# Bookkeeping columns carried through when a source has them: `ls-llm audit` writes audit_status, which a
+# recipe can route whole traces by (trace_objective_column, ls_llm/trainers/routing.py).
+CARRIED_COLUMNS = ("audit_status",)
 
 
 def _local_files(source: str) -> list[str] | None:
@@ -175,6 +178,7 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments) -> list[dict]
                 "source": entry.name or source_name(entry.source),
                 "subject": _meta(row, "subject"),
                 "level": _meta(row, "level"),
+                **{k: str(row[k]) for k in CARRIED_COLUMNS if row.get(k) is not None},
             }
         )
     _report_skipped(skipped, entry.source, fmt, args.dataset_on_missing)

@@ -158,7 +158,9 @@ def build_plan(default: ObjectiveSpec, segment_objectives: dict | None, trace_co
 def prepare_routed_dataset(dataset, plan: RoutingPlan, tokenizer, *, chat_template=None, name: str = "train"):
     """trl's prepared dataset with rows of dropped traces removed and two columns added: ``ls_segments`` (per
     token, NOT_TRAINED / segment index; kept as is when the dataset already has it) and ``ls_trace`` (the
-    trace group). Logs how many rows have no answer span (all reasoning)."""
+    trace group). Logs how many rows have no answer span (all reasoning). Only the training set loses rows: an
+    eval set keeps its dropped-verdict rows, scored with the top-level objectives, so that evaluation still
+    measures every trace."""
     from ls_llm.data.segments import token_segments
 
     if plan.trace_column:
@@ -187,6 +189,8 @@ def _route_traces(dataset, plan: RoutingPlan, name: str):
         raise ValueError(f"trace_objective_column={column!r} is not a column of the {name} dataset "
                          f"(columns: {sorted(dataset.column_names)})")
     values = [str(v) for v in dataset[column]]
+    if name != "train":
+        return _with_trace_groups(dataset, [plan.trace_groups.get(v, 0) or 0 for v in values])
     keep = [i for i, v in enumerate(values) if plan.trace_groups.get(v, 0) is not None]
     if len(keep) < len(values):
         logger.info("trace routing (%s): dropped %d of %d rows (%s)", name, len(values) - len(keep), len(values),
@@ -195,9 +199,13 @@ def _route_traces(dataset, plan: RoutingPlan, name: str):
             raise ValueError(f"trace_objectives drops every row of the {name} dataset")
         dataset = dataset.select(keep)
         values = [values[i] for i in keep]
-    groups = [plan.trace_groups.get(v, 0) for v in values]
-    return dataset.remove_columns([c for c in (TRACE_COLUMN,) if c in dataset.column_names]).add_column(
-        TRACE_COLUMN, groups)
+    return _with_trace_groups(dataset, [plan.trace_groups.get(v, 0) for v in values])
+
+
+def _with_trace_groups(dataset, groups: list[int]):
+    if TRACE_COLUMN in dataset.column_names:
+        dataset = dataset.remove_columns([TRACE_COLUMN])
+    return dataset.add_column(TRACE_COLUMN, groups)
 
 
 class RoutingCollator:

@@ -181,3 +181,13 @@ def test_no_field_clashes_with_trl_configs_and_recipe_parses(tmp_path):
 def test_missing_local_file_is_reported_not_sent_to_the_hub(tmp_path):
     with pytest.raises(ValueError, match="matches no files"):
         load_traces(LsDataArguments(dataset_name=str(tmp_path / "nope.jsonl")))
+
+
+def test_audit_status_is_carried_through(tmp_path):
+    """`ls-llm audit` writes audit_status; loading its output keeps the column, so recipes can route by it."""
+    rows = [dict(r, audit_status=s) for r, s in zip(_raw("messages.jsonl"), ["correct", "wrong", "unparsable"])]
+    path = tmp_path / "audited.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = load_traces(LsDataArguments(dataset_name=str(path), **NO_INSTRUCTION))["train"]
+    assert loaded["audit_status"] == ["correct", "wrong", "unparsable"][: len(loaded)]
+    assert "audit_status" not in _load("messages.jsonl")["train"].column_names
