@@ -17,8 +17,8 @@ What changes from one use to another is a *kernel*: the per-chunk math. The engi
 
 So the forward pass is the whole computation (three matmuls per chunk), backward only scales the stored
 gradients by the incoming grad_output, and no more than one chunk of tokens × V logits is alive. Kernels:
-the token objectives (``ObjectiveKernel``), distillation (objectives/distill.py) and the teacher's top-k
-(objectives/topk.py).
+the token objectives (``ObjectiveKernel``), objectives routed per token (objectives/routing.py), distillation
+(objectives/distill.py) and the teacher's top-k (objectives/topk.py).
 
 A kernel is called as ``kernel(z, y, start, ws, need_grad=..., need_stats=...)`` with the chunk's capped
 float32 logits z (rows, V) (it may overwrite them), its targets y (rows,), the chunk's offset among the selected
