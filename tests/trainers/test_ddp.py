@@ -2,12 +2,14 @@
 
 (Were only one process started, it would train on 2 rows per step and the parameters would differ.)"""
 
+import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -32,14 +34,20 @@ def _argv(h, out, batch):
             "--learning_rate", "0.5", "--max_steps", "2", "--save_strategy", "no"]
 
 
-def test_two_process_ddp_equals_one_process(h, tmp_path):
+# Objectives routed by segment (objectives/routing.py): answer span smoothed with the answer-span prior.
+ROUTED = ["--segment_objectives", json.dumps({"answer": {"objective": "label_smoothing", "alpha": 0.3,
+                                                         "smoothing_prior": "answer"}})]
+
+
+@pytest.mark.parametrize("extra", [[], ROUTED], ids=["unrouted", "routed"])
+def test_two_process_ddp_equals_one_process(h, tmp_path, extra):
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
               str(ROOT / "accelerate_configs" / "cpu_ddp_2proc.yaml"), "--main_process_port", str(_free_port()),
-              "-m", "ls_llm.cli", "train", *_argv(h, tmp_path / "ddp", batch=2)]
+              "-m", "ls_llm.cli", "train", *_argv(h, tmp_path / "ddp", batch=2), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(launch, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert main(_argv(h, tmp_path / "single", batch=4)) == 0
+    assert main([*_argv(h, tmp_path / "single", batch=4), *extra]) == 0
     ddp = load_file(tmp_path / "ddp" / "model.safetensors")
     single = load_file(tmp_path / "single" / "model.safetensors")
     for name, value in single.items():

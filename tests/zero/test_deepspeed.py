@@ -94,6 +94,16 @@ def test_sft_label_smoothing(tmp_path, stage, tiny_weights):
         assert all(r["student"]["local"] == r["student"]["full"] for r in _partition(tmp_path / "zero"))
 
 
+def test_zero3_routed_objectives(tmp_path, tiny_weights):
+    """Objectives routed by segment (answer span smoothed with the answer prior) under a partitioned head."""
+    routed = ["--segment_objectives", json.dumps({"answer": {"objective": "label_smoothing", "alpha": 0.3,
+                                                             "smoothing_prior": "answer"}})]
+    _launch(3, "train", _train_argv(tmp_path / "zero", 2, *routed, weights=tiny_weights))
+    _single("train", _train_argv(tmp_path / "single", 4, *routed, weights=tiny_weights))
+    _compare(tmp_path / "zero", tmp_path / "single")
+    _assert_partitioned(tmp_path / "zero")
+
+
 def test_zero3_lora_with_trained_head_copy(tmp_path, tiny_weights):
     """LoRA on q/v and `modules_to_save: [lm_head]`: the head copy lives in a submodule of the head wrapper."""
     peft = ["--use_peft", "true", "--lora_target_modules", "q_proj", "v_proj", "--lora_modules_to_save", "lm_head",
