@@ -29,15 +29,15 @@ install: $(VENV)/.installed
 # Trains a tiny Qwen2 (built from a config) with the shipped tokenizer on 1,500 synthetic arithmetic
 # traces, 20% with a corrupted final answer; prints the loss curve and where the checkpoint is.
 demo: $(VENV)/.installed
-	$(PY) -m ls_llm.cli train recipes/demo/ce.yaml
+	$(PY) -m ls_llm.cli train recipes/demo/ce.yaml --overwrite_output_dir true
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
 # Distillation demo: a label-smoothed demo teacher, then a smaller student distilled from it online.
 demo-distill: $(VENV)/.installed
-	$(PY) -m ls_llm.cli train recipes/demo/ls0.1.yaml
-	$(PY) -m ls_llm.cli distill recipes/demo/distill.yaml
+	$(PY) -m ls_llm.cli train recipes/demo/ls0.1.yaml --overwrite_output_dir true
+	$(PY) -m ls_llm.cli distill recipes/demo/distill.yaml --overwrite_output_dir true
 
 # The CPU-scale paper sweep (about 35 min on 2 cores; resumable), then its report (docs/results.md reads it).
 sweep: $(VENV)/.installed
