@@ -38,7 +38,7 @@ def _bpe(template: str):
     return fast
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tokenizer(name: str):
     from transformers import AutoTokenizer
 
