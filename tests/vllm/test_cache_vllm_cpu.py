@@ -38,14 +38,18 @@ def test_vllm_cache_equals_hf_cache(make_qwen2, tmp_path, capsys):
     assert hf_meta == vl_meta and hf_meta.n_rows == 8
     a, b = cache_tensors(list(hf), TOP_K), cache_tensors(list(vl), TOP_K)
     assert torch.equal(a["teacher_labels"], b["teacher_labels"]) and len(a["teacher_labels"]) > 100
-    # bf16 kernels differ between the backends (and HF's lm_head runs in float32 on the bf16 hidden states):
-    # near-tied entries may swap places, so ids are compared as sets and log-probs matched by token id.
+    # Both run the teacher in bf16 with different kernels (vLLM's CPU attention and GEMMs vs torch's), so hidden
+    # states differ by bf16 rounding and near-tied entries may swap places: ids are compared as sets, log-probs
+    # matched by token id. The tolerance is two bf16 spacings at this peaked head's largest logits (|z| ~ 18,
+    # spacing 0.125 in [16, 32)); measured: top-1 agreement 0.99, overlap 0.99, max |diff| 0.18, mean 0.024.
     assert (a["teacher_ids"][:, 0] == b["teacher_ids"][:, 0]).float().mean() >= 0.95
     same = a["teacher_ids"][:, :, None] == b["teacher_ids"][:, None, :]  # (n, k, k)
     assert same.any(-1).float().mean() >= 0.95
     rows, i, j = same.nonzero(as_tuple=True)
-    torch.testing.assert_close(a["teacher_logprobs"][rows, i], b["teacher_logprobs"][rows, j], atol=0.1, rtol=0)
-    torch.testing.assert_close(a["teacher_log_tail"], b["teacher_log_tail"], atol=0.1, rtol=0.05)
+    hf_lp, vllm_lp = a["teacher_logprobs"][rows, i], b["teacher_logprobs"][rows, j]
+    torch.testing.assert_close(hf_lp, vllm_lp, atol=0.25, rtol=0)
+    assert (hf_lp - vllm_lp).abs().mean() < 0.05
+    torch.testing.assert_close(a["teacher_log_tail"], b["teacher_log_tail"], atol=0.25, rtol=0)
 
 
 def test_refused_teacher_fails_in_one_line_before_the_data_is_prepared(make_qwen2, tmp_path, capsys):

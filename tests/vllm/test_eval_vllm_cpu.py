@@ -37,7 +37,6 @@ def test_two_tasks_k2_then_resumed_without_regenerating(qwen2_hd64, tmp_path):
     for task in TASKS:
         samples = _samples(out, task)
         assert len(samples) == 2 and all(len(s["resps"][0]) == 2 for s in samples)
-        assert all(text for s in samples for text in s["resps"][0])  # something was generated
     assert all((out / name).is_file() for name in ("results.md", "results.png"))
 
     assert main(args) == 0  # the same command again: every sample replayed from the journal
