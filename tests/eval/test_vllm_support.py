@@ -58,3 +58,16 @@ FLAGS = {"fraction_flag": "--f", "max_len_flag": "--max-model-len", "dtype_flag"
 )
 def test_refusal_line_keeps_the_reason_and_names_the_flag(text, line):
     assert vllm_support.refusal_line("m", ValueError(text), **FLAGS) == line
+
+
+def test_enforce_eager_flag_parses_true_and_false_and_defaults_to_the_build():
+    from ls_llm.cli.eval import build_parser
+
+    parser = build_parser()
+    base = ["--model", "ckpt"]
+    assert parser.parse_args(base).enforce_eager is None  # the installed build decides (CPU: true)
+    assert parser.parse_args(base + ["--enforce-eager", "false"]).enforce_eager is False
+    assert parser.parse_args(base + ["--enforce-eager", "True"]).enforce_eager is True
+    with pytest.raises(SystemExit) as err:
+        parser.parse_args(base + ["--enforce-eager", "maybe"])
+    assert err.value.code == 2
