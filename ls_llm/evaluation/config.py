@@ -39,7 +39,8 @@ def _help(text: str) -> dict:
 class EvalConfig:
     model: str = field(metadata=_help("checkpoint folder (config.json + weights + tokenizer)"))
     suite: str = field(default="all", metadata=_help("ls_math | ls_ood | all | TASK[,TASK...]"))
-    backend: str = field(default="vllm", metadata=_help("vllm (GPUs) or hf (CPU / single device)"))
+    backend: str = field(default="vllm", metadata=_help("vllm (GPU build, or the CPU build of make eval-env-cpu) "
+                                                        "or hf (transformers, one device)"))
     output: str | None = field(default=None, metadata=_help("run folder; default eval_runs/<model folder name>"))
     data_dir: str | None = field(default=None, metadata=_help("read DIR/<task>/test.jsonl instead of the hub"))
     num_samples: int | None = field(default=None, metadata=_help("k samples per problem for every task "
@@ -50,8 +51,12 @@ class EvalConfig:
     limit: int | None = field(default=None, metadata=_help("only the first N problems of each task (testing)"))
     tensor_parallel_size: int = field(default=1, metadata=_help("vllm: GPUs per model replica"))
     data_parallel_size: int = field(default=1, metadata=_help("vllm: model replicas (needs ray)"))
-    gpu_memory_utilization: float = field(default=0.9, metadata=_help("vllm: fraction of GPU memory to use"))
+    gpu_memory_utilization: float | None = field(default=None, metadata=_help(
+        "vllm: fraction of GPU memory to use (default 0.9); on the CPU build, of host memory for the engine's "
+        "weights + KV cache (default 0.25)"))
     max_model_len: int | None = field(default=None, metadata=_help("vllm: context length (prompt + generation)"))
+    enforce_eager: bool | None = field(default=None, metadata=_help(
+        "vllm: true = no CUDA graphs / torch.compile (default true on the CPU build, false on GPUs)"))
     dtype: str = field(default="auto", metadata=_help("model dtype: auto | bfloat16 | float16 | float32"))
     batch_size: str = field(default="auto", metadata=_help("batch size (hf: an integer; vllm: auto)"))
     device: str | None = field(default=None, metadata=_help("hf: torch device (default cuda if available, else cpu)"))
@@ -71,7 +76,7 @@ class EvalConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+        if self.gpu_memory_utilization is not None and not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         if self.temperature is not None and self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")

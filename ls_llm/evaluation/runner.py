@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ls_llm.evaluation import report
-from ls_llm.evaluation.backends import build_lm, get_backend
+from ls_llm.evaluation.backends import build_lm, check_backend, get_backend
 from ls_llm.evaluation.checkpoint import check_checkpoint
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR, EvalConfig
 from ls_llm.evaluation.resume import JournaledLM
@@ -96,13 +96,11 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
         raise ValueError(f"model must name a checkpoint folder, got {model!r}")
     cfg = config if config is not None else EvalConfig(model=model, **fields)
     checkpoint = check_checkpoint(cfg.model, need_tokenizer="tokenizer" not in cfg.extra_model_args)
-    get_backend(cfg)  # missing backend packages fail here, before tasks or weights load
+    check_backend(cfg)  # missing packages, a model or setting the backend refuses: before tasks or weights load
     manager = task_manager(cfg)
     names = resolve_tasks(cfg, manager)
     loaded = manager.load(names)  # reads (and validates) the data
     apply_overrides(cfg, loaded["tasks"])
-    out = cfg.output_dir
-    out.mkdir(parents=True, exist_ok=True)
 
     from lm_eval.evaluator import evaluate as lm_eval_evaluate
 
@@ -110,9 +108,15 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
     os.environ[VERIFY_WORKERS_ENV] = str(cfg.verify_workers)
     start = time.time()
     fingerprint = f"{checkpoint_fingerprint(checkpoint)}|{cfg.backend}"
-    lm = JournaledLM(build_lm(cfg), out / JOURNAL_FILE, fingerprint=fingerprint, chunk_size=cfg.chunk_size)
-    results = lm_eval_evaluate(lm=lm, task_dict=loaded, limit=cfg.limit, log_samples=True,
-                               apply_chat_template=True, fewshot_as_multiturn=False, bootstrap_iters=1000)
+    inner = build_lm(cfg)  # an engine that does not start leaves no run folder behind
+    out = cfg.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    lm = JournaledLM(inner, out / JOURNAL_FILE, fingerprint=fingerprint, chunk_size=cfg.chunk_size)
+    try:
+        results = lm_eval_evaluate(lm=lm, task_dict=loaded, limit=cfg.limit, log_samples=True,
+                                   apply_chat_template=True, fewshot_as_multiturn=False, bootstrap_iters=1000)
+    finally:
+        get_backend(cfg).close(inner)
     if results is None:  # a non-zero rank of a distributed run: rank 0 writes
         return {}
     results["config"] = {"model": str(checkpoint), "backend": cfg.backend, "suite": cfg.suite,

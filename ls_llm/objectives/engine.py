@@ -32,7 +32,7 @@ that groups tokens (objectives/routing.py) sees contiguous runs; outputs and gra
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -115,9 +115,6 @@ class Workspace:
             shape = self.shape if vocab is None else (self.shape[0], vocab)
             self._bufs[key] = torch.empty(shape, dtype=dtype, device=self.device)
         return self._bufs[key][:rows]
-
-    def zeros(self, shape=(), dtype: torch.dtype | None = None) -> Tensor:
-        return torch.zeros(shape, dtype=dtype or self.dtype, device=self.device)
 
 
 def acc_dtype(t: Tensor) -> torch.dtype:
@@ -368,6 +365,3 @@ def token_outputs(kernel, hidden: Tensor, spec: LogitsSpec, *, labels: Tensor | 
     return {name: torch.zeros((labels.numel(), *v.shape[1:]), dtype=v.dtype, device=v.device).index_copy_(0, idx, v)
             .view(*labels.shape, *v.shape[1:]) for name, v in outs.items()}
 
-
-def with_ignore_index(spec: LogitsSpec, ignore_index: int) -> LogitsSpec:
-    return replace(spec, ignore_index=ignore_index)

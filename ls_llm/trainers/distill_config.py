@@ -57,6 +57,10 @@ class LsDistillConfig(LsSFTConfig):
         default="hf", metadata=_help("distill-cache: run the teacher with hf (transformers) or vllm (offline LLM; "
                                      "needs distill_temperature 1).")
     )
+    teacher_vllm_memory_fraction: float | None = field(
+        default=None, metadata=_help("distill-cache with vllm: the engine's gpu_memory_utilization (default 0.9 on "
+                                     "GPUs; on the CPU build, of host memory for weights + KV cache, default 0.25).")
+    )
     cache_shard_rows: int = field(
         default=1024, metadata=_help("distill-cache: dataset rows per shard (the unit of resumption).")
     )
@@ -83,6 +87,9 @@ class LsDistillConfig(LsSFTConfig):
             # vLLM's prompt log-probs skip the sampler, so they are always at temperature 1.
             raise ValueError(f"teacher_cache_backend='vllm' gives log-probs at temperature 1 only, but "
                              f"distill_temperature={self.distill_temperature!r}: use the hf backend or temperature 1")
+        fraction = self.teacher_vllm_memory_fraction
+        if fraction is not None and not 0.0 < fraction <= 1.0:
+            raise ValueError(f"teacher_vllm_memory_fraction must be in (0, 1], got {fraction!r}")
         for name in ("distill_top_k", "cache_shard_rows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

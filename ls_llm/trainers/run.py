@@ -117,18 +117,20 @@ def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print
     an output folder this call created unless it holds a complete checkpoint."""
     output_dir = peek_output_dir(argv)
     existed = output_dir is not None and os.path.exists(output_dir)
+    started = False
     try:
         run = prepare_run(kind, argv)
         trainer = run.trainer
         if trainer.is_world_process_zero() and run.resume.message():
             log(run.resume.message())
+        started = True
         trainer.train(resume_from_checkpoint=run.resume.checkpoint)
         trainer.save_model(run.output_dir)
         trainer.accelerator.wait_for_everyone()  # no rank exits while another is still in a collective
     except BaseException:
-        if output_dir is not None and resumable(output_dir):
+        if output_dir is not None and started and resumable(output_dir):
             log(f"kept {output_dir}: it holds a complete checkpoint; continue with --resume_from_checkpoint true")
-        elif output_dir is not None and not existed:
+        elif output_dir is not None and not existed and not resumable(output_dir):
             shutil.rmtree(output_dir, ignore_errors=True)
         raise
     return run

@@ -103,7 +103,7 @@ def test_bad_input_fails_before_the_model_loads(change, message, tiny_checkpoint
         args[args.index(flag) + 1] = dirs.get(value, value)
     assert main(args) == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "out" / "results.json").exists()
+    assert not (tmp_path / "out").exists()  # no empty run folder
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
@@ -111,7 +111,10 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tiny_checkpoint, tmp_path, c
     args = _args(tiny_checkpoint, tmp_path / "out", "--suite", "math500")
     args[args.index("--backend") + 1] = "vllm"
     assert main(args) == 2
-    assert "needs the package(s) ['vllm']" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs the package(s) ['vllm']" in err[0], err
+    assert "make eval-env-cpu" in err[0] and "--backend hf" in err[0]
+    assert not (tmp_path / "out").exists()
 
 
 def test_vllm_model_args_carry_parallelism_and_memory_settings():
@@ -119,13 +122,12 @@ def test_vllm_model_args_carry_parallelism_and_memory_settings():
     from ls_llm.evaluation.config import EvalConfig
 
     cfg = EvalConfig(model="ckpt", tensor_parallel_size=4, data_parallel_size=2, gpu_memory_utilization=0.85,
-                     max_model_len=36000, max_gen_toks=32768, model_args='{"enforce_eager": true}')
+                     max_model_len=36000, max_gen_toks=32768, enforce_eager=True, model_args='{"max_num_seqs": 8}')
     backend = BACKENDS["vllm"]
-    assert backend.lm_eval_name == "vllm"
     assert backend.model_args(cfg) == {
         "pretrained": "ckpt", "dtype": "auto", "tensor_parallel_size": 4, "data_parallel_size": 2,
         "gpu_memory_utilization": 0.85, "max_gen_toks": 32768, "seed": 1234, "max_model_len": 36000,
-        "enforce_eager": True}
+        "enforce_eager": True, "max_num_seqs": 8}
 
 
 def test_evaluation_imports_no_training_code_and_no_heavy_eval_deps():

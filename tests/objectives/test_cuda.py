@@ -32,7 +32,7 @@ def _problem(n=300, hidden=64, vocab=4099, seed=0):
 def _loss_grads(fn, h, w):
     h, w = h.detach().requires_grad_(), w.detach().requires_grad_()
     loss = fn(h, w)
-    return [t.double().cpu() for t in (loss, *torch.autograd.grad(loss, (h, w)))]
+    return [t.detach().double().cpu() for t in (loss, *torch.autograd.grad(loss, (h, w)))]
 
 
 def _errors(got, ref):

@@ -71,11 +71,9 @@ def test_trainer_accepts_no_args_or_a_plain_sft_config(h, tmp_path, monkeypatch)
     """Like trl: args=None gives the defaults, and an SFTConfig keeps its settings (this trainer's fields at their
     defaults); the loss is then plain ce through the fused head."""
     from datasets import Dataset
-    from trl import SFTConfig
+    from trl import SFTConfig, SFTTrainer
 
     from ls_llm.trainers import LsSFTConfig, LsSFTTrainer
-
-    from trl import SFTTrainer
 
     monkeypatch.chdir(tmp_path)
     tok = h.tokenizer()

@@ -40,9 +40,8 @@ class PartitionProbe(TrainerCallback):
 
 
 def main(command: str, argv: list[str]) -> None:
-    from ls_llm.trainers.run import prepare_run
-
     from ls_llm.cli.train import end_process_group
+    from ls_llm.trainers.run import prepare_run
 
     run = prepare_run(command, argv)
     run.trainer.add_callback(PartitionProbe(run.trainer))
