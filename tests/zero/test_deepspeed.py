@@ -31,7 +31,9 @@ def _launch(stage: int, command: str, argv: list[str]) -> None:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(ROOT / "accelerate_configs" / f"cpu_zero{stage}_2proc.yaml"), "--main_process_port", str(_free_port()),
            str(ROOT / "tests" / "zero" / "zero_worker.py"), command, *argv]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(ROOT)}
+    # TOKENIZERS_PARALLELISM=false: the tokenizers thread pool can abort a rank at interpreter exit (exit -6).
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(ROOT),
+           "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if "Warning" not in ln and "return func" not in ln]
