@@ -97,6 +97,10 @@ class LsSFTConfig(SFTConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.assistant_only_loss and self.completion_only_loss is None:
+            # The loader emits prompt/completion rows, on which trl's default is completion-only: that would drop
+            # the earlier assistant turns of a multi-turn row. Assistant-only means every assistant turn.
+            self.completion_only_loss = False
         self._check_ranges()
         self._check_conflicts()
         for name in ("objective_warmup_steps", "loss_truncation_warmup_steps"):

@@ -46,3 +46,31 @@ def test_only_the_completion_is_trained(which, name, tmp_path, chat_tokenizers):
         assert trained == list(range(len(prompt), len(ids))), "every completion token is trained, nothing else"
         completion = tok.decode(ids[len(prompt):])
         assert source["completion"][0]["content"].split("</think>")[-1].strip()[:20] in completion
+
+
+def test_assistant_only_loss_trains_every_assistant_turn_of_a_multi_turn_conversation(tmp_path, chat_tokenizers):
+    """Multi-turn rows: the earlier assistant turns sit in the prompt; `assistant_only_loss` still trains them
+    (and no user turn), through the shipped template's `{% generation %}` markers."""
+    import json
+
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from ls_llm.trainers import LsSFTConfig, LsSFTTrainer
+
+    first, second = (json.loads(line)["messages"] for line in ARITH.read_text().splitlines()[:2])
+    path = tmp_path / "multi.jsonl"
+    path.write_text(json.dumps({"messages": first + second}) + "\n")
+    tok = chat_tokenizers("shipped")
+    data = load_traces(LsDataArguments(dataset_name=str(path), dataset_format="messages",
+                                       dataset_answer_instruction=""))["train"]
+    assert [m["role"] for m in data[0]["prompt"]] == ["user", "assistant", "user"]
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, pad_token_id=tok.pad_token_id))
+    args = LsSFTConfig(output_dir=str(tmp_path / "o"), assistant_only_loss=True, max_length=1024, use_cpu=True,
+                       bf16=False, report_to="none")
+    row = LsSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok).train_dataset[0]
+    trained = tok.decode([t for t, label in zip(row["input_ids"], row["labels"]) if label != -100])
+    for turn in (first[1], second[1]):
+        assert turn["content"] in trained
+    for turn in (first[0], second[0]):
+        assert turn["content"] not in trained
