@@ -251,9 +251,12 @@ def _to_dataset(rows: list[dict]):
             "level": datasets.Value("string"),
         }
     )
-    extra = [k for k in (rows[0] if rows else {}) if k not in features]
-    for key in extra:  # noise bookkeeping columns
+    # Carried columns (noise bookkeeping, audit_status) may be on some rows only (a mixture of an audited and an
+    # unaudited source): take the union of all rows' keys, None where a row lacks one.
+    extra = sorted({k for r in rows for k in r} - set(features))
+    for key in extra:
         features[key] = datasets.Value("bool") if key == "corrupted" else datasets.Value("string")
+    rows = [{k: r.get(k) for k in features} for r in rows]
     return datasets.Dataset.from_list(rows, features=features)
 
 

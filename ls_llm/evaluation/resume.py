@@ -82,9 +82,22 @@ class JournaledLM:
 
     def _append(self, entries: list[tuple[str, str]]) -> None:
         self.journal.parent.mkdir(parents=True, exist_ok=True)
+        _drop_torn_tail(self.journal)
         with self.journal.open("a", encoding="utf-8") as handle:
             for key, text in entries:
                 handle.write(json.dumps({"key": key, "output": text}, ensure_ascii=False) + "\n")
                 self.done[key].append(text)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _drop_torn_tail(path) -> None:
+    """A kill mid-write leaves a last line without its newline (unreadable, so skipped on replay): cut it before
+    appending, or the next entry would be glued to it and lost too."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if data.endswith(b"\n"):
+            return
+        handle.truncate(data.rfind(b"\n") + 1)

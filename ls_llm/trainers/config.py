@@ -68,7 +68,7 @@ class LsSFTConfig(SFTConfig):
     trace_objective_column: str | None = field(
         default=None,
         metadata={"help": "Dataset column whose value routes whole traces through `trace_objectives` (e.g. "
-                  "audit_verdict, written by `ls-llm audit`)."},
+                  "audit_status, written by `ls-llm audit`)."},
     )
     trace_objectives: dict | str | None = field(
         default=None,

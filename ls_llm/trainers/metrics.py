@@ -59,8 +59,11 @@ class StatSums:
             if k.startswith("n_tokens/"):  # per-segment token counts: logged as counts over the window
                 out[k] = v
                 continue
+            count = values[TokenStats.divisor(k)]
+            if count <= 0:  # no token of this segment in the window: no mean to log (not a 0)
+                continue
             stat, sep, group = k.partition("/")
-            out[LOGGED_NAMES.get(stat, stat) + sep + group] = v / max(values[TokenStats.divisor(k)], 1.0)
+            out[LOGGED_NAMES.get(stat, stat) + sep + group] = v / count
         return out
 
 

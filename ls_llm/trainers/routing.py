@@ -3,7 +3,7 @@
     objective: ce                    # the default for every segment of every trace
     segment_objectives:
       answer: {objective: label_smoothing, alpha: 0.3, smoothing_prior: answer}
-    trace_objective_column: audit_verdict
+    trace_objective_column: audit_status
     trace_objectives:
       wrong: {objective: label_smoothing, alpha: 0.5}
       unparsable: drop
@@ -133,7 +133,7 @@ def build_plan(default: ObjectiveSpec, segment_objectives: dict | None, trace_co
     """The routing plan of a recipe, or None when nothing is routed."""
     if trace_objectives and not trace_column:
         raise ValueError("trace_objectives is set but trace_objective_column is not: name the dataset column "
-                         "whose value picks the trace's objective (e.g. audit_verdict)")
+                         "whose value picks the trace's objective (e.g. audit_status)")
     if not segment_objectives and not trace_column and default.smoothing_prior != "answer":
         return None
     groups = [_segment_group("segment_objectives", segment_objectives, default)]
@@ -186,9 +186,14 @@ def prepare_routed_dataset(dataset, plan: RoutingPlan, tokenizer, *, chat_templa
 def _route_traces(dataset, plan: RoutingPlan, name: str):
     column = plan.trace_column
     if column not in dataset.column_names:
+        if name != "train":  # e.g. the loader's noise columns exist in the train split only
+            logger.info("trace routing (%s): no %r column; every row uses the top-level objectives", name, column)
+            return _with_trace_groups(dataset, [0] * len(dataset))
         raise ValueError(f"trace_objective_column={column!r} is not a column of the {name} dataset "
                          f"(columns: {sorted(dataset.column_names)})")
     values = [str(v) for v in dataset[column]]
+    if name == "train":
+        _check_trace_keys(plan, values, column)
     if name != "train":
         return _with_trace_groups(dataset, [plan.trace_groups.get(v, 0) or 0 for v in values])
     keep = [i for i, v in enumerate(values) if plan.trace_groups.get(v, 0) is not None]
@@ -200,6 +205,18 @@ def _route_traces(dataset, plan: RoutingPlan, name: str):
         dataset = dataset.select(keep)
         values = [values[i] for i in keep]
     return _with_trace_groups(dataset, [plan.trace_groups.get(v, 0) for v in values])
+
+
+def _check_trace_keys(plan: RoutingPlan, values: list[str], column: str) -> None:
+    """A listed value that no row has is a typo (`Wrong` for `wrong`, `1` for `1.0`): refuse it, naming the values
+    the column does hold; say how many rows each listed value routes."""
+    counts = {v: values.count(v) for v in plan.trace_groups}
+    unmatched = sorted(v for v, n in counts.items() if n == 0)
+    if unmatched:
+        seen = sorted(set(values))
+        raise ValueError(f"trace_objectives lists {unmatched} but no training row has {column} equal to it "
+                         f"(the column holds {seen[:10]}{' ...' if len(seen) > 10 else ''})")
+    logger.info("trace routing: %s", ", ".join(f"{column}={v}: {n} rows" for v, n in counts.items()))
 
 
 def _with_trace_groups(dataset, groups: list[int]):

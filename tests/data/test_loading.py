@@ -191,3 +191,13 @@ def test_audit_status_is_carried_through(tmp_path):
     loaded = load_traces(LsDataArguments(dataset_name=str(path), **NO_INSTRUCTION))["train"]
     assert loaded["audit_status"] == ["correct", "wrong", "unparsable"][: len(loaded)]
     assert "audit_status" not in _load("messages.jsonl")["train"].column_names
+
+
+def test_carried_column_on_some_rows_only_is_kept_for_all(tmp_path):
+    """A mixture of an audited and an unaudited source: audit_status exists whichever row comes first."""
+    row = {"problem": "What is 1+1?", "solution": "It is $\\boxed{2}$."}
+    for rows in ([row, {**row, "audit_status": "wrong"}], [{**row, "audit_status": "wrong"}, row]):
+        path = tmp_path / "mixed.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        train = _load(str(path), dataset_format="problem_solution")["train"]
+        assert sorted(train["audit_status"], key=str) == sorted([None, "wrong"], key=str)

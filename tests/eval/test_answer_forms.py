@@ -199,3 +199,17 @@ def test_number_against_a_variable_agrees_with_math_verify():
             assert verify(_parse("5", 5), _parse(pred, 5), timeout_seconds=5) is False, pred
         assert answer_status(pred, "5") == ("correct" if verify(_parse("5", 5), _parse(pred, 5)) else "wrong"), pred
     assert decided >= 6
+
+
+def test_huge_exponents_are_left_to_math_verify_without_stalling():
+    """Exact 10**n for a 9-digit n would take hours outside math-verify's timeout: such numbers are not plain."""
+    import time
+
+    from ls_llm.answer_forms import numeric_verdict, plain_number
+
+    start = time.time()
+    for text in ("10^{999999999}", "1e999999999", "2.5\\times10^{999999999}", "-1E-999999999"):
+        assert plain_number(text) is None
+    assert numeric_verdict("10^{%d}" % 10**8, "5") is None
+    assert time.time() - start < 1.0
+    assert plain_number("10^{3}")[0] == 1000 and plain_number("4.5e33")[0] == 45 * 10**32

@@ -53,6 +53,19 @@ def test_torn_last_line_is_ignored(tmp_path):
     assert read_journal(journal) == {key: ["kept"]}
 
 
+def test_samples_appended_after_a_torn_line_are_kept(tmp_path):
+    """Resuming after a kill mid-write: the torn tail is cut before appending, so the new samples stay readable."""
+    journal = tmp_path / "j.jsonl"
+    first = JournaledLM(CountingLM(), journal, fingerprint="m")
+    first.generate_until(_reqs(["a"], k=1))
+    with journal.open("a") as f:
+        f.write('{"key": "torn')
+    second = JournaledLM(CountingLM(start=100), journal, fingerprint="m")
+    second.generate_until(_reqs(["a", "b"], k=1))
+    third = JournaledLM(CountingLM(start=200), journal, fingerprint="m")
+    assert third.generate_until(_reqs(["a", "b"], k=1)) == ["a#1", "b#101"] and third.generated == 0
+
+
 def test_write_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path):
     path = tmp_path / "sub" / "r.json"
     write_atomic(path, "old")

@@ -129,3 +129,20 @@ def test_pretokenized_rows_with_their_own_segments(h, tmp_path):
     trainer, _, log = _train(h, tmp_path, Dataset.from_list(rows), segment_objectives=LS_ANSWER)
     assert log["n_tokens/answer"] == 4 * 3  # the first token of a row is never a target; the last three are
     assert log["n_tokens/reasoning"] == sum(n - 1 - 3 for n in (9, 14, 6, 11))
+
+
+def test_trace_value_no_row_has_is_refused_and_eval_set_without_the_column_uses_the_top_level(h, tmp_path):
+    """`Wrong` for `wrong` would route nothing, silently: refused, naming the values the column holds. An eval set
+    without the column (the loader's noise columns exist in the train split only) gets the top-level objectives."""
+    from ls_llm.trainers import LsSFTTrainer
+
+    tok = h.tokenizer()
+    with pytest.raises(ValueError, match=r"lists \['Wrong'\] but no training row has audit_verdict equal"):
+        LsSFTTrainer(model=h.tiny_model(len(tok)), processing_class=tok, train_dataset=_rows(h),
+                     args=h.config(tmp_path, trace_objective_column="audit_verdict",
+                                   trace_objectives={"Wrong": "drop"}))
+    trainer = LsSFTTrainer(model=h.tiny_model(len(tok)), processing_class=tok, train_dataset=_rows(h),
+                           eval_dataset=_rows(h, verdicts=False),
+                           args=h.config(tmp_path, trace_objective_column="audit_verdict", eval_strategy="steps",
+                                         eval_steps=1, trace_objectives={"wrong": {"objective": "label_smoothing"}}))
+    assert set(trainer.eval_dataset["ls_trace"]) == {0} and set(trainer.train_dataset["ls_trace"]) == {0, 1}
