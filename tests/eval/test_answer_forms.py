@@ -210,6 +210,6 @@ def test_huge_exponents_are_left_to_math_verify_without_stalling():
     start = time.time()
     for text in ("10^{999999999}", "1e999999999", "2.5\\times10^{999999999}", "-1E-999999999"):
         assert plain_number(text) is None
-    assert numeric_verdict("10^{%d}" % 10**8, "5") is None
+    assert numeric_verdict(f"10^{{{10**8}}}", "5") is None
     assert time.time() - start < 1.0
     assert plain_number("10^{3}")[0] == 1000 and plain_number("4.5e33")[0] == 45 * 10**32
