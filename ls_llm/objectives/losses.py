@@ -69,41 +69,53 @@ class LabelSmoothing(TokenObjective):
 
 @register("backward_correction")
 class BackwardCorrection(LabelSmoothing):
-    """Backward correction for symmetric noise T = (1−ε)I + (ε/V)11ᵀ (Patrini et al. 2017):
-    (ℓ_y − (ε/V)·Σ_k ℓ_k)/(1−ε), which is label smoothing with α = −ε/(1−ε) (Lukasik et al. 2020)."""
+    """Backward correction (Patrini et al. 2017) for the channel "with probability ε the label is replaced by a draw
+    from π": T = (1−ε)I + ε·1πᵀ, T⁻¹ = I/(1−ε) − (ε/(1−ε))·1πᵀ (Sherman–Morrison), so the corrected loss is
+    ℓ_y/(1−ε) − (ε/(1−ε))·Σ_k π_k ℓ_k: label smoothing with α = −ε/(1−ε) and the same prior (Lukasik et al. 2020).
+    π uniform (1/V) is symmetric noise; `prior` a length-V vector (e.g. the answer tokens' frequencies) is noise
+    drawn from that distribution."""
 
-    PARAMS = {"noise_rate": 0.1}
+    PARAMS = {"noise_rate": 0.1, "prior": "uniform"}
 
     def validate(self) -> None:
         eps = check_range("noise_rate", self.params["noise_rate"], lo=0.0, hi=1.0, hi_open=True)
         self.alpha = -eps / (1.0 - eps)
-        self.register_buffer("prior", None, persistent=False)
+        self.register_buffer("prior", as_prior(self.params["prior"]), persistent=False)
 
 
 @register("forward_correction")
 class ForwardCorrection(TokenObjective):
-    """−log((1−ε)·p_y + ε/V) (Patrini et al. 2017), the likelihood of y under the noisy channel.
+    """−log((1−ε)·p_y + ε·π_y) (Patrini et al. 2017), the likelihood of y under the noisy channel "with probability
+    ε the label is replaced by a draw from π"; π uniform (ε/V, symmetric noise) or a length-V `prior`.
 
-    With q = (1−ε)p_y + ε/V and dp_y/dz = p_y(e_y − p): the gradient is s·(p − e_y), s = (1−ε)p_y/q.
+    With q = (1−ε)p_y + ε·π_y and dp_y/dz = p_y(e_y − p): the gradient is s·(p − e_y), s = (1−ε)p_y/q (π_y does
+    not depend on z).
     """
 
-    PARAMS = {"noise_rate": 0.1}
+    PARAMS = {"noise_rate": 0.1, "prior": "uniform"}
 
     def validate(self) -> None:
         self.eps = check_range("noise_rate", self.params["noise_rate"], lo=0.0, hi=1.0, hi_open=True)
+        self.register_buffer("prior", as_prior(self.params["prior"]), persistent=False)
 
-    def _log_clean_and_q(self, sm: ChunkSoftmax) -> tuple[Tensor, Tensor]:
+    def _log_clean_and_q(self, sm: ChunkSoftmax, y: Tensor) -> tuple[Tensor, Tensor]:
         log_clean = sm.logp_y + math.log1p(-self.eps)
         if self.eps == 0.0:
             return log_clean, log_clean
-        log_uniform = torch.full_like(log_clean, math.log(self.eps / sm.e.shape[1]))
-        return log_clean, torch.logaddexp(log_clean, log_uniform)
+        vocab = sm.e.shape[1]
+        if self.prior is None:
+            log_noise = torch.full_like(log_clean, math.log(self.eps / vocab))
+        else:
+            if self.prior.numel() != vocab:
+                raise ValueError(f"prior has length {self.prior.numel()} but the vocabulary has {vocab} tokens")
+            log_noise = torch.log(self.eps * self.prior.to(device=y.device, dtype=log_clean.dtype)[y])
+        return log_clean, torch.logaddexp(log_clean, log_noise)
 
     def token_loss(self, sm, y, aux):
-        return -self._log_clean_and_q(sm)[1]
+        return -self._log_clean_and_q(sm, y)[1]
 
     def token_grad_(self, sm, y, aux, p_extra):
-        log_clean, log_q = self._log_clean_and_q(sm)
+        log_clean, log_q = self._log_clean_and_q(sm, y)
         s = torch.exp(log_clean - log_q)
         return write_grad_(sm, y, p_coef=s + p_extra, y_coef=s)
 

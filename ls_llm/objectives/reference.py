@@ -38,15 +38,21 @@ def _ls(logp, y, alpha=0.1, prior="uniform"):
     return (1 - alpha) * -_pick(logp, y) + alpha * (-(logp * pi.to(logp))).sum(1)
 
 
-@_ref("backward_correction")
-def _bc(logp, y, noise_rate=0.1):
+def _pi(logp, prior):
     vocab = logp.shape[1]
-    return (-_pick(logp, y) - noise_rate / vocab * (-logp).sum(1)) / (1 - noise_rate)
+    return (torch.full((vocab,), 1.0 / vocab, dtype=logp.dtype) if isinstance(prior, str)
+            else torch.as_tensor(prior)).to(logp)
+
+
+@_ref("backward_correction")
+def _bc(logp, y, noise_rate=0.1, prior="uniform"):
+    # T⁻¹ℓ for T = (1−ε)I + ε·1πᵀ, written out: ℓ_y/(1−ε) − ε/(1−ε)·Σ_k π_k ℓ_k.
+    return (-_pick(logp, y) - noise_rate * (-(logp * _pi(logp, prior))).sum(1)) / (1 - noise_rate)
 
 
 @_ref("forward_correction")
-def _fc(logp, y, noise_rate=0.1):
-    return -torch.log((1 - noise_rate) * _pick(logp, y).exp() + noise_rate / logp.shape[1])
+def _fc(logp, y, noise_rate=0.1, prior="uniform"):
+    return -torch.log((1 - noise_rate) * _pick(logp, y).exp() + noise_rate * _pi(logp, prior)[y])
 
 
 @_ref("gce")

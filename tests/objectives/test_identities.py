@@ -218,3 +218,30 @@ def test_cuda_matches_cpu(dtype):
     tol = 1e-5 if dtype == torch.float32 else 3e-2
     for a, b in zip(gpu, cpu):
         torch.testing.assert_close(a.float().cpu(), b.float(), atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("name", ["forward_correction", "backward_correction"])
+def test_corrections_with_a_noise_prior_match_reference(name):
+    """Noise drawn from a prior π (e.g. the answer tokens), zeros included: the float64 materialized reference,
+    and π uniform as a vector equals the default."""
+    h, w, y = _data()
+    vocab = w.shape[0]
+    g = torch.Generator().manual_seed(5)
+    prior = torch.rand(vocab, generator=g, dtype=torch.float64)
+    prior[::3] = 0.0
+    prior /= prior.sum()
+    obj = build_objective(name, noise_rate=0.3, prior=prior, chunk_size=7)
+    got = _loss_and_grads(obj, h, w, y)
+    ref = reference_linear_loss(name, h, w, y, noise_rate=0.3, prior=prior)
+    _assert_same(got, (ref, *torch.autograd.grad(ref, (h, w))))
+    uniform = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
+    _assert_same(_loss_and_grads(build_objective(name, noise_rate=0.3, prior=uniform), h, w, y),
+                 _loss_and_grads(build_objective(name, noise_rate=0.3), h, w, y))
+
+
+def test_backward_correction_with_prior_is_label_smoothing_with_that_prior():
+    h, w, y = _data()
+    prior = torch.softmax(torch.randn(w.shape[0], generator=torch.Generator().manual_seed(2), dtype=torch.float64), 0)
+    eps = 0.25
+    _assert_same(_loss_and_grads(build_objective("backward_correction", noise_rate=eps, prior=prior), h, w, y),
+                 _loss_and_grads(build_objective("label_smoothing", alpha=-eps / (1 - eps), prior=prior), h, w, y))
