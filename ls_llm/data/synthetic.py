@@ -7,7 +7,10 @@ capacity on the arithmetic, and the shipped tokenizer (:func:`tokenizer_path`) s
 single digits so that the arithmetic is learnable digit by digit.
 
 Splits are disjoint by construction: every problem is assigned to a split by a stable hash of its
-question, so no test question can ever appear in train, whatever the sizes or seeds.
+question (``split_by: question``), so no test question can ever appear in train, whatever the sizes or seeds.
+With ``split_by: expression`` the hash is of the arithmetic expression instead, so a test problem's computation
+never appears in train under other names or items either (with small operands most test expressions otherwise
+do: accuracy then partly measures recall of seen computations).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
 ]
 
 SPLITS = ("train", "validation", "test")
+SPLIT_KEYS = ("question", "expression")
 _ASSETS = Path(__file__).resolve().parent / "assets"
 
 _NAMES = ("Tom", "Ana", "Ben", "Mia", "Sam", "Eva", "Leo", "Zoe")
@@ -55,7 +59,7 @@ class SyntheticConfig:
     ``max_multiplier``: largest factor of a multiplication step (2..max_multiplier).
     ``ops``: which operations may appear. ``think``: wrap the steps in ``<think>...</think>``.
     ``test_fraction`` / ``validation_fraction``: share of the question space reserved, by hash,
-    for the test and validation splits.
+    for the test and validation splits. ``split_by``: what is hashed, ``question`` or ``expression``.
     """
 
     min_steps: int = 2
@@ -67,8 +71,11 @@ class SyntheticConfig:
     think: bool = True
     test_fraction: float = 0.1
     validation_fraction: float = 0.05
+    split_by: str = "question"
 
     def __post_init__(self) -> None:
+        if self.split_by not in SPLIT_KEYS:
+            raise ValueError(f"split_by must be one of {SPLIT_KEYS}, got {self.split_by!r}")
         if not 1 <= self.min_steps <= self.max_steps:
             raise ValueError(
                 f"need 1 <= min_steps <= max_steps, got min_steps={self.min_steps}, max_steps={self.max_steps}"
@@ -129,9 +136,10 @@ def generate_problem(rng: random.Random, cfg: SyntheticConfig) -> dict:
     }
 
 
-def split_of(question: str, cfg: SyntheticConfig) -> str:
-    """The split a question belongs to, from a stable hash (independent of seed and sizes)."""
-    bucket = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big") / 2**64
+def split_of(key: str, cfg: SyntheticConfig) -> str:
+    """The split a question (or, with ``split_by: expression``, an expression) belongs to, from a stable hash
+    (independent of seed and sizes)."""
+    bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
     if bucket < cfg.test_fraction:
         return "test"
     if bucket < cfg.test_fraction + cfg.validation_fraction:
@@ -171,7 +179,7 @@ def generate_split(split: str, size: int, *, seed: int = 0, cfg: SyntheticConfig
         if len(rows) == size:
             break
         problem = generate_problem(rng, cfg)
-        if problem["question"] in seen or split_of(problem["question"], cfg) != split:
+        if problem["question"] in seen or split_of(problem[cfg.split_by], cfg) != split:
             continue
         seen.add(problem["question"])
         rows.append(_to_row(problem, split, len(rows)))
@@ -224,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-operand", type=int, default=SyntheticConfig.max_operand)
     parser.add_argument("--max-multiplier", type=int, default=SyntheticConfig.max_multiplier)
     parser.add_argument("--no-think", action="store_true", help="no <think> tags around the steps")
+    parser.add_argument("--split-by", choices=SPLIT_KEYS, default="question",
+                        help="hash the question (default) or the arithmetic expression into a split")
     parser.add_argument("--overwrite", action="store_true")
     ns = parser.parse_args(argv)
     try:
@@ -233,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             max_operand=ns.max_operand,
             max_multiplier=ns.max_multiplier,
             think=not ns.no_think,
+            split_by=ns.split_by,
         )
         paths = write_synthetic_dataset(
             ns.out_dir,

@@ -42,6 +42,7 @@ class DataSpec:
     max_operand: int = 9
     max_multiplier: int = 3
     ops: tuple[str, ...] = ("add", "sub")
+    split_by: str = "question"  # or "expression": no test computation appears in train (ls_llm.data.synthetic)
 
 
 @dataclass(frozen=True)

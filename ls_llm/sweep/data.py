@@ -69,7 +69,7 @@ def prepare_data(spec: DataSpec, out_dir: Path, template: Path) -> dict[str, Pat
                              f"use a new output_dir or delete that folder")
         return paths
     cfg = SyntheticConfig(min_steps=spec.min_steps, max_steps=spec.max_steps, max_operand=spec.max_operand,
-                          max_multiplier=spec.max_multiplier, ops=tuple(spec.ops))
+                          max_multiplier=spec.max_multiplier, ops=tuple(spec.ops), split_by=spec.split_by)
     sizes = {"train": spec.train_size, "validation": spec.validation_size, "test": spec.test_size}
     for split, size in sizes.items():
         write_jsonl(paths[split], [_row(r) for r in generate_split(split, size, seed=spec.seed, cfg=cfg)])

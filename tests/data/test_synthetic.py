@@ -128,3 +128,18 @@ def test_tokenizer_saved_beside_a_qwen2_model_reloads_unchanged(tmp_path):
     again = AutoTokenizer.from_pretrained(tmp_path)
     assert len(again) == len(tok) and again.get_vocab() == tok.get_vocab()
     assert again("12+3=15").input_ids == tok("12+3=15").input_ids
+
+
+def test_expression_split_keeps_every_test_computation_out_of_train():
+    """split_by: expression: no test expression occurs in train (by question, most of them do at small operands)."""
+    by_question = SyntheticConfig(min_steps=1, max_steps=2, max_operand=9, ops=("add", "sub"))
+    by_expression = SyntheticConfig(min_steps=1, max_steps=2, max_operand=9, ops=("add", "sub"), split_by="expression")
+
+    def overlap(cfg):
+        train = {r["expression"] for r in generate_split("train", 1500, seed=0, cfg=cfg)}
+        test = [r["expression"] for r in generate_split("test", 150, seed=0, cfg=cfg)]
+        return sum(e in train for e in test) / len(test)
+
+    assert overlap(by_question) > 0.3 and overlap(by_expression) == 0.0
+    with pytest.raises(ValueError, match="split_by"):
+        SyntheticConfig(split_by="answer")
