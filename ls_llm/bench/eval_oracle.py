@@ -114,7 +114,8 @@ def _stand_in_lm(respond: Callable[[int], str]):
             return [respond(req.doc_id) for req in requests]
 
         def loglikelihood(self, requests, disable_tqdm: bool = False):
-            raise NotImplementedError("the oracle only runs generate_until tasks")
+            # lm-eval's LM interface requires it; run_oracle refuses such tasks before any request is made.
+            raise RuntimeError("unreachable: run_oracle scores generate_until tasks only")
 
         loglikelihood_rolling = loglikelihood
 
@@ -131,7 +132,10 @@ def run_oracle(data_dir: Path, tasks: list[str] | None = None) -> list[dict]:
     names = tasks or sorted(p.name for p in data_dir.iterdir() if (p / "test.jsonl").is_file()
                             and p.name in manager.all_tasks)
     loaded = manager.load(names)
-    for task in loaded["tasks"].values():
+    for name, task in loaded["tasks"].items():
+        if task.OUTPUT_TYPE != "generate_until":
+            raise ValueError(f"task {name!r} has output_type {task.OUTPUT_TYPE!r}: the oracle scores generated "
+                             "answers (generate_until tasks) only")
         task.set_config(key="repeats", value=1)
     rows = []
     for name, task in sorted(loaded["tasks"].items()):

@@ -167,6 +167,21 @@ def test_oracle_on_copied_rows_meets_its_targets():
     assert meets_targets(rows) and all(row["model"] == 100.0 for row in rows), rows
 
 
+def test_oracle_refuses_a_task_that_does_not_generate(tmp_path, monkeypatch):
+    """The stand-in model only answers generate_until requests: a loglikelihood task is refused by name up front."""
+    import ls_llm.bench.eval_oracle as oracle
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "ll_task.yaml").write_text(
+        "task: ll_task\ndataset_path: json\ndataset_kwargs: {data_files: {test: "
+        f"'{MODEL_FORMS / 'math500' / 'test.jsonl'}'}}}}\ntest_split: test\noutput_type: loglikelihood\n"
+        "doc_to_text: '{{problem}}'\ndoc_to_target: ' {{answer}}'\nmetric_list: [{metric: acc}]\n")
+    monkeypatch.setattr(oracle, "DEFAULT_TASKS_DIR", tasks)
+    with pytest.raises(ValueError, match="task 'll_task' has output_type 'loglikelihood'"):
+        oracle.run_oracle(MODEL_FORMS, tasks=["ll_task"])
+
+
 def test_olympiadbench_task_prompt_carries_the_hint():
     from lm_eval.tasks import TaskManager
 
