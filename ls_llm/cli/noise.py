@@ -21,7 +21,7 @@ from ls_llm.data.args import add_source_flags, source_args
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ls-llm noise", description=__doc__.splitlines()[0])
     add_source_flags(parser)
-    parser.add_argument("--type", required=True, help="answer | perturb | token | step | swap")
+    parser.add_argument("--type", required=True, help="answer | box | perturb | token | step | swap")
     parser.add_argument("--rate", type=float, required=True, help="noise probability rho in [0, 1]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output jsonl")

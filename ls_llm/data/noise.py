@@ -20,6 +20,7 @@ from ls_llm.data.trace_edits import (
     edit_steps,
     perturb_number,
     replace_answer,
+    replace_boxed_answer,
     trace_final_answer,
 )
 
@@ -86,6 +87,22 @@ def answer_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Ran
     return Edit(text, f"answer from row {donor} ({count} occurrences)", old, new)
 
 
+def box_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
+    """Label noise on the answer alone: the last ``\\boxed{}`` gets another random problem's (different) answer,
+    the reasoning keeps the value it computed (answer noise rewrites that value too)."""
+    old = ctx.answers[index]
+    if old is None:
+        return None
+    donor = _other_index(
+        rng, index, ctx, lambda j: ctx.answers[j] is not None and answers_differ(old, ctx.answers[j])
+    )
+    if donor is None:
+        return None
+    new = ctx.answers[donor]
+    text, count = replace_boxed_answer(completion, old, new)
+    return Edit(text, f"boxed answer from row {donor}", old, new) if count else None
+
+
 def answer_perturbation(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
     """A numeric final answer moved by a small offset or one digit edit, consistently in the trace."""
     old = ctx.answers[index]
@@ -134,6 +151,7 @@ class Injector:
 
 INJECTORS: dict[str, Injector] = {
     "answer": Injector(answer_noise, per_unit=False),
+    "box": Injector(box_noise, per_unit=False),
     "perturb": Injector(answer_perturbation, per_unit=False),
     "swap": Injector(trace_swap, per_unit=False),
     "token": Injector(token_noise, per_unit=True, needs_tokenizer=True),

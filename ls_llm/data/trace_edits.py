@@ -14,6 +14,7 @@ __all__ = [
     "edit_steps",
     "perturb_number",
     "replace_answer",
+    "replace_boxed_answer",
     "split_thinking",
     "trace_final_answer",
 ]
@@ -98,6 +99,16 @@ def replace_answer(completion: str, old: str, new: str) -> tuple[str, int]:
     for start, end in sorted(spans, reverse=True):
         text = text[:start] + new + text[end:]
     return text, len(spans)
+
+
+def replace_boxed_answer(completion: str, old: str, new: str) -> tuple[str, int]:
+    """Replace the final answer ``old`` by ``new`` in the last ``\\boxed{old}`` only: the reasoning keeps the
+    value it computed, so the trace is right and its stated answer (the label) is wrong. (text, 0 or 1)."""
+    spans = _boxed_spans(completion, old)
+    if not spans:
+        return completion, 0
+    start, end = spans[-1]
+    return completion[:start] + new + completion[end:], 1
 
 
 def perturb_number(answer: str, rng: random.Random) -> tuple[str, str] | None:

@@ -21,12 +21,42 @@ class SweepError(ValueError):
     """A sweep file that cannot be used; the message names the field and the value."""
 
 
+# A variant's recipe values may name the cell's noise rate: `noise_rate: ${noise_rate}` (forward correction with
+# epsilon = rho); the cell's rate replaces it, as a number where the value is the placeholder alone.
+NOISE_RATE = "${noise_rate}"
+# Keys of a variant that are not recipe keys: which noise types / rates the variant runs on (default: all).
+VARIANT_SCOPE = ("noise_types", "noise_rates")
+
+
 @dataclass(frozen=True)
 class Variant:
-    """One objective variant: a label for tables and plots, and the recipe keys it sets."""
+    """One objective variant: a label for tables and plots, the recipe keys it sets, and optionally the noise
+    types and rates it runs on (`noise_types`, `noise_rates` in the sweep file; None: every one)."""
 
     name: str
     overrides: dict
+    noise_types: tuple[str, ...] | None = None
+    noise_rates: tuple[float, ...] | None = None
+
+    def runs_on(self, noise_type: str, rate: float) -> bool:
+        return ((self.noise_types is None or noise_type in self.noise_types)
+                and (self.noise_rates is None or rate in self.noise_rates))
+
+    def recipe_keys(self, rate: float) -> dict:
+        """The overrides with `${noise_rate}` replaced by `rate` (at any depth)."""
+        return _substitute(self.overrides, rate)
+
+
+def _substitute(value, rate: float):
+    if isinstance(value, dict):
+        return {k: _substitute(v, rate) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, rate) for v in value]
+    if value == NOISE_RATE:
+        return rate
+    if isinstance(value, str) and NOISE_RATE in value:
+        return value.replace(NOISE_RATE, f"{rate:g}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -52,6 +82,17 @@ class EvalSpec:
     max_gen_toks: int = 48
     batch_size: int = 64
     ece_bins: int = 10
+
+
+@dataclass(frozen=True)
+class TrackSpec:
+    """Measured during training (ls_llm.sweep.tracking) every `every` steps and at the end: accuracy on the first
+    `validation_rows` validation problems and, on the first `corrupted_rows` corrupted training rows, the share of
+    greedy answers equal to the injected answer vs the true one (memorisation)."""
+
+    every: int = 500
+    validation_rows: int = 200
+    corrupted_rows: int = 200
 
 
 @dataclass(frozen=True)
@@ -96,10 +137,12 @@ class SweepConfig:
     output_dir: str
     variants: tuple[Variant, ...]
     noise_types: tuple[str, ...]
-    noise_rates: tuple[float, ...]
+    noise_rates: tuple[float, ...]  # every rate of any noise type, sorted (tables' columns)
     seeds: tuple[int, ...]
     data: DataSpec = DataSpec()
     eval: EvalSpec = EvalSpec()
+    rates_by_type: dict = field(default_factory=dict)  # noise type -> its rates (default: noise_rates for all)
+    track: TrackSpec | None = None
     overrides: dict = field(default_factory=dict)  # recipe keys every train cell sets
     select: dict = field(default_factory=dict)  # family label -> variants, one picked on validation
     distill: DistillSpec | None = None
@@ -110,8 +153,12 @@ class SweepConfig:
             for seed in (self.seeds if seeds is None else seeds)
             for noise_type in self.noise_types
             for v in self.variants
-            for rate in self.noise_rates
+            for rate in self.rates_of(noise_type)
+            if v.runs_on(noise_type, rate)
         ]
+
+    def rates_of(self, noise_type: str) -> tuple[float, ...]:
+        return tuple(self.rates_by_type.get(noise_type, self.noise_rates))
 
     def distill_cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
         if self.distill is None:
@@ -165,7 +212,12 @@ def _variants(raw) -> tuple[Variant, ...]:
             raise SweepError(f"variants[{i}] must be a mapping with a string 'name', got {item!r}")
         if not _NAME_RE.match(item["name"]):
             raise SweepError(f"variants[{i}].name must match {_NAME_RE.pattern}, got {item['name']!r}")
-        out.append(Variant(item["name"], {k: v for k, v in item.items() if k != "name"}))
+        scope = {}
+        for key in VARIANT_SCOPE:
+            if key in item:
+                scope[key] = _noise_types(item[key]) if key == "noise_types" else _rates(item[key], f"variants[{i}].{key}")
+        out.append(Variant(item["name"], {k: v for k, v in item.items() if k != "name" and k not in VARIANT_SCOPE},
+                           **scope))
     names = [v.name for v in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -173,13 +225,24 @@ def _variants(raw) -> tuple[Variant, ...]:
     return tuple(out)
 
 
-def _rates(raw) -> tuple[float, ...]:
+def _rates(raw, where: str = "noise_rates") -> tuple[float, ...]:
     if not isinstance(raw, list) or not raw:
-        raise SweepError(f"noise_rates must be a non-empty list, got {raw!r}")
+        raise SweepError(f"{where} must be a non-empty list, got {raw!r}")
     for rate in raw:
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
-            raise SweepError(f"noise_rates: every rate must be a number in [0, 1], got {rate!r}")
+            raise SweepError(f"{where}: every rate must be a number in [0, 1], got {rate!r}")
     return tuple(float(r) for r in raw)
+
+
+def _rates_by_type(raw, noise_types: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    """`noise_rates`: one list for every noise type, or a mapping noise type -> list (its keys are the types)."""
+    if isinstance(raw, dict):
+        if sorted(raw) != sorted(noise_types):
+            raise SweepError(f"noise_rates: a mapping must have one entry per noise_type {list(noise_types)!r}, "
+                             f"got keys {sorted(raw)!r}")
+        return {t: _rates(raw[t], f"noise_rates.{t}") for t in noise_types}
+    rates = _rates(raw)
+    return {t: rates for t in noise_types}
 
 
 def _noise_types(raw) -> tuple[str, ...]:
@@ -201,7 +264,7 @@ def _seeds(raw) -> tuple[int, ...]:
 
 
 _TOP_KEYS = {"name", "recipe", "output_dir", "variants", "noise_type", "noise_rates", "seeds", "data", "eval",
-             "overrides", "select", "distill"}
+             "overrides", "select", "distill", "track"}
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -227,16 +290,23 @@ def load_sweep(path: str | Path) -> SweepConfig:
         distill = _typed(DistillSpec, raw["distill"], "distill")
         distill = DistillSpec(**{**distill.__dict__, "recipe": str(path.parent / distill.recipe)})
         _check_distill(distill, variants)
-        if distill.noise_rate not in _rates(raw.get("noise_rates")):
+        if distill.noise_rate not in _rates_by_type(raw.get("noise_rates"), _noise_types(raw.get("noise_type")))[
+                _noise_types(raw.get("noise_type"))[0]]:
             raise SweepError(f"distill.noise_rate {distill.noise_rate!r} must be one of noise_rates "
                              f"{raw.get('noise_rates')!r} (the teachers are that rate's train cells)")
     select = _mapping(raw.get("select"), "select")
     _check_select(select, variants)
+    noise_types = _noise_types(raw.get("noise_type"))
+    by_type = _rates_by_type(raw.get("noise_rates"), noise_types)
+    track = _typed(TrackSpec, raw["track"], "track") if raw.get("track") is not None else None
+    if track is not None and (track.every < 1 or track.validation_rows < 0 or track.corrupted_rows < 0):
+        raise SweepError(f"track: every must be >= 1 and the row counts >= 0, got {raw['track']!r}")
     return SweepConfig(
         name=raw["name"], recipe=str(recipe), output_dir=raw["output_dir"], variants=variants,
-        noise_types=_noise_types(raw.get("noise_type")), noise_rates=_rates(raw.get("noise_rates")), seeds=_seeds(raw.get("seeds")),
-        data=_typed(DataSpec, raw.get("data"), "data"), eval=_typed(EvalSpec, raw.get("eval"), "eval"),
-        overrides=_mapping(raw.get("overrides"), "overrides"), select=select, distill=distill,
+        noise_types=noise_types, noise_rates=tuple(sorted({r for rates in by_type.values() for r in rates})),
+        seeds=_seeds(raw.get("seeds")), data=_typed(DataSpec, raw.get("data"), "data"),
+        eval=_typed(EvalSpec, raw.get("eval"), "eval"), overrides=_mapping(raw.get("overrides"), "overrides"),
+        select=select, distill=distill, rates_by_type=by_type, track=track,
     )
 
 

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 # The project's math task template (scoring, metrics); LS_LLM_EVAL_TASKS moves it as it moves eval/tasks.
 TEMPLATE = DEFAULT_TASKS_DIR / "_math_template_yaml"
 RESULT_FILE = "result.json"
+MANIFEST_FILE = "noise_manifest.jsonl"
+TRACK_FILE = "tracking.jsonl"
 
 
 def _flag(key: str, value) -> str:
@@ -49,7 +51,7 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
     elif cell.kind == "student":  # the student trained alone: the base train recipe, the student's keys
         recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.distill.student_alone}
     else:
-        recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.variant(cell.variant).overrides}
+        recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.variant(cell.variant).recipe_keys(cell.noise_rate)}
     fixed = {
         "output_dir": str(model_dir),
         "dataset_name": str(data["train"]),
@@ -60,17 +62,33 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
         "seed": cell.seed,
         "save_strategy": "no",  # the cell, not a checkpoint, is the unit of resumption
     }
+    if sweep.track is not None:  # the corrupted rows and their true / injected answers, for the tracking callback
+        fixed["noise_manifest"] = str(model_dir.parent / MANIFEST_FILE)
     return [recipe] + [_flag(k, v) for k, v in {**overrides, **fixed}.items()]
 
 
-def run_command(command: str, argv: list[str]) -> None:
+def run_command(command: str, argv: list[str], callbacks: tuple = ()) -> None:
     """Train the cell: `command` is a run kind of `ls_llm.trainers.run.RUNS` (train | distill); raises with
     the run's own message on failure."""
     from ls_llm.trainers.run import RUNS, run_recipe
 
     if command not in RUNS:
         raise ValueError(f"command {command!r} is not a training run ({sorted(RUNS)})")
-    run_recipe(command, argv)
+    run_recipe(command, argv, callbacks=callbacks)
+
+
+def _tracking(sweep: SweepConfig, data: dict[str, Path], cell_dir: Path) -> tuple:
+    """The cell's TrackingCallback (ls_llm.sweep.tracking), or none when the sweep tracks nothing."""
+    if sweep.track is None:
+        return ()
+    from ls_llm.sweep.tracking import TrackingCallback
+
+    spec = sweep.track
+    return (TrackingCallback(every=spec.every, out=cell_dir / TRACK_FILE,
+                             validation=read_jsonl(data["validation"])[: spec.validation_rows],
+                             train_rows=read_jsonl(data["train"]), manifest=cell_dir / MANIFEST_FILE,
+                             corrupted_limit=spec.corrupted_rows, max_new_tokens=sweep.eval.max_gen_toks,
+                             batch_size=sweep.eval.batch_size),)
 
 
 def _accuracy(sweep: SweepConfig, model_dir: Path, task: str, *, data: dict[str, Path], out: Path) -> tuple[float, int]:
@@ -115,8 +133,10 @@ def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
     from ls_llm.trainers.recipe import load_recipe
 
     argv = _argv(sweep, cell, root)
-    blob = json.dumps({"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data),
-                       "eval": asdict(sweep.eval)}, sort_keys=True, default=str)
+    what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data), "eval": asdict(sweep.eval)}
+    if sweep.track is not None:  # only then: the fingerprints of sweeps without tracking stay what they were
+        what["track"] = asdict(sweep.track)
+    blob = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -132,13 +152,17 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pat
     argv = _argv(sweep, cell, root)
     write_text(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
     start = time.time()
-    run_command(sweep.distill.command if cell.kind == "distill" else "train", argv)  # student: train
+    run_command(sweep.distill.command if cell.kind == "distill" else "train", argv,  # student: train
+                _tracking(sweep, data, cell_dir))
     train_s = time.time() - start
+    curve = read_jsonl(cell_dir / TRACK_FILE) if (cell_dir / TRACK_FILE).is_file() else None
     val_acc, n_val = _accuracy(sweep, model_dir, VALIDATION_TASK, data=data, out=cell_dir / "eval_validation")
     test_acc, n_test = _accuracy(sweep, model_dir, TEST_TASK, data=data, out=cell_dir / "eval_test")
     result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": fingerprint(sweep, cell, root), "val_acc": val_acc, "n_val": n_val, "test_acc": test_acc,
               "n_test": n_test, **_calibration(model_dir, data, sweep),
               "train_seconds": round(train_s, 1), "cell_seconds": round(time.time() - start, 1)}
+    if curve is not None:
+        result["curve"] = curve
     write_text(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
     return result
 

@@ -112,15 +112,18 @@ def prepare_run(kind: str, argv: list[str]) -> TrainRun:
     return RUNS[kind](list(argv))
 
 
-def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print) -> TrainRun:
+def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print, callbacks=()) -> TrainRun:
     """Prepare, train (resuming where asked) and save the final model; raises on any failure, after removing
-    an output folder this call created unless it holds a complete checkpoint."""
+    an output folder this call created unless it holds a complete checkpoint. `callbacks`: extra
+    `transformers.TrainerCallback`s added to the trainer (the sweep's tracking)."""
     output_dir = peek_output_dir(argv)
     existed = output_dir is not None and os.path.exists(output_dir)
     started = False
     try:
         run = prepare_run(kind, argv)
         trainer = run.trainer
+        for callback in callbacks:
+            trainer.add_callback(callback)
         if trainer.is_world_process_zero() and run.resume.message():
             log(run.resume.message())
         started = True

@@ -1,0 +1,124 @@
+"""Accuracy and memorisation of the injected answers, measured during training.
+
+Every `every` optimizer steps (and at the end) the model answers, greedily, two sets of problems:
+
+- `validation`: clean validation problems; `val_acc` is the share whose final boxed answer equals the gold one.
+- `corrupted`: the training rows whose answer the noise injector replaced (its manifest names them, with the true
+  answer `old_answer` and the injected one `new_answer`). `mem_injected` is the share of them the model answers
+  with the injected answer (it has memorised the wrong label), `mem_true` the share it answers correctly despite
+  the label it was trained on, `mem_other` the rest (no box, or another number).
+
+Answers are compared as numbers where both sides are plain numbers (the synthetic task's answers are integers),
+else as stripped strings. The prompt is the chat-rendered problem, as in training and in `ls_llm.evaluation`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from ls_llm.answer_forms import plain_number
+from ls_llm.answers import extract_final_answer
+from ls_llm.data.io import read_jsonl
+
+
+def same_answer(pred: str | None, gold: str | None) -> bool:
+    """Numerically equal when both are plain numbers, else equal after stripping; None never matches."""
+    if pred is None or gold is None:
+        return False
+    a, b = plain_number(pred.strip()), plain_number(gold.strip())
+    if a is not None and b is not None:
+        return a[0] == b[0]
+    return pred.strip() == gold.strip()
+
+
+@torch.no_grad()
+def greedy_answers(model, tokenizer, problems: list[str], *, max_new_tokens: int = 48, batch_size: int = 100) -> list[str | None]:
+    """The final boxed answer of a greedy completion of each chat-rendered problem (None: no box)."""
+    was_training = model.training
+    model.eval()
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    answers: list[str | None] = []
+    try:
+        for start in range(0, len(problems), batch_size):
+            prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                                     add_generation_prompt=True)
+                       for p in problems[start : start + batch_size]]
+            enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
+            texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            answers += [extract_final_answer(t) for t in texts]
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return answers
+
+
+def corrupted_rows(train_rows: list[dict], manifest: list[dict], limit: int | None = None) -> list[dict]:
+    """{problem, true, injected} of the manifest's corrupted rows that have both answers (first `limit`)."""
+    by_id = {row["id"]: row for row in train_rows}
+    out = [{"problem": by_id[m["id"]]["problem"], "true": m["old_answer"], "injected": m["new_answer"]}
+           for m in manifest if m["corrupted"] and m.get("old_answer") is not None and m["id"] in by_id]
+    return out[:limit] if limit is not None else out
+
+
+def measure(model, tokenizer, validation: list[dict], corrupted: list[dict], *, max_new_tokens: int,
+            batch_size: int) -> dict:
+    """val_acc over `validation` ({problem, answer}) and the mem_* shares over `corrupted` (see the module)."""
+    point: dict = {}
+    if validation:
+        preds = greedy_answers(model, tokenizer, [r["problem"] for r in validation], max_new_tokens=max_new_tokens,
+                               batch_size=batch_size)
+        point.update(val_acc=sum(same_answer(p, r["answer"]) for p, r in zip(preds, validation, strict=True))
+                     / len(validation), n_val=len(validation))
+    if corrupted:
+        preds = greedy_answers(model, tokenizer, [r["problem"] for r in corrupted], max_new_tokens=max_new_tokens,
+                               batch_size=batch_size)
+        injected = sum(same_answer(p, r["injected"]) for p, r in zip(preds, corrupted, strict=True))
+        true = sum(same_answer(p, r["true"]) for p, r in zip(preds, corrupted, strict=True))
+        n = len(corrupted)
+        point.update(mem_injected=injected / n, mem_true=true / n, mem_other=(n - injected - true) / n, n_corrupted=n)
+    return point
+
+
+class TrackingCallback(TrainerCallback):
+    """Writes one `measure` point per `every` steps (and one at the end) to `out` (jsonl), on the main process.
+
+    `manifest` is the noise manifest the run writes when its data are loaded (recipe key `noise_manifest`); it
+    is read when training begins. `corrupted_limit` caps the corrupted rows probed (the first ones)."""
+
+    def __init__(self, *, every: int, out: Path, validation: list[dict], train_rows: list[dict], manifest: Path,
+                 corrupted_limit: int | None = None, max_new_tokens: int = 48, batch_size: int = 100):
+        if every < 1:
+            raise ValueError(f"track.every must be >= 1, got {every!r}")
+        self.every, self.out, self.validation, self.train_rows = every, Path(out), validation, train_rows
+        self.manifest, self.limit = Path(manifest), corrupted_limit
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.corrupted: list[dict] = []
+        self.last_step = -1
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        manifest = read_jsonl(self.manifest) if self.manifest.is_file() else []
+        self.corrupted = corrupted_rows(self.train_rows, manifest, self.limit)
+
+    def _record(self, state, model, tokenizer) -> None:
+        if state.global_step == self.last_step or not state.is_world_process_zero:
+            return
+        self.last_step = state.global_step
+        point = {"step": state.global_step, **measure(model, tokenizer, self.validation, self.corrupted,
+                                                      max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)}
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        with self.out.open("a") as f:
+            f.write(json.dumps(point) + "\n")
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self._record(state, model, processing_class)
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self._record(state, model, processing_class)
