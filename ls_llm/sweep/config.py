@@ -24,8 +24,11 @@ class SweepError(ValueError):
 # A variant's recipe values may name the cell's noise rate: `noise_rate: ${noise_rate}` (forward correction with
 # epsilon = rho); the cell's rate replaces it, as a number where the value is the placeholder alone.
 NOISE_RATE = "${noise_rate}"
-# Keys of a variant that are not recipe keys: which noise types / rates the variant runs on (default: all).
-VARIANT_SCOPE = ("noise_types", "noise_rates")
+# Keys of a variant that are not recipe keys: which noise types / rates the variant runs on (default: all);
+# `init_from`: an earlier variant whose final model (same noise type, rate and seed) this one continues from;
+# `audit: true`: the noisy training set is audited first (`ls_llm.data.audit`, math-verify against the reference
+# answer) and trained with its verdicts in the `audit_status` column (for `trace_objectives`, e.g. `drop`).
+VARIANT_SCOPE = ("noise_types", "noise_rates", "init_from", "audit")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class Variant:
     overrides: dict
     noise_types: tuple[str, ...] | None = None
     noise_rates: tuple[float, ...] | None = None
+    init_from: str | None = None
+    audit: bool = False
 
     def runs_on(self, noise_type: str, rate: float) -> bool:
         return ((self.noise_types is None or noise_type in self.noise_types)
@@ -93,6 +98,7 @@ class TrackSpec:
     every: int = 500
     validation_rows: int = 200
     corrupted_rows: int = 200
+    keep_models: bool = False  # save the model at every tracked step (cells/<id>/tracked/step-N), for matching
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,15 @@ class DistillSpec:
     teacher_key: str = "teacher_model_name_or_path"
     overrides: dict = field(default_factory=dict)
     student_alone: dict | None = None
+    # Students: [{name, teacher, <recipe keys>, cache_top_k?}, ...]; default one per teacher, named after it.
+    # `cache_top_k: k`: the teacher runs once through `ls-llm distill-cache` (top-k log-probs) and the student
+    # trains from that cache. `match_teachers`: each teacher is the final or the tracked model chosen by
+    # ls_llm.sweep.matching (teachers of nearly equal validation accuracy; needs `track.keep_models`).
+    students: tuple[dict, ...] | None = None
+    match_teachers: bool = False
+
+    def student_list(self) -> list[dict]:
+        return list(self.students) if self.students is not None else [{"name": t, "teacher": t} for t in self.teachers]
 
 
 STUDENT_ALONE = "alone"  # the variant label of the student-alone cells
@@ -124,6 +139,13 @@ class Cell:
     noise_rate: float
     seed: int
     teacher: str | None = None  # cell id of the teacher (distill cells)
+    source: str | None = None  # cell id of the model this train cell continues from (a variant's `init_from`)
+    also_needs: tuple[str, ...] = ()  # further cells that must finish first (the other teachers, when matched)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Cell ids that must have finished before this one runs."""
+        return tuple(c for c in (self.teacher, self.source) if c) + self.also_needs
 
     @property
     def cell_id(self) -> str:
@@ -149,7 +171,8 @@ class SweepConfig:
 
     def train_cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
         return [
-            Cell("train", v.name, noise_type, rate, seed)
+            Cell("train", v.name, noise_type, rate, seed,
+                 source=Cell("train", v.init_from, noise_type, rate, seed).cell_id if v.init_from else None)
             for seed in (self.seeds if seeds is None else seeds)
             for noise_type in self.noise_types
             for v in self.variants
@@ -166,9 +189,11 @@ class SweepConfig:
         spec, noise_type = self.distill, self.noise_types[0]  # teachers come from the first noise type
         cells = []
         for seed in self.seeds if seeds is None else seeds:
-            cells += [Cell("distill", teacher, noise_type, spec.noise_rate, seed,
-                           teacher=Cell("train", teacher, noise_type, spec.noise_rate, seed).cell_id)
-                      for teacher in spec.teachers]
+            teacher_ids = {t: Cell("train", t, noise_type, spec.noise_rate, seed).cell_id for t in spec.teachers}
+            for student in spec.student_list():
+                others = tuple(i for t, i in teacher_ids.items() if t != student["teacher"]) if spec.match_teachers else ()
+                cells.append(Cell("distill", student["name"], noise_type, spec.noise_rate, seed,
+                                  teacher=teacher_ids[student["teacher"]], also_needs=others))
             if spec.student_alone is not None:
                 cells.append(Cell("student", STUDENT_ALONE, noise_type, spec.noise_rate, seed))
         return cells
@@ -198,8 +223,9 @@ def _typed(cls, raw, where: str):
         raise SweepError(f"{where}: unknown key {unknown[0]!r} (known: {sorted(known)})")
     if "ops" in raw:
         raw = {**raw, "ops": tuple(raw["ops"])}
-    if "teachers" in raw:
-        raw = {**raw, "teachers": tuple(raw["teachers"])}
+    for key in ("teachers", "students"):
+        if isinstance(raw.get(key), list):
+            raw = {**raw, key: tuple(raw[key])}
     return cls(**raw)
 
 
@@ -213,9 +239,19 @@ def _variants(raw) -> tuple[Variant, ...]:
         if not _NAME_RE.match(item["name"]):
             raise SweepError(f"variants[{i}].name must match {_NAME_RE.pattern}, got {item['name']!r}")
         scope = {}
-        for key in VARIANT_SCOPE:
+        for key in ("noise_types", "noise_rates"):
             if key in item:
                 scope[key] = _noise_types(item[key]) if key == "noise_types" else _rates(item[key], f"variants[{i}].{key}")
+        if "init_from" in item:
+            earlier = [v.name for v in out if v.init_from is None]
+            if item["init_from"] not in earlier:
+                raise SweepError(f"variants[{i}].init_from must name an earlier variant without init_from "
+                                 f"({earlier}), got {item['init_from']!r}")
+            scope["init_from"] = item["init_from"]
+        if "audit" in item:
+            if not isinstance(item["audit"], bool):
+                raise SweepError(f"variants[{i}].audit must be true or false, got {item['audit']!r}")
+            scope["audit"] = item["audit"]
         out.append(Variant(item["name"], {k: v for k, v in item.items() if k != "name" and k not in VARIANT_SCOPE},
                            **scope))
     names = [v.name for v in out]
@@ -301,6 +337,10 @@ def load_sweep(path: str | Path) -> SweepConfig:
     track = _typed(TrackSpec, raw["track"], "track") if raw.get("track") is not None else None
     if track is not None and (track.every < 1 or track.validation_rows < 0 or track.corrupted_rows < 0):
         raise SweepError(f"track: every must be >= 1 and the row counts >= 0, got {raw['track']!r}")
+    if distill is not None and distill.match_teachers and (track is None or not track.keep_models
+                                                           or len(distill.teachers) < 2):
+        raise SweepError("distill.match_teachers needs two or more teachers and `track: {keep_models: true}` "
+                         "(the teachers' tracked models are what is matched)")
     return SweepConfig(
         name=raw["name"], recipe=str(recipe), output_dir=raw["output_dir"], variants=variants,
         noise_types=noise_types, noise_rates=tuple(sorted({r for rates in by_type.values() for r in rates})),
@@ -321,6 +361,19 @@ def _check_distill(spec: DistillSpec, variants: tuple[Variant, ...]) -> None:
         raise SweepError(f"distill.noise_rate must be in [0, 1], got {spec.noise_rate!r}")
     if spec.student_alone is not None and not isinstance(spec.student_alone, dict):
         raise SweepError(f"distill.student_alone must be a mapping of recipe keys, got {spec.student_alone!r}")
+    if spec.students is not None:
+        names = []
+        for i, student in enumerate(spec.students):
+            if (not isinstance(student, dict) or not isinstance(student.get("name"), str)
+                    or not _NAME_RE.match(student["name"]) or student.get("teacher") not in spec.teachers):
+                raise SweepError(f"distill.students[{i}] must be a mapping with a 'name' ({_NAME_RE.pattern}) and a "
+                                 f"'teacher' from distill.teachers {list(spec.teachers)!r}, got {student!r}")
+            k = student.get("cache_top_k")
+            if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+                raise SweepError(f"distill.students[{i}].cache_top_k must be an integer >= 1, got {k!r}")
+            names.append(student["name"])
+        if not names or len(set(names)) != len(names):
+            raise SweepError(f"distill.students must be a non-empty list with distinct names, got {names!r}")
 
 
 def _check_select(select: dict, variants: tuple[Variant, ...]) -> None:

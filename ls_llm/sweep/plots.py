@@ -73,6 +73,46 @@ def student_by_teacher(rows: list[dict], path: Path) -> Path:
         plt.close(fig)
 
 
+def curves(rows: list[dict], noise_type: str, path: Path) -> Path:
+    """Per noise rate (columns): validation accuracy (top) and the share of corrupted training rows answered with
+    the injected answer (bottom, where the noise injects answers) against training steps; one line per variant,
+    mean over seeds with the seeds' range shaded."""
+    plt = _pyplot()
+    typed = [r for r in rows if r["noise_type"] == noise_type and r.get("curve")]
+    rates = sorted({r["noise_rate"] for r in typed})
+    has_mem = any("mem_injected" in p for r in typed for p in r["curve"])
+    n_rows = 2 if has_mem else 1
+    fig, axes = plt.subplots(n_rows, len(rates), figsize=(4.2 * len(rates), 3.4 * n_rows), squeeze=False, sharex=True)
+    metrics = [("val_acc", "validation accuracy (%)"), ("mem_injected", "injected answer (%)")][:n_rows]
+    for col, rate in enumerate(rates):
+        by_variant: dict[str, dict[int, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+        for row in typed:
+            if row["noise_rate"] == rate:
+                for point in row["curve"]:
+                    for metric, _ in metrics:
+                        if metric in point:
+                            by_variant[row["variant"]][point["step"]][metric].append(100 * point[metric])
+        for i, (metric, label) in enumerate(metrics):
+            ax = axes[i][col]
+            for variant, by_step in by_variant.items():
+                steps = [s for s in sorted(by_step) if by_step[s][metric]]
+                if not steps:
+                    continue
+                values = [by_step[s][metric] for s in steps]
+                ax.plot(steps, [sum(v) / len(v) for v in values], marker="o", markersize=3, label=variant)
+                ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], alpha=0.12)
+            ax.set_title(f"{noise_type} noise {rate:g}", fontsize=9)
+            ax.set_ylabel(label if col == 0 else "")
+            ax.grid(alpha=0.3)
+            if i == n_rows - 1:
+                ax.set_xlabel("training step")
+    axes[0][0].legend(fontsize=7)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
 def write_plots(train_rows: list[dict], all_rows: list[dict], out_dir: Path) -> dict[str, Path]:
     paths = {
         "accuracy_png": metric_vs_noise(train_rows, "test_acc", "clean test accuracy (%)",
@@ -82,6 +122,9 @@ def write_plots(train_rows: list[dict], all_rows: list[dict], out_dir: Path) -> 
         "computed_ece_png": metric_vs_noise(train_rows, "computed_ece", "ECE, answer tokens where computed (%)",
                                             path=out_dir / "computed_ece_vs_noise.png"),
     }
+    tracked = [r for r in all_rows if r["kind"] == "train" and r.get("curve")]
+    for noise_type in sorted({r["noise_type"] for r in tracked}):
+        paths[f"curves_{noise_type}_png"] = curves(tracked, noise_type, out_dir / f"curves_{noise_type}.png")
     if student_groups(all_rows):
         paths["students_png"] = student_by_teacher(all_rows, out_dir / "student_by_teacher.png")
     return paths

@@ -17,6 +17,7 @@ from pathlib import Path
 from ls_llm.data.io import read_jsonl
 from ls_llm.evaluation.report import write_atomic
 from ls_llm.sweep.config import SweepConfig
+from ls_llm.sweep.stats import endpoint_diffs, format_ci, paired_ci, verdict
 
 CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rate", "seed", "val_acc", "n_val",
               "test_acc", "n_test", "ece", "answer_token_acc", "answer_token_conf", "answer_tokens", "computed_ece",
@@ -85,8 +86,8 @@ def markdown_table(rows: list[dict], metric: str, rates: tuple[float, ...], *, n
 
 
 def paired_table(rows: list[dict], reference: str, rates: tuple[float, ...], *, n_seeds: int) -> str:
-    """Test accuracy minus the reference variant's at the same noise rate and seed (same initialisation,
-    same corrupted traces), mean ± std over seeds, and on how many seeds the difference is positive."""
+    """Test accuracy minus the reference variant's at the same noise rate and seed (same initialisation, same
+    corrupted traces): mean and 95% paired-t interval over seeds, in points ("(n=k)" where fewer than all seeds)."""
     acc = {(r["variant"], r["noise_rate"], r["seed"]): r["test_acc"] for r in rows}
     lines = [f"| variant − {reference} | " + " | ".join(f"noise {r:g}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
     for variant in dict.fromkeys(r["variant"] for r in rows):
@@ -96,7 +97,59 @@ def paired_table(rows: list[dict], reference: str, rates: tuple[float, ...], *, 
         for rate in rates:
             diffs = [value - acc[(reference, rate, seed)] for (v, r, seed), value in acc.items()
                      if v == variant and r == rate and (reference, rate, seed) in acc]
-            cells.append(_cell(diffs, 100, n_seeds) + (f" ({sum(d > 0 for d in diffs)}/{len(diffs)} > 0)" if diffs else ""))
+            cells.append(_ci_cell(diffs, n_seeds))
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _ci_cell(diffs: list[float], n_seeds: int) -> str:
+    if not diffs:
+        return "—"
+    text = format_ci(*paired_ci(diffs))
+    return text if len(diffs) == n_seeds or len(diffs) == 1 else f"{text} (n={len(diffs)})"
+
+
+def endpoint_table(rows: list[dict], reference: str, noise_types: tuple[str, ...], *, n_seeds: int) -> str:
+    """The primary endpoint: per variant and noise type, the gain over `reference` averaged over the noisy rates,
+    per seed, then its mean and 95% paired-t interval, and the verdict (helps / hurts / not detected)."""
+    diffs = endpoint_diffs(rows, reference)
+    lines = ["| variant | " + " | ".join(f"`{t}` noise" for t in noise_types) + " |", "|---|" + "---:|" * len(noise_types)]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        if variant == reference or not any((variant, t) in diffs for t in noise_types):
+            continue
+        cells = []
+        for t in noise_types:
+            per_seed = list(diffs.get((variant, t), {}).values())
+            cells.append(f"{_ci_cell(per_seed, n_seeds)} {verdict(*paired_ci(per_seed))}" if per_seed else "—")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def curve_table(rows: list[dict], rate: float) -> str:
+    """Tracked during training, at noise `rate`: per variant and step, validation accuracy and (where the noise
+    has injected answers) the share of corrupted training rows answered with the injected / the true answer;
+    means over seeds, in percent."""
+    points: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row["noise_rate"] == rate and row.get("curve"):
+            for point in row["curve"]:
+                points[row["variant"]][point["step"]].append(point)
+    if not points:
+        return ""
+    steps = sorted({step for by_step in points.values() for step in by_step})
+    lines = ["| variant | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---:|" * len(steps)]
+    for variant, by_step in points.items():
+        cells = []
+        for step in steps:
+            got = by_step.get(step, [])
+            if not got:
+                cells.append("—")
+                continue
+            text = f"{100 * sum(p['val_acc'] for p in got) / len(got):.1f}"
+            if all("mem_injected" in p for p in got):
+                text += (f" / {100 * sum(p['mem_injected'] for p in got) / len(got):.1f}"
+                         f" / {100 * sum(p['mem_true'] for p in got) / len(got):.1f}")
+            cells.append(text)
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -128,6 +181,38 @@ def student_table(rows: list[dict], *, n_seeds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def student_gain_table(rows: list[dict], reference: str, *, n_seeds: int) -> str:
+    """Each student's test accuracy minus the student of the `reference` teacher, paired by seed (95% CI)."""
+    acc = {(r["variant"] if r["kind"] == "distill" else STUDENT_ALONE_LABEL, r["seed"]): r["test_acc"]
+           for r in rows if r["kind"] in ("distill", "student")}
+    lines = [f"| student of | − student of {reference} | verdict |", "|---|---:|---|"]
+    for name in dict.fromkeys(v for v, _ in acc):
+        if name == reference:
+            continue
+        diffs = [a - acc[(reference, seed)] for (v, seed), a in acc.items() if v == name and (reference, seed) in acc]
+        if diffs:
+            lines.append(f"| {name} | {_ci_cell(diffs, n_seeds)} | {verdict(*paired_ci(diffs))} |")
+    return "\n".join(lines) + "\n"
+
+
+def matching_table(rows: list[dict]) -> str:
+    """Per seed: the teacher models the matching chose (step, validation accuracy) and their gap, on validation."""
+    seen, lines = set(), []
+    for row in rows:
+        if row["kind"] != "distill" or not row.get("matching") or row["seed"] in seen:
+            continue
+        seen.add(row["seed"])
+        chosen = row["matching"]
+        if not lines:
+            lines = ["| seed | " + " | ".join(f"{t} (step, val acc)" for t in chosen) + " | gap (points) |",
+                     "|---|" + "---:|" * (len(chosen) + 1)]
+        accs = [c["val_acc"] for c in chosen.values()]
+        lines.append(f"| {row['seed']} | " + " | ".join(
+            f"{c['step']}{'' if not c['final'] else ' (final)'}, {100 * c['val_acc']:.1f}" for c in chosen.values())
+            + f" | {100 * (max(accs) - min(accs)):.1f} |")
+    return ("\n".join(lines) + "\n") if lines else ""
+
+
 def majority_baseline(test_file: Path) -> float | None:
     """Test accuracy of always answering the split's most common answer: the floor any model must beat."""
     if not test_file.is_file():
@@ -146,6 +231,77 @@ def compute_lines(rows: list[dict]) -> str:
             f"side by side), {per_kind}.\n")
 
 
+def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
+    train = [r for r in rows if r["kind"] == "train"]
+    done = {r["cell_id"] for r in rows}
+    missing = [c.cell_id for c in sweep.cells() if c.cell_id not in done]
+    baseline = majority_baseline(Path(sweep.output_dir) / "data" / "test.jsonl")
+    n, reference = len(sweep.seeds), sweep.variants[0].name
+    parts = [
+        f"# Sweep `{sweep.name}`: {len(done)} of {len(sweep.cells())} cells finished\n",
+        "Accuracy tables: mean ± std over seeds, in percent. Gains: mean [95% paired-t interval] over seeds, in "
+        f"points. `(n=k)`: fewer than all {n} seeds; `—`: not run.\n",
+        (f"Majority-answer baseline (always the test split's most common answer): {100 * baseline:.1f}%.\n"
+         if baseline is not None else ""),
+        f"## Primary endpoint: test-accuracy gain over {reference}, averaged over the noisy rates\n",
+        "Per seed, the gain at each noise rate above 0 is averaged; then mean and 95% interval over seeds. "
+        "helps / hurts: the interval excludes 0.\n",
+        endpoint_table(train, reference, sweep.noise_types, n_seeds=n),
+    ]
+    for noise_type in sweep.noise_types:
+        typed = [r for r in train if r["noise_type"] == noise_type]
+        typed += picked_on_validation(typed, sweep.select)
+        rates = sweep.rates_of(noise_type)
+        title = f" (`{noise_type}` noise)" if len(sweep.noise_types) > 1 else ""
+        parts += [
+            f"## Clean test accuracy{title} (greedy, math-verify)\n",
+            markdown_table(typed, "test_acc", rates, n_seeds=n),
+            f"### Gain over {reference}{title}, paired by seed (same initialisation, same corrupted traces)\n",
+            paired_table(typed, reference, rates, n_seeds=n),
+            f"### Validation accuracy{title} (the split any choice is made on)\n",
+            markdown_table(typed, "val_acc", rates, n_seeds=n),
+            f"### ECE of the final-answer tokens inside \\boxed{{}}{title} (clean test traces, teacher-forced)\n",
+            markdown_table(typed, "ece", rates, n_seeds=n),
+            f"### ECE of the final answer where the trace computes it{title} (last `= ANSWER`; teacher-forced)\n",
+            markdown_table(typed, "computed_ece", rates, n_seeds=n),
+        ]
+        for rate in rates:
+            table = curve_table(typed, rate)
+            if table:
+                parts += [f"### During training{title}, noise {rate:g}: validation accuracy / injected / true\n",
+                          "Validation accuracy, then (where answers were injected) the shares of the corrupted "
+                          "training rows answered with the injected answer and with the true one; % over seeds.\n",
+                          table]
+    if sweep.distill is not None:
+        parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rate:g})\n",
+                  student_table(rows, n_seeds=n)]
+        matched = matching_table(rows)
+        if matched:
+            parts += ["### Teachers matched on validation accuracy (ls_llm.sweep.matching)\n",
+                      "The teacher columns of the table above are the final teachers' test accuracy; the students "
+                      "learned from these models:\n", matched]
+        first = sweep.distill.student_list()[0]["name"]
+        parts += [f"### Students paired by seed with the student of `{first}` (95% CI, points)\n",
+                  student_gain_table(rows, first, n_seeds=n)]
+    parts += ["## Compute\n", compute_lines(rows)]
+    parts.append("## Cells not finished\n")
+    parts.append(("\n".join(f"- {c}" for c in missing) + "\n") if missing else "none\n")
+    return "\n".join(parts)
+
+
+def curves_csv(rows: list[dict]) -> str:
+    """One line per tracked point of every cell: cell_id, variant, noise type / rate, seed, step, the metrics."""
+    fields = ("cell_id", "variant", "noise_type", "noise_rate", "seed", "step", "val_acc", "mem_injected", "mem_true",
+              "mem_other", "n_val", "n_corrupted")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        for point in row.get("curve") or []:
+            writer.writerow({**{k: row[k] for k in fields[:5]}, **point})
+    return out.getvalue()
+
+
 def _labelled(select: dict, rows: list[dict]) -> dict:
     """`select` in the labels of by_noise_type: one family per noise type when there are several."""
     types = sorted({r["noise_type"] for r in rows})
@@ -155,43 +311,10 @@ def _labelled(select: dict, rows: list[dict]) -> dict:
 
 
 def by_noise_type(rows: list[dict]) -> list[dict]:
-    """With several noise types, each variant's rows become `variant (type)` so tables keep them apart."""
+    """With several noise types, each variant's rows become `variant (type)` so plots keep them apart."""
     if len({r["noise_type"] for r in rows}) < 2:
         return rows
     return [{**r, "variant": f"{r['variant']} ({r['noise_type']})"} for r in rows]
-
-
-def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
-    train = by_noise_type([r for r in rows if r["kind"] == "train"])
-    train += picked_on_validation(train, _labelled(sweep.select, train))
-    done = {r["cell_id"] for r in rows}
-    missing = [c.cell_id for c in sweep.cells() if c.cell_id not in done]
-    baseline = majority_baseline(Path(sweep.output_dir) / "data" / "test.jsonl")
-    n = len(sweep.seeds)
-    parts = [
-        f"# Sweep `{sweep.name}`: {len(done)} of {len(sweep.cells())} cells finished\n",
-        "Entries: mean ± std over seeds, in percent; `(n=k)` marks entries with fewer than all "
-        f"{n} seeds; `—` not run.\n",
-        "## Clean test accuracy (greedy, math-verify)\n",
-        (f"Majority-answer baseline (always the test split's most common answer): {100 * baseline:.1f}%.\n"
-         if baseline is not None else ""),
-        markdown_table(train, "test_acc", sweep.noise_rates, n_seeds=n),
-        f"### Paired with {sweep.variants[0].name} (same seed: same initialisation and the same corrupted traces)\n",
-        paired_table(train, sweep.variants[0].name, sweep.noise_rates, n_seeds=n),
-        "## Validation accuracy (the split any choice is made on)\n",
-        markdown_table(train, "val_acc", sweep.noise_rates, n_seeds=n),
-        "## ECE of the final-answer tokens inside \\boxed{} (clean test traces, teacher-forced)\n",
-        markdown_table(train, "ece", sweep.noise_rates, n_seeds=n),
-        "## ECE of the final answer where the trace computes it (last `= ANSWER`; teacher-forced)\n",
-        markdown_table(train, "computed_ece", sweep.noise_rates, n_seeds=n),
-    ]
-    if sweep.distill is not None:
-        parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rate:g})\n",
-                  student_table(rows, n_seeds=n)]
-    parts += ["## Compute\n", compute_lines(rows)]
-    parts.append("## Cells not finished\n")
-    parts.append(("\n".join(f"- {c}" for c in missing) + "\n") if missing else "none\n")
-    return "\n".join(parts)
 
 
 def write_report(sweep: SweepConfig, rows: list[dict], out_dir: Path) -> dict[str, Path]:
@@ -201,9 +324,13 @@ def write_report(sweep: SweepConfig, rows: list[dict], out_dir: Path) -> dict[st
     # write_atomic: a unique temporary name, so two shards finishing together cannot clash.
     write_atomic(paths["csv"], to_csv(rows))
     write_atomic(paths["markdown"], summary_markdown(sweep, rows))
+    if any(r.get("curve") for r in rows):
+        paths["curves_csv"] = out_dir / "curves.csv"
+        write_atomic(paths["curves_csv"], curves_csv(rows))
     if rows:
         from ls_llm.sweep.plots import write_plots
 
         train = by_noise_type([r for r in rows if r["kind"] == "train"])
-        paths.update(write_plots(train + picked_on_validation(train, _labelled(sweep.select, train)), rows, out_dir))
+        train += picked_on_validation(train, _labelled(sweep.select, train))
+        paths.update(write_plots(train, rows, out_dir))
     return paths

@@ -31,6 +31,9 @@ TEMPLATE = DEFAULT_TASKS_DIR / "_math_template_yaml"
 RESULT_FILE = "result.json"
 MANIFEST_FILE = "noise_manifest.jsonl"
 TRACK_FILE = "tracking.jsonl"
+AUDITED_FILE = "train_audited.jsonl"
+CACHE_DIR = "teacher_cache"
+TRACKED_DIR = "tracked"  # cells/<id>/tracked/step-N: the models of the tracked steps (track.keep_models)
 
 
 def _flag(key: str, value) -> str:
@@ -42,16 +45,35 @@ def _flag(key: str, value) -> str:
     return f"--{key}={value}"
 
 
+_STUDENT_FIELDS = ("name", "teacher", "cache_top_k")  # a student's entries that are not recipe keys
+
+
+def student_spec(sweep: SweepConfig, cell: Cell) -> dict:
+    return next(s for s in sweep.distill.student_list() if s["name"] == cell.variant)
+
+
 def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_dir: Path,
               teacher_dir: Path | None = None) -> list[str]:
     """The command line of the cell's training run: `RECIPE --key=value ...` (later keys win)."""
+    cell_dir = model_dir.parent
+    extra = {}
     if cell.kind == "distill":
+        student = student_spec(sweep, cell)
         recipe, overrides = sweep.distill.recipe, {**sweep.overrides, **sweep.distill.overrides,
+                                                   **{k: v for k, v in student.items() if k not in _STUDENT_FIELDS},
                                                    sweep.distill.teacher_key: str(teacher_dir)}
+        if student.get("cache_top_k"):  # the teacher's top-k, cached by `ls-llm distill-cache` first
+            overrides.update(teacher_cache_dir=str(cell_dir / CACHE_DIR), distill_top_k=student["cache_top_k"])
     elif cell.kind == "student":  # the student trained alone: the base train recipe, the student's keys
         recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.distill.student_alone}
     else:
-        recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.variant(cell.variant).recipe_keys(cell.noise_rate)}
+        variant = sweep.variant(cell.variant)
+        recipe, overrides = sweep.recipe, {**sweep.overrides, **variant.recipe_keys(cell.noise_rate)}
+        if cell.source:  # continue from the final model of another cell
+            overrides.update(model_name_or_path=str(cell_dir.parent / cell.source / "model"),
+                             model_init_from_config=False)
+        if variant.audit:  # the noisy rows, already injected and audited by the runner (audited_train)
+            extra = {"dataset_name": str(cell_dir / AUDITED_FILE), "dataset_format": "messages", "noise_rho": 0.0}
     fixed = {
         "output_dir": str(model_dir),
         "dataset_name": str(data["train"]),
@@ -62,8 +84,9 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
         "seed": cell.seed,
         "save_strategy": "no",  # the cell, not a checkpoint, is the unit of resumption
     }
-    if sweep.track is not None:  # the corrupted rows and their true / injected answers, for the tracking callback
-        fixed["noise_manifest"] = str(model_dir.parent / MANIFEST_FILE)
+    if sweep.track is not None and not extra:  # the corrupted rows and their answers, for the tracking callback
+        fixed["noise_manifest"] = str(cell_dir / MANIFEST_FILE)
+    fixed.update(extra)
     return [recipe] + [_flag(k, v) for k, v in {**overrides, **fixed}.items()]
 
 
@@ -77,7 +100,7 @@ def run_command(command: str, argv: list[str], callbacks: tuple = ()) -> None:
     run_recipe(command, argv, callbacks=callbacks)
 
 
-def _tracking(sweep: SweepConfig, data: dict[str, Path], cell_dir: Path) -> tuple:
+def _tracking(sweep: SweepConfig, data: dict[str, Path], cell_dir: Path, cell: Cell) -> tuple:
     """The cell's TrackingCallback (ls_llm.sweep.tracking), or none when the sweep tracks nothing."""
     if sweep.track is None:
         return ()
@@ -88,7 +111,8 @@ def _tracking(sweep: SweepConfig, data: dict[str, Path], cell_dir: Path) -> tupl
                              validation=read_jsonl(data["validation"])[: spec.validation_rows],
                              train_rows=read_jsonl(data["train"]), manifest=cell_dir / MANIFEST_FILE,
                              corrupted_limit=spec.corrupted_rows, max_new_tokens=sweep.eval.max_gen_toks,
-                             batch_size=sweep.eval.batch_size),)
+                             batch_size=sweep.eval.batch_size,
+                             keep_models=cell_dir / TRACKED_DIR if spec.keep_models and cell.kind == "train" else None),)
 
 
 def _accuracy(sweep: SweepConfig, model_dir: Path, task: str, *, data: dict[str, Path], out: Path) -> tuple[float, int]:
@@ -122,9 +146,35 @@ def _calibration(model_dir: Path, data: dict[str, Path], sweep: SweepConfig) -> 
 def _argv(sweep: SweepConfig, cell: Cell, root: Path) -> list[str]:
     from ls_llm.sweep.data import data_paths
 
-    teacher_dir = root / "cells" / cell.teacher / "model" if cell.kind == "distill" else None
+    teacher_dir = teacher_model(sweep, cell, root)[0] if cell.kind == "distill" else None
     return cell_argv(sweep, cell, data_paths(root / "data"), model_dir=root / "cells" / cell.cell_id / "model",
                      teacher_dir=teacher_dir)
+
+
+def teacher_model(sweep: SweepConfig, cell: Cell, root: Path) -> tuple[Path, dict | None]:
+    """The teacher model folder of a distillation cell and, when teachers are matched, the matching
+    (ls_llm.sweep.matching: teacher -> {step, val_acc, final}); before the teachers finished, the final model."""
+    final = root / "cells" / cell.teacher / "model"
+    if not sweep.distill.match_teachers:
+        return final, None
+    ids = {Cell("train", t, cell.noise_type, cell.noise_rate, cell.seed).cell_id: t for t in sweep.distill.teachers}
+    curves = {}
+    for teacher_id, name in ids.items():  # in the order distill.teachers lists them (ties in the matching)
+        result = _result_by_id(root, teacher_id)
+        if result is None or not result.get("curve"):
+            return final, None
+        curves[name] = result["curve"]
+    from ls_llm.sweep.matching import match_teachers
+
+    chosen = match_teachers(curves)
+    mine = chosen[ids[cell.teacher]]
+    path = final if mine["final"] else root / "cells" / cell.teacher / TRACKED_DIR / f"step-{mine['step']}"
+    return path, chosen
+
+
+def _result_by_id(root: Path, cell_id: str) -> dict | None:
+    path = root / "cells" / cell_id / RESULT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
@@ -135,9 +185,33 @@ def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
     argv = _argv(sweep, cell, root)
     what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data), "eval": asdict(sweep.eval)}
     if sweep.track is not None:  # only then: the fingerprints of sweeps without tracking stay what they were
-        what["track"] = asdict(sweep.track)
+        what["track"] = {k: v for k, v in asdict(sweep.track).items() if k != "keep_models" or v}  # (same reason)
+    if cell.needs:  # a re-run upstream cell (teacher, source) makes this one stale too
+        what["upstream"] = [(_result_by_id(root, c) or {}).get("fingerprint") for c in cell.needs]
     blob = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def audited_train(sweep: SweepConfig, cell: Cell, data: dict[str, Path], cell_dir: Path) -> Path:
+    """The cell's noisy training rows (the same injection `ls-llm train` applies at load time: same rows, noise
+    type, rate and seed), each with the verdict of `ls_llm.data.audit` (its final answer checked against the
+    reference by math-verify) in `audit_status`; written to the cell folder with the noise manifest."""
+    from ls_llm.data.args import LsDataArguments
+    from ls_llm.data.audit import audit_rows
+    from ls_llm.data.io import write_jsonl
+    from ls_llm.data.loading import load_rows
+    from ls_llm.data.noise import inject_noise
+    from ls_llm.trainers.recipe import load_recipe
+
+    recipe = {**load_recipe(sweep.recipe), **sweep.overrides, **sweep.variant(cell.variant).overrides}
+    keys = {k: recipe[k] for k in ("dataset_answer_instruction", "dataset_rendering") if k in recipe}
+    rows = load_rows(LsDataArguments(dataset_name=str(data["train"]), dataset_format="problem_solution", **keys))
+    noisy, manifest, _ = inject_noise(rows, noise_type=cell.noise_type, rate=cell.noise_rate, seed=cell.seed)
+    verdicts = audit_rows(noisy, workers=1, progress=False)
+    write_jsonl(cell_dir / MANIFEST_FILE, manifest)
+    out = cell_dir / AUDITED_FILE
+    write_jsonl(out, [{**row, "audit_status": status} for row, status in zip(noisy, verdicts.statuses, strict=True)])
+    return out
 
 
 def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Path) -> dict:
@@ -147,13 +221,22 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pat
     if cell_dir.exists():
         shutil.rmtree(cell_dir)  # an unfinished or stale earlier attempt
     cell_dir.mkdir(parents=True)
-    if cell.kind == "distill" and not finished(sweep, root, Cell(**{**asdict(cell), "kind": "train", "teacher": None})):
-        raise RuntimeError(f"teacher cell {cell.teacher} has not finished")
+    by_id = {c.cell_id: c for c in sweep.cells()}
+    for needed in cell.needs:
+        if not finished(sweep, root, by_id[needed]):
+            raise RuntimeError(f"cell {needed}, which {cell.cell_id} needs, has not finished")
     argv = _argv(sweep, cell, root)
     write_text(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
     start = time.time()
+    if cell.kind == "train" and sweep.variant(cell.variant).audit:
+        audited_train(sweep, cell, data, cell_dir)
+    matching = teacher_model(sweep, cell, root)[1] if cell.kind == "distill" else None
+    if cell.kind == "distill" and student_spec(sweep, cell).get("cache_top_k"):
+        from ls_llm.cli.distill_cache import build
+
+        build(argv)
     run_command(sweep.distill.command if cell.kind == "distill" else "train", argv,  # student: train
-                _tracking(sweep, data, cell_dir))
+                _tracking(sweep, data, cell_dir, cell))
     train_s = time.time() - start
     curve = read_jsonl(cell_dir / TRACK_FILE) if (cell_dir / TRACK_FILE).is_file() else None
     val_acc, n_val = _accuracy(sweep, model_dir, VALIDATION_TASK, data=data, out=cell_dir / "eval_validation")
@@ -163,6 +246,8 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pat
               "train_seconds": round(train_s, 1), "cell_seconds": round(time.time() - start, 1)}
     if curve is not None:
         result["curve"] = curve
+    if matching is not None:
+        result["matching"] = matching
     write_text(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
     return result
 
@@ -173,19 +258,29 @@ _SHARD_COST = {"train": 1.0, "distill": 1.05, "student": 0.65}
 
 
 def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
-    """Cells of shard `index` of `count`, in sweep order. Each train cell, with the distillation cells that
-    use it as their teacher (they come later in the order, so the teacher is trained first), and each
-    student-alone cell goes to the shard with the least cost so far: shards finish close together."""
+    """Cells of shard `index` of `count`, in sweep order. Cells that need one another (a teacher and its students,
+    teachers matched together, a model and the cells continuing from it) form one group; each group goes to the
+    shard with the least cost so far, so shards finish close together and a cell never waits on another shard."""
     cells = sweep.cells()
+    parent = {c.cell_id: c.cell_id for c in cells}
+
+    def root_of(cell_id: str) -> str:
+        while parent[cell_id] != cell_id:
+            parent[cell_id] = parent[parent[cell_id]]
+            cell_id = parent[cell_id]
+        return cell_id
+
+    for cell in cells:
+        for needed in cell.needs:
+            parent[root_of(cell.cell_id)] = root_of(needed)
     units: dict[str, float] = {}
     for cell in cells:
-        key = cell.teacher if cell.kind == "distill" else cell.cell_id
-        units[key] = units.get(key, 0.0) + _SHARD_COST[cell.kind]
+        units[root_of(cell.cell_id)] = units.get(root_of(cell.cell_id), 0.0) + _SHARD_COST[cell.kind]
     load, owner = [0.0] * count, {}
     for key, cost in units.items():
         owner[key] = min(range(count), key=lambda i: (load[i], i))
         load[owner[key]] += cost
-    return [c for c in cells if owner[c.teacher if c.kind == "distill" else c.cell_id] == index]
+    return [c for c in cells if owner[root_of(c.cell_id)] == index]
 
 
 def _result(root: Path, cell: Cell) -> dict | None:

@@ -90,15 +90,18 @@ class TrackingCallback(TrainerCallback):
     """Writes one `measure` point per `every` steps (and one at the end) to `out` (jsonl), on the main process.
 
     `manifest` is the noise manifest the run writes when its data are loaded (recipe key `noise_manifest`); it
-    is read when training begins. `corrupted_limit` caps the corrupted rows probed (the first ones)."""
+    is read when training begins. `corrupted_limit` caps the corrupted rows probed (the first ones).
+    `keep_models`: a folder where the model (and tokenizer) of every tracked step is saved, as `step-N`."""
 
     def __init__(self, *, every: int, out: Path, validation: list[dict], train_rows: list[dict], manifest: Path,
-                 corrupted_limit: int | None = None, max_new_tokens: int = 48, batch_size: int = 100):
+                 corrupted_limit: int | None = None, max_new_tokens: int = 48, batch_size: int = 100,
+                 keep_models: Path | None = None):
         if every < 1:
             raise ValueError(f"track.every must be >= 1, got {every!r}")
         self.every, self.out, self.validation, self.train_rows = every, Path(out), validation, train_rows
         self.manifest, self.limit = Path(manifest), corrupted_limit
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.keep_models = Path(keep_models) if keep_models is not None else None
         self.corrupted: list[dict] = []
         self.last_step = -1
 
@@ -113,7 +116,11 @@ class TrackingCallback(TrainerCallback):
         point = {"step": state.global_step, **measure(model, tokenizer, self.validation, self.corrupted,
                                                       max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)}
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        with self.out.open("a") as f:
+        if self.keep_models is not None:
+            target = self.keep_models / f"step-{state.global_step}"
+            model.save_pretrained(target)
+            tokenizer.save_pretrained(target)
+        with self.out.open("a") as f:  # after the model: a point in the file has its model on disk
             f.write(json.dumps(point) + "\n")
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):

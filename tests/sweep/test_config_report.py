@@ -176,8 +176,9 @@ def test_paired_table_differences_per_seed():
     rows = [_row("ce", 0.4, 0, 0.5, 0.30), _row("ce", 0.4, 1, 0.5, 0.50), _row("ls", 0.4, 0, 0.5, 0.60),
             _row("ls", 0.4, 1, 0.5, 0.40), _row("ls", 0.6, 0, 0.5, 0.9)]  # no ce at 0.6: nothing to pair
     lines = paired_table(rows, "ce", (0.4, 0.6), n_seeds=2).splitlines()
-    # differences +30 and -10 points: mean 10, sample std 28.3; one of two seeds positive
-    assert lines[2] == "| ls | 10.0 ± 28.3 (1/2 > 0) | — |"
+    # differences +30 and -10 points: mean 10, sample std 28.28; t(0.975, 1) = 12.706, half-width
+    # 12.706 * 28.28 / sqrt(2) = 254.1
+    assert lines[2] == "| ls | +10.0 [-244.1, +264.1] | — |"
     assert len(lines) == 3
 
 
@@ -223,5 +224,11 @@ def test_several_noise_types_expand_and_stay_apart_in_tables(tmp_path):
         rows.append({**_row(cell.variant, cell.noise_rate, cell.seed, val=i / 100, test=i / 100),
                      "noise_type": cell.noise_type, "cell_id": cell.cell_id})
     text = summary_markdown(sweep, rows)
-    assert "| ce (answer) |" in text and "| ce (perturb) |" in text
-    assert "| fam (perturb) (val-picked) |" in text
+    answer = text.index("## Clean test accuracy (`answer` noise)")
+    perturb = text.index("## Clean test accuracy (`perturb` noise)")
+    assert answer < perturb
+    # each section holds its own type's rows only, and the val-picked family of that type
+    answer_part = text[answer:perturb]
+    assert "| fam (val-picked) |" in answer_part and "| ce |" in answer_part
+    # the endpoint table has one column per noise type
+    assert "| variant | `answer` noise | `perturb` noise |" in text

@@ -47,6 +47,21 @@ def test_smoke_sweep_runs_reports_and_resumes(tmp_path, monkeypatch):
         assert float(row["test_acc"]) == pytest.approx(sum(s["acc"] for s in samples) / len(samples))
         assert 0.0 <= float(row["ece"]) <= 1.0
     assert "--alpha=0.3" in json.loads((out / "cells/train-ls0.3-answer0-s0/argv.json").read_text())
+    # Tracking: a point every 10 steps; the last one is the final model, so its validation accuracy (our greedy
+    # decoding and answer comparison) must equal lm-eval's on the same 16 validation rows.
+    for row in rows:
+        result = json.loads((out / "cells" / row["cell_id"] / "result.json").read_text())
+        curve = result["curve"]
+        assert [p["step"] for p in curve] == [10, 20, 30]
+        assert curve[-1]["val_acc"] == pytest.approx(result["val_acc"]) and curve[-1]["n_val"] == 16
+        manifest = [json.loads(line) for line in (out / "cells" / row["cell_id"] / "noise_manifest.jsonl").open()]
+        corrupted = sum(m["corrupted"] for m in manifest)
+        if result["noise_rate"] > 0:
+            assert curve[-1]["n_corrupted"] == min(50, corrupted) > 0
+            assert curve[-1]["mem_injected"] + curve[-1]["mem_true"] + curve[-1]["mem_other"] == pytest.approx(1.0)
+        else:
+            assert corrupted == 0 and "mem_injected" not in curve[-1]
+    assert (report / "curves.csv").is_file() and (report / "curves_answer.png").stat().st_size > 1000
     student_argv = json.loads((out / "cells/distill-ls0.3-answer0.4-s0/argv.json").read_text())
     assert f"--teacher_model_name_or_path={out / 'cells/train-ls0.3-answer0.4-s0/model'}" in student_argv
     # The student trained alone: `ls-llm train` on the base recipe with the student's keys, no teacher.

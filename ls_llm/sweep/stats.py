@@ -1,0 +1,80 @@
+"""Paired comparisons over seeds: the mean difference and its 95% confidence interval (paired t).
+
+Cells of one seed share the initialisation, the data order and the corrupted traces, so a method is compared with
+the reference variant seed by seed: d_s = metric(method, s) - metric(reference, s), and the interval is
+mean(d) ± t_{0.975, n-1} · sd(d) / sqrt(n). The primary endpoint of the second study (docs/results.md) averages
+d_s over the noisy rates of a noise type before the interval is taken.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+# Two-sided 95% quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard tables; checked against scipy in
+# tests/sweep/test_stats.py). Beyond 30 degrees of freedom the normal quantile's error is below 4%.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    """t_{0.975, df}: the 95% two-sided quantile of Student's t with `df` >= 1 degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df!r}")
+    return _T975[df - 1] if df <= len(_T975) else 1.960
+
+
+def paired_ci(diffs: list[float]) -> tuple[float, float | None]:
+    """(mean, half-width of the 95% paired-t interval); the half-width is None for fewer than 2 pairs."""
+    if not diffs:
+        raise ValueError("paired_ci needs at least one difference")
+    n = len(diffs)
+    mean = sum(diffs) / n
+    if n < 2:
+        return mean, None
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    return mean, t975(n - 1) * sd / math.sqrt(n)
+
+
+def verdict(mean: float, half: float | None) -> str:
+    """"helps" / "hurts" when the interval excludes 0, "not detected" when it covers 0, "—" without one."""
+    if half is None:
+        return "—"
+    if mean - half > 0:
+        return "helps"
+    if mean + half < 0:
+        return "hurts"
+    return "not detected"
+
+
+def endpoint_diffs(rows: list[dict], reference: str, *, metric: str = "test_acc",
+                   noisy_only: bool = True) -> dict[tuple[str, str], dict[int, float]]:
+    """(variant, noise type) -> seed -> the variant's gain over `reference`, averaged over the rates both ran at
+    that seed (rate 0 excluded when `noisy_only`). A seed counts only where every such rate is paired: a seed
+    with one noisy rate missing is left out rather than averaged over fewer rates."""
+    value = {(r["variant"], r["noise_type"], r["noise_rate"], r["seed"]): r[metric] for r in rows}
+    rates_of: dict[tuple[str, str], set[float]] = defaultdict(set)
+    for variant, noise_type, rate, _ in value:
+        if rate > 0 or not noisy_only:
+            rates_of[(variant, noise_type)].add(rate)
+    out: dict[tuple[str, str], dict[int, float]] = {}
+    seeds = sorted({s for *_, s in value})
+    for (variant, noise_type), rates in rates_of.items():
+        if variant == reference:
+            continue
+        per_seed = {}
+        for seed in seeds:
+            pairs = [(value.get((variant, noise_type, r, seed)), value.get((reference, noise_type, r, seed)))
+                     for r in sorted(rates)]
+            if all(a is not None and b is not None for a, b in pairs):
+                per_seed[seed] = sum(a - b for a, b in pairs) / len(pairs)
+        if per_seed:
+            out[(variant, noise_type)] = per_seed
+    return out
+
+
+def format_ci(mean: float, half: float | None, *, scale: float = 100.0) -> str:
+    """`+2.3 [−0.4, +5.0]` (points), or `+2.3 (n=1)` without an interval."""
+    if half is None:
+        return f"{mean * scale:+.1f} (n=1)"
+    return f"{mean * scale:+.1f} [{(mean - half) * scale:+.1f}, {(mean + half) * scale:+.1f}]"
