@@ -288,6 +288,18 @@ def load_rows(args: LsDataArguments) -> list[dict]:
     return rows if args.dataset_max_samples is None else rows[: args.dataset_max_samples]
 
 
+def split_and_noise(args: LsDataArguments, *, tokenizer=None) -> tuple[list[dict], list[dict]]:
+    """(train, validation) rows exactly as `load_traces` trains on them, before the dataset conversion: loaded,
+    converted, mixed, split, and the noise applied to train (its manifest written when `noise_manifest` is set)."""
+    rows = load_rows(args)
+    train, validation = _split_validation(rows, args.dataset_validation_size, args.dataset_seed)
+    if args.noise_type:
+        from ls_llm.data.noise import apply_noise_from_args
+
+        train = apply_noise_from_args(train, args, tokenizer=tokenizer)
+    return train, validation
+
+
 def load_traces(args: LsDataArguments, *, tokenizer=None):
     """Load, convert, mix, split and (train only) noise the recipe's data.
 
@@ -299,12 +311,7 @@ def load_traces(args: LsDataArguments, *, tokenizer=None):
     """
     import datasets
 
-    rows = load_rows(args)
-    train, validation = _split_validation(rows, args.dataset_validation_size, args.dataset_seed)
-    if args.noise_type:
-        from ls_llm.data.noise import apply_noise_from_args
-
-        train = apply_noise_from_args(train, args, tokenizer=tokenizer)
+    train, validation = split_and_noise(args, tokenizer=tokenizer)
     out = datasets.DatasetDict({"train": _to_dataset(train)})
     if validation:
         out["validation"] = _to_dataset(validation)

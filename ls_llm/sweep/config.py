@@ -28,7 +28,8 @@ NOISE_RATE = "${noise_rate}"
 # `init_from`: an earlier variant whose final model (same noise type, rate and seed) this one continues from;
 # `audit: true`: the noisy training set is audited first (`ls_llm.data.audit`, math-verify against the reference
 # answer) and trained with its verdicts in the `audit_status` column (for `trace_objectives`, e.g. `drop`).
-VARIANT_SCOPE = ("noise_types", "noise_rates", "init_from", "audit")
+# `compare_with`: the variant its gains are reported against (default: the sweep's first variant).
+VARIANT_SCOPE = ("noise_types", "noise_rates", "init_from", "audit", "compare_with")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Variant:
     noise_rates: tuple[float, ...] | None = None
     init_from: str | None = None
     audit: bool = False
+    compare_with: str | None = None
 
     def runs_on(self, noise_type: str, rate: float) -> bool:
         return ((self.noise_types is None or noise_type in self.noise_types)
@@ -206,6 +208,15 @@ class SweepConfig:
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
 
+    def references(self) -> dict[str, str]:
+        """variant -> the variant its gains are reported against (`compare_with`, else the first variant)."""
+        return {v.name: v.compare_with or self.variants[0].name for v in self.variants}
+
+    def expected_rates(self) -> dict[tuple[str, str], tuple[float, ...]]:
+        """(variant, noise type) -> the rates the sweep runs the variant at."""
+        return {(v.name, t): tuple(r for r in self.rates_of(t) if v.runs_on(t, r))
+                for v in self.variants for t in self.noise_types}
+
 
 def _mapping(value, where: str) -> dict:
     if value is None:
@@ -241,13 +252,18 @@ def _variants(raw) -> tuple[Variant, ...]:
         scope = {}
         for key in ("noise_types", "noise_rates"):
             if key in item:
-                scope[key] = _noise_types(item[key]) if key == "noise_types" else _rates(item[key], f"variants[{i}].{key}")
+                where = f"variants[{i}].{key}"
+                scope[key] = _noise_types(item[key], where) if key == "noise_types" else _rates(item[key], where)
         if "init_from" in item:
             earlier = [v.name for v in out if v.init_from is None]
             if item["init_from"] not in earlier:
                 raise SweepError(f"variants[{i}].init_from must name an earlier variant without init_from "
                                  f"({earlier}), got {item['init_from']!r}")
             scope["init_from"] = item["init_from"]
+        if "compare_with" in item:
+            if item["compare_with"] not in [v.name for v in out]:
+                raise SweepError(f"variants[{i}].compare_with must name an earlier variant, got {item['compare_with']!r}")
+            scope["compare_with"] = item["compare_with"]
         if "audit" in item:
             if not isinstance(item["audit"], bool):
                 raise SweepError(f"variants[{i}].audit must be true or false, got {item['audit']!r}")
@@ -281,13 +297,13 @@ def _rates_by_type(raw, noise_types: tuple[str, ...]) -> dict[str, tuple[float, 
     return {t: rates for t in noise_types}
 
 
-def _noise_types(raw) -> tuple[str, ...]:
+def _noise_types(raw, where: str = "noise_type") -> tuple[str, ...]:
     """`noise_type`: one injector name or a list of them (ls_llm.data.noise.INJECTORS)."""
     from ls_llm.data.noise import INJECTORS
 
     names = [raw] if isinstance(raw, str) else raw
     if not isinstance(names, list) or not names or any(n not in INJECTORS for n in names) or len(set(names)) != len(names):
-        raise SweepError(f"noise_type must be one of {sorted(INJECTORS)} or a list of distinct ones, got {raw!r}")
+        raise SweepError(f"{where} must be one of {sorted(INJECTORS)} or a list of distinct ones, got {raw!r}")
     return tuple(names)
 
 
@@ -334,6 +350,7 @@ def load_sweep(path: str | Path) -> SweepConfig:
     _check_select(select, variants)
     noise_types = _noise_types(raw.get("noise_type"))
     by_type = _rates_by_type(raw.get("noise_rates"), noise_types)
+    _check_scopes(variants, by_type)
     track = _typed(TrackSpec, raw["track"], "track") if raw.get("track") is not None else None
     if track is not None and (track.every < 1 or track.validation_rows < 0 or track.corrupted_rows < 0):
         raise SweepError(f"track: every must be >= 1 and the row counts >= 0, got {raw['track']!r}")
@@ -348,6 +365,25 @@ def load_sweep(path: str | Path) -> SweepConfig:
         eval=_typed(EvalSpec, raw.get("eval"), "eval"), overrides=_mapping(raw.get("overrides"), "overrides"),
         select=select, distill=distill, rates_by_type=by_type, track=track,
     )
+
+
+def _check_scopes(variants: tuple[Variant, ...], by_type: dict[str, tuple[float, ...]]) -> None:
+    """A variant's scope names types and rates of the sweep, and an `init_from` source runs wherever it does."""
+    for i, v in enumerate(variants):
+        for noise_type in v.noise_types or ():
+            if noise_type not in by_type:
+                raise SweepError(f"variants[{i}].noise_types: {noise_type!r} is not a noise_type of this sweep "
+                                 f"({sorted(by_type)})")
+        cells = {(t, r) for t, rates in by_type.items() for r in rates if v.runs_on(t, r)}
+        if not cells:
+            raise SweepError(f"variants[{i}] ({v.name!r}) runs nowhere: its noise_types / noise_rates match no "
+                             f"noise type and rate of this sweep {dict(by_type)}")
+        if v.init_from is not None:
+            source = next(s for s in variants if s.name == v.init_from)
+            missing = sorted(c for c in cells if not source.runs_on(*c))
+            if missing:
+                raise SweepError(f"variants[{i}].init_from: {v.init_from!r} does not run at {missing[0]} (noise "
+                                 f"type, rate), where {v.name!r} does")
 
 
 def _check_distill(spec: DistillSpec, variants: tuple[Variant, ...]) -> None:

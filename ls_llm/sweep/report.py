@@ -85,12 +85,17 @@ def markdown_table(rows: list[dict], metric: str, rates: tuple[float, ...], *, n
     return "\n".join(lines) + "\n"
 
 
-def paired_table(rows: list[dict], reference: str, rates: tuple[float, ...], *, n_seeds: int) -> str:
+def paired_table(rows: list[dict], reference: str | dict, rates: tuple[float, ...], *, n_seeds: int) -> str:
     """Test accuracy minus the reference variant's at the same noise rate and seed (same initialisation, same
-    corrupted traces): mean and 95% paired-t interval over seeds, in points ("(n=k)" where fewer than all seeds)."""
+    corrupted traces): mean and 95% paired-t interval over seeds, in points ("(n=k)" where fewer than all seeds).
+    `reference`: one variant for all, or variant -> its reference (the first value is the default)."""
+    refs = reference if isinstance(reference, dict) else {}
+    default = reference if isinstance(reference, str) else next(iter(refs.values()))
     acc = {(r["variant"], r["noise_rate"], r["seed"]): r["test_acc"] for r in rows}
-    lines = [f"| variant − {reference} | " + " | ".join(f"noise {r:g}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
+    label = f"variant − {default}" if all(v == default for v in refs.values()) else "variant − its reference"
+    lines = [f"| {label} | " + " | ".join(f"noise {r:g}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
     for variant in dict.fromkeys(r["variant"] for r in rows):
+        reference = refs.get(variant, default)
         if variant == reference:
             continue
         cells = []
@@ -98,7 +103,8 @@ def paired_table(rows: list[dict], reference: str, rates: tuple[float, ...], *, 
             diffs = [value - acc[(reference, rate, seed)] for (v, r, seed), value in acc.items()
                      if v == variant and r == rate and (reference, rate, seed) in acc]
             cells.append(_ci_cell(diffs, n_seeds))
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        name = variant if reference == default else f"{variant} − {reference}"
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -109,19 +115,22 @@ def _ci_cell(diffs: list[float], n_seeds: int) -> str:
     return text if len(diffs) == n_seeds or len(diffs) == 1 else f"{text} (n={len(diffs)})"
 
 
-def endpoint_table(rows: list[dict], reference: str, noise_types: tuple[str, ...], *, n_seeds: int) -> str:
-    """The primary endpoint: per variant and noise type, the gain over `reference` averaged over the noisy rates,
-    per seed, then its mean and 95% paired-t interval, and the verdict (helps / hurts / not detected)."""
-    diffs = endpoint_diffs(rows, reference)
-    lines = ["| variant | " + " | ".join(f"`{t}` noise" for t in noise_types) + " |", "|---|" + "---:|" * len(noise_types)]
-    for variant in dict.fromkeys(r["variant"] for r in rows):
-        if variant == reference or not any((variant, t) in diffs for t in noise_types):
+def endpoint_table(rows: list[dict], references: dict[str, str], expected: dict, noise_types: tuple[str, ...], *,
+                   n_seeds: int) -> str:
+    """The primary endpoint: per variant and noise type, the gain over the variant's reference averaged over the
+    noisy rates it runs at, per seed, then its mean and 95% paired-t interval, and the verdict (helps / hurts / not
+    detected). An entry with a rate missing on every seed is `—`, never an average over fewer rates."""
+    diffs = endpoint_diffs(rows, references, expected)
+    lines = ["| variant (− reference) | " + " | ".join(f"`{t}` noise" for t in noise_types) + " |",
+             "|---|" + "---:|" * len(noise_types)]
+    for variant in references:
+        if not any((variant, t) in diffs for t in noise_types):
             continue
         cells = []
         for t in noise_types:
             per_seed = list(diffs.get((variant, t), {}).values())
             cells.append(f"{_ci_cell(per_seed, n_seeds)} {verdict(*paired_ci(per_seed))}" if per_seed else "—")
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        lines.append(f"| {variant} (− {references[variant]}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -170,7 +179,7 @@ def student_table(rows: list[dict], *, n_seeds: int) -> str:
     """Teacher variant -> teacher test accuracy and its student's, mean ± std over seeds; the student
     trained alone (no teacher) as the last row when the sweep has it."""
     by_id = {r["cell_id"]: r for r in rows}
-    lines = ["| teacher objective | teacher test acc | student test acc | student val acc | student ECE (boxed) "
+    lines = ["| student of (teacher objective) | final teacher's test acc | student test acc | student val acc | student ECE (boxed) "
              "| student ECE (computed) |", "|---|---:|---:|---:|---:|---:|"]
     for teacher, group in student_groups(rows).items():
         t_acc = [by_id[r["teacher"]]["test_acc"] for r in group if r.get("teacher") in by_id]
@@ -243,11 +252,17 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
         f"points. `(n=k)`: fewer than all {n} seeds; `—`: not run.\n",
         (f"Majority-answer baseline (always the test split's most common answer): {100 * baseline:.1f}%.\n"
          if baseline is not None else ""),
-        f"## Primary endpoint: test-accuracy gain over {reference}, averaged over the noisy rates\n",
-        "Per seed, the gain at each noise rate above 0 is averaged; then mean and 95% interval over seeds. "
-        "helps / hurts: the interval excludes 0.\n",
-        endpoint_table(train, reference, sweep.noise_types, n_seeds=n),
     ]
+    endpoint = endpoint_table(train, sweep.references(), sweep.expected_rates(), sweep.noise_types, n_seeds=n)
+    comparisons = len(endpoint.splitlines()) - 2
+    heading = ("## Primary endpoint: test-accuracy gain over the reference, averaged over the noisy rates\n"
+               if sweep.distill is None else
+               "## Teachers (secondary): test-accuracy gain over the reference, averaged over the noisy rates\n")
+    parts += [heading,
+              "Per seed, the gain at each noise rate above 0 is averaged; then mean and 95% interval over seeds. "
+              "helps / hurts: the interval excludes 0. "
+              f"{comparisons} variant(s) × {len(sweep.noise_types)} noise type(s), no multiplicity correction.\n",
+              endpoint]
     for noise_type in sweep.noise_types:
         typed = [r for r in train if r["noise_type"] == noise_type]
         typed += picked_on_validation(typed, sweep.select)
@@ -257,7 +272,8 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
             f"## Clean test accuracy{title} (greedy, math-verify)\n",
             markdown_table(typed, "test_acc", rates, n_seeds=n),
             f"### Gain over {reference}{title}, paired by seed (same initialisation, same corrupted traces)\n",
-            paired_table(typed, reference, rates, n_seeds=n),
+            paired_table(typed, {**{v: reference for v in {r["variant"] for r in typed}}, **sweep.references()},
+                         rates, n_seeds=n),
             f"### Validation accuracy{title} (the split any choice is made on)\n",
             markdown_table(typed, "val_acc", rates, n_seeds=n),
             f"### ECE of the final-answer tokens inside \\boxed{{}}{title} (clean test traces, teacher-forced)\n",
@@ -281,7 +297,7 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
                       "The teacher columns of the table above are the final teachers' test accuracy; the students "
                       "learned from these models:\n", matched]
         first = sweep.distill.student_list()[0]["name"]
-        parts += [f"### Students paired by seed with the student of `{first}` (95% CI, points)\n",
+        parts += [f"### Primary endpoint: students paired by seed with the student of `{first}` (95% CI, points)\n",
                   student_gain_table(rows, first, n_seeds=n)]
     parts += ["## Compute\n", compute_lines(rows)]
     parts.append("## Cells not finished\n")

@@ -53,8 +53,9 @@ def student_spec(sweep: SweepConfig, cell: Cell) -> dict:
 
 
 def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_dir: Path,
-              teacher_dir: Path | None = None) -> list[str]:
-    """The command line of the cell's training run: `RECIPE --key=value ...` (later keys win)."""
+              teacher_dir: Path | None = None, audited: bool = True) -> list[str]:
+    """The command line of the cell's training run: `RECIPE --key=value ...` (later keys win). An `audit` variant
+    trains on the audited rows; `audited=False` gives the command line that would inject the noise itself."""
     cell_dir = model_dir.parent
     extra = {}
     if cell.kind == "distill":
@@ -72,7 +73,7 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
         if cell.source:  # continue from the final model of another cell
             overrides.update(model_name_or_path=str(cell_dir.parent / cell.source / "model"),
                              model_init_from_config=False)
-        if variant.audit:  # the noisy rows, already injected and audited by the runner (audited_train)
+        if variant.audit and audited:  # the noisy rows, already injected and audited by the runner (audited_train)
             extra = {"dataset_name": str(cell_dir / AUDITED_FILE), "dataset_format": "messages", "noise_rho": 0.0}
     fixed = {
         "output_dir": str(model_dir),
@@ -186,29 +187,30 @@ def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
     what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data), "eval": asdict(sweep.eval)}
     if sweep.track is not None:  # only then: the fingerprints of sweeps without tracking stay what they were
         what["track"] = {k: v for k, v in asdict(sweep.track).items() if k != "keep_models" or v}  # (same reason)
-    if cell.needs:  # a re-run upstream cell (teacher, source) makes this one stale too
+    if cell.source or cell.also_needs:  # a re-run model this cell starts from (or matches) makes it stale too
+        # (not for plain distillation cells: their fingerprints stay what earlier sweeps recorded)
         what["upstream"] = [(_result_by_id(root, c) or {}).get("fingerprint") for c in cell.needs]
     blob = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def audited_train(sweep: SweepConfig, cell: Cell, data: dict[str, Path], cell_dir: Path) -> Path:
-    """The cell's noisy training rows (the same injection `ls-llm train` applies at load time: same rows, noise
-    type, rate and seed), each with the verdict of `ls_llm.data.audit` (its final answer checked against the
-    reference by math-verify) in `audit_status`; written to the cell folder with the noise manifest."""
-    from ls_llm.data.args import LsDataArguments
+    """The cell's noisy training rows, each with the verdict of `ls_llm.data.audit` (its final answer checked against
+    the reference by math-verify) in `audit_status`, written to the cell folder. The rows are those `ls-llm train`
+    would inject noise into at load time: the cell's own recipe and keys are parsed by the training parser and
+    loaded by the same function (`ls_llm.data.loading.split_and_noise`), so the noise is the same."""
     from ls_llm.data.audit import audit_rows
     from ls_llm.data.io import write_jsonl
-    from ls_llm.data.loading import load_rows
-    from ls_llm.data.noise import inject_noise
-    from ls_llm.trainers.recipe import load_recipe
+    from ls_llm.data.loading import split_and_noise
+    from ls_llm.trainers.loading import load_tokenizer
+    from ls_llm.trainers.recipe import parse_recipe
+    from ls_llm.trainers.run import sft_arg_types
 
-    recipe = {**load_recipe(sweep.recipe), **sweep.overrides, **sweep.variant(cell.variant).overrides}
-    keys = {k: recipe[k] for k in ("dataset_answer_instruction", "dataset_rendering") if k in recipe}
-    rows = load_rows(LsDataArguments(dataset_name=str(data["train"]), dataset_format="problem_solution", **keys))
-    noisy, manifest, _ = inject_noise(rows, noise_type=cell.noise_type, rate=cell.noise_rate, seed=cell.seed)
+    argv = cell_argv(sweep, cell, data, model_dir=cell_dir / "model", audited=False)
+    load_args, data_args, args, model_args = parse_recipe(argv, sft_arg_types())
+    tokenizer = load_tokenizer(model_args, load_args, trust_remote_code=args.trust_remote_code)
+    noisy, _ = split_and_noise(data_args, tokenizer=tokenizer)
     verdicts = audit_rows(noisy, workers=1, progress=False)
-    write_jsonl(cell_dir / MANIFEST_FILE, manifest)
     out = cell_dir / AUDITED_FILE
     write_jsonl(out, [{**row, "audit_status": status} for row, status in zip(noisy, verdicts.statuses, strict=True)])
     return out
@@ -232,13 +234,16 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pat
         audited_train(sweep, cell, data, cell_dir)
     matching = teacher_model(sweep, cell, root)[1] if cell.kind == "distill" else None
     if cell.kind == "distill" and student_spec(sweep, cell).get("cache_top_k"):
-        from ls_llm.cli.distill_cache import build
+        from ls_llm.trainers.distill_cache import build_cache_from_recipe
 
-        build(argv)
+        build_cache_from_recipe(argv)
     run_command(sweep.distill.command if cell.kind == "distill" else "train", argv,  # student: train
                 _tracking(sweep, data, cell_dir, cell))
     train_s = time.time() - start
     curve = read_jsonl(cell_dir / TRACK_FILE) if (cell_dir / TRACK_FILE).is_file() else None
+    if curve and cell.source:  # steps of a continued run count on from its source's last step
+        offset = max((p["step"] for p in (_result_by_id(root, cell.source) or {}).get("curve") or []), default=0)
+        curve = [{**p, "step": p["step"] + offset, "own_step": p["step"]} for p in curve]
     val_acc, n_val = _accuracy(sweep, model_dir, VALIDATION_TASK, data=data, out=cell_dir / "eval_validation")
     test_acc, n_test = _accuracy(sweep, model_dir, TEST_TASK, data=data, out=cell_dir / "eval_test")
     result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": fingerprint(sweep, cell, root), "val_acc": val_acc, "n_val": n_val, "test_acc": test_acc,
@@ -306,11 +311,17 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
             raise ValueError(f"--only: no cell {unknown[0]!r} in sweep {sweep.name!r} (see --list)")
     root = Path(sweep.output_dir)
     data = prepare_data(sweep.data, root / "data", TEMPLATE)
-    todo = [c for c in shard_cells(sweep, *shard)
-            if not finished(sweep, root, c) and (only is None or c.cell_id in only)]
-    failed = []
-    for n, cell in enumerate(todo[:max_cells] if max_cells is not None else todo):
-        logger.warning("sweep %s: cell %d/%d %s", sweep.name, n + 1, len(todo), cell.cell_id)
+    mine = [c for c in shard_cells(sweep, *shard) if only is None or c.cell_id in only]
+    todo = sum(not finished(sweep, root, c) for c in mine)
+    failed, ran = [], 0
+    for cell in mine:
+        # Checked now, not up front: re-running a stale cell makes the cells that start from it stale too.
+        if finished(sweep, root, cell):
+            continue
+        if max_cells is not None and ran >= max_cells:
+            break
+        ran += 1
+        logger.warning("sweep %s: cell %d/%d %s", sweep.name, ran, max(todo, ran), cell.cell_id)
         try:
             with isolated_environ():
                 run_cell(sweep, cell, data, root=root)

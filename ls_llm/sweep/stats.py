@@ -9,10 +9,9 @@ d_s over the noisy rates of a noise type before the interval is taken.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 # Two-sided 95% quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard tables; checked against scipy in
-# tests/sweep/test_stats.py). Beyond 30 degrees of freedom the normal quantile's error is below 4%.
+# tests/sweep/test_second_study.py). Beyond 30 degrees of freedom the normal quantile's error is below 4%.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
@@ -47,25 +46,23 @@ def verdict(mean: float, half: float | None) -> str:
     return "not detected"
 
 
-def endpoint_diffs(rows: list[dict], reference: str, *, metric: str = "test_acc",
-                   noisy_only: bool = True) -> dict[tuple[str, str], dict[int, float]]:
-    """(variant, noise type) -> seed -> the variant's gain over `reference`, averaged over the rates both ran at
-    that seed (rate 0 excluded when `noisy_only`). A seed counts only where every such rate is paired: a seed
-    with one noisy rate missing is left out rather than averaged over fewer rates."""
+def endpoint_diffs(rows: list[dict], references: dict[str, str], expected: dict[tuple[str, str], tuple[float, ...]],
+                   *, metric: str = "test_acc") -> dict[tuple[str, str], dict[int, float]]:
+    """(variant, noise type) -> seed -> the variant's gain over its reference (`references[variant]`), averaged over
+    the noisy rates the sweep runs it at (`expected[(variant, noise type)]`, rates > 0). A seed counts only where
+    every one of those rates is paired: a seed (or a whole entry) with a rate missing is left out, never averaged
+    over fewer rates."""
     value = {(r["variant"], r["noise_type"], r["noise_rate"], r["seed"]): r[metric] for r in rows}
-    rates_of: dict[tuple[str, str], set[float]] = defaultdict(set)
-    for variant, noise_type, rate, _ in value:
-        if rate > 0 or not noisy_only:
-            rates_of[(variant, noise_type)].add(rate)
-    out: dict[tuple[str, str], dict[int, float]] = {}
     seeds = sorted({s for *_, s in value})
-    for (variant, noise_type), rates in rates_of.items():
-        if variant == reference:
+    out: dict[tuple[str, str], dict[int, float]] = {}
+    for (variant, noise_type), all_rates in expected.items():
+        reference, rates = references.get(variant), [r for r in all_rates if r > 0]
+        if reference is None or reference == variant or not rates:
             continue
         per_seed = {}
         for seed in seeds:
             pairs = [(value.get((variant, noise_type, r, seed)), value.get((reference, noise_type, r, seed)))
-                     for r in sorted(rates)]
+                     for r in rates]
             if all(a is not None and b is not None for a, b in pairs):
                 per_seed[seed] = sum(a - b for a, b in pairs) / len(pairs)
         if per_seed:

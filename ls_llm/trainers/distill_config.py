@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ls_llm.trainers.config import LsSFTConfig
 
-TEACHER_CACHE_BACKENDS = ("hf", "vllm")  # the keys of ls_llm.cli.distill_cache.BUILDERS
+TEACHER_CACHE_BACKENDS = ("hf", "vllm")  # the keys of ls_llm.trainers.distill_cache.BUILDERS
 
 
 def _help(text: str) -> dict:

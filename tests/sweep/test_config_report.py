@@ -231,4 +231,4 @@ def test_several_noise_types_expand_and_stay_apart_in_tables(tmp_path):
     answer_part = text[answer:perturb]
     assert "| fam (val-picked) |" in answer_part and "| ce |" in answer_part
     # the endpoint table has one column per noise type
-    assert "| variant | `answer` noise | `perturb` noise |" in text
+    assert "| variant (− reference) | `answer` noise | `perturb` noise |" in text

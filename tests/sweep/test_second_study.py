@@ -66,14 +66,25 @@ def test_endpoint_averages_noisy_rates_per_seed_then_over_seeds():
     rows = [_cell("ce", "answer", r, s, 0.5) for r in (0.0, 0.2, 0.4) for s in (0, 1, 2)]
     gains = {(0.0, 0): 0.9, (0.2, 0): 0.10, (0.4, 0): 0.30, (0.2, 1): 0.0, (0.4, 1): 0.10, (0.2, 2): 0.2}
     rows += [_cell("ls", "answer", r, s, 0.5 + g) for (r, s), g in gains.items()]  # seed 2 lacks rate 0.4
-    diffs = endpoint_diffs(rows, "ce")
+    refs = {"ce": "ce", "ls": "ce"}
+    expected = {("ls", "answer"): (0.0, 0.2, 0.4), ("ce", "answer"): (0.0, 0.2, 0.4), ("ls", "token"): (0.05,)}
+    diffs = endpoint_diffs(rows, refs, expected)
     # rate 0 is not a noisy rate; seed 2 is left out (one of its noisy rates did not run)
     assert diffs == {("ls", "answer"): pytest.approx({0: 0.20, 1: 0.05})}
-    table = endpoint_table(rows, "ce", ("answer", "token"), n_seeds=3).splitlines()
+    table = endpoint_table(rows, refs, expected, ("answer", "token"), n_seeds=3).splitlines()
     mean, half = 0.125, t975(1) * statistics.stdev([0.20, 0.05]) / math.sqrt(2)
-    assert table[0] == "| variant | `answer` noise | `token` noise |"
-    assert table[2] == (f"| ls | {100 * mean:+.1f} [{100 * (mean - half):+.1f}, {100 * (mean + half):+.1f}] (n=2) "
-                        "not detected | — |")
+    assert table[0] == "| variant (− reference) | `answer` noise | `token` noise |"
+    assert table[2] == (f"| ls (− ce) | {100 * mean:+.1f} [{100 * (mean - half):+.1f}, {100 * (mean + half):+.1f}] "
+                        "(n=2) not detected | — |")
+    # a rate the sweep runs but no seed finished: no entry, not the gain at the other rate alone
+    late = [r for r in rows if not (r["variant"] == "ls" and r["noise_rate"] == 0.4)]
+    assert endpoint_diffs(late, refs, expected) == {}
+    # a variant compared with its own control (compare_with)
+    rows += [_cell("more", "answer", r, s, 0.6) for r in (0.2, 0.4) for s in (0, 1)]
+    rows += [_cell("nls", "answer", r, s, 0.7) for r in (0.2, 0.4) for s in (0, 1)]
+    got = endpoint_diffs(rows, {**refs, "more": "ce", "nls": "more"},
+                         {**expected, ("more", "answer"): (0.2, 0.4), ("nls", "answer"): (0.2, 0.4)})
+    assert got[("nls", "answer")] == pytest.approx({0: 0.1, 1: 0.1})
 
 
 def test_curve_table_and_csv():
@@ -111,7 +122,12 @@ def test_rates_per_noise_type_variant_scope_and_noise_rate_placeholder(tmp_path)
 @pytest.mark.parametrize(("changes", "message"), [
     ({"noise_rates": {"answer": [0.2]}}, "one entry per noise_type"),
     ({"noise_rates": {"answer": [0.2], "token": [1.5]}}, r"noise_rates.token: every rate must be a number in \[0, 1\]"),
-    ({"variants": [{"name": "ce", "objective": "ce", "noise_types": ["nope"]}]}, "noise_type must be one of"),
+    ({"variants": [{"name": "ce", "objective": "ce", "noise_types": ["nope"]}]}, r"variants\[0\].noise_types must be one"),
+    ({"variants": [{"name": "ce", "objective": "ce", "noise_types": ["box"]}]}, r"variants\[0\].noise_types: 'box' is not"),
+    ({"variants": [{"name": "ce", "objective": "ce", "noise_rates": [0.3]}]}, r"variants\[0\] \('ce'\) runs nowhere"),
+    ({"variants": [{"name": "ce", "objective": "ce", "noise_rates": [0.2]},
+                   {"name": "m", "objective": "ce", "init_from": "ce"}]}, r"variants\[1\].init_from: 'ce' does not run at"),
+    ({"variants": [{"name": "ce", "objective": "ce", "compare_with": "x"}]}, r"variants\[0\].compare_with must name"),
     ({"variants": [{"name": "ce", "objective": "ce", "noise_rates": []}]}, r"variants\[0\].noise_rates must be"),
     ({"track": {"every": 0}}, "track: every must be >= 1"),
     ({"track": {"evry": 5}}, "track: unknown key 'evry'"),
@@ -170,6 +186,7 @@ class _ScriptedModel(torch.nn.Module):
 
     def generate(self, input_ids, attention_mask, max_new_tokens, do_sample, pad_token_id):
         assert not do_sample and not self.training
+        assert bool(attention_mask[:, -1].all())  # padded on the left: every prompt ends where generation starts
         prompts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=True)
         outs = []
         for prompt in prompts:
@@ -303,13 +320,21 @@ def test_matching_rule():
     # later step wins
     assert match_teachers({"ce": ce, "ls": ls}) == {"ce": {"step": 750, "val_acc": 0.6, "final": True},
                                                     "ls": {"step": 750, "val_acc": 0.65, "final": False}}
-    # the other way round, and equal finals: the first listed is the low one, the other stays final
-    assert match_teachers({"ls": ls, "ce": ce})["ce"]["final"]
-    same = [{"step": 1, "val_acc": 0.4}, {"step": 2, "val_acc": 0.5}]
-    assert match_teachers({"a": same, "b": same}) == {"a": {"step": 2, "val_acc": 0.5, "final": True},
-                                                      "b": {"step": 2, "val_acc": 0.5, "final": True}}
+    # equal finals: the first listed is the one used as trained; the other is matched to it
+    a = [{"step": 1, "val_acc": 0.5}, {"step": 2, "val_acc": 0.4}]
+    b = [{"step": 1, "val_acc": 0.45}, {"step": 2, "val_acc": 0.35}, {"step": 3, "val_acc": 0.4}]
+    assert match_teachers({"a": a, "b": b}) == {"a": {"step": 2, "val_acc": 0.4, "final": True},
+                                                "b": {"step": 3, "val_acc": 0.4, "final": True}}
+    assert match_teachers({"b": b, "a": a}) == {"b": {"step": 3, "val_acc": 0.4, "final": True},
+                                                "a": {"step": 2, "val_acc": 0.4, "final": True}}
+    c = [{"step": 1, "val_acc": 0.4}, {"step": 2, "val_acc": 0.9}, {"step": 3, "val_acc": 0.4}]
+    d = [{"step": 1, "val_acc": 0.9}, {"step": 2, "val_acc": 0.4}, {"step": 3, "val_acc": 0.4}]
+    # c is low (0.4 final, listed first on the tie with d's 0.4): d's points at 0.4 tie, the later step wins
+    assert match_teachers({"c": c, "d": d})["d"] == {"step": 3, "val_acc": 0.4, "final": True}
+    d2 = [{"step": 1, "val_acc": 0.4}, {"step": 2, "val_acc": 0.4}, {"step": 3, "val_acc": 0.95}]
+    assert match_teachers({"c": c, "d": d2})["d"] == {"step": 2, "val_acc": 0.4, "final": False}
     with pytest.raises(ValueError, match="tracked validation accuracy"):
-        match_teachers({"a": same, "b": []})
+        match_teachers({"a": a, "b": []})
 
 
 def test_shipped_study_sweeps_are_the_preregistered_grids():

@@ -47,7 +47,8 @@ def test_study_features_run_end_to_end(tmp_path, monkeypatch):
     ce_w = load_file(cells / "train-ce-box0.4-s0/model/model.safetensors")
     more_w = load_file(cells / "train-more-box0.4-s0/model/model.safetensors")
     assert any(not ce_w[k].equal(more_w[k]) for k in ce_w)
-    assert [p["step"] for p in result("train-more-box0.4-s0")["curve"]] == [5]
+    # its steps count on from ce's 30 (the curves of both share one axis)
+    assert [(p["step"], p["own_step"]) for p in result("train-more-box0.4-s0")["curve"]] == [(35, 5)]
 
     # drop: the audit flags exactly the rows the injector corrupted (the same injection as at load time)
     audited = [json.loads(line) for line in (cells / "train-drop-box0.4-s0/train_audited.jsonl").open()]
