@@ -68,10 +68,13 @@ def grid(rows: list[dict], metric: str) -> dict[str, dict[float, list[float]]]:
 
 
 def _cell(values: list[float] | None, scale: float, expected: int) -> str:
+    """`mean [95% t interval]` over seeds (`mean (n=1)` for one seed; `(n=k)` when fewer than expected)."""
     if not values:
         return "—"
-    mean, std = mean_std(values)
-    text = f"{mean * scale:.1f} ± {std * scale:.1f}"
+    mean, half = paired_ci(values)  # a one-sample t interval of the mean: the same formula
+    if half is None:
+        return f"{mean * scale:.1f} (n=1)"
+    text = f"{mean * scale:.1f} [{(mean - half) * scale:.1f}, {(mean + half) * scale:.1f}]"
     return text if len(values) == expected else f"{text} (n={len(values)})"
 
 
@@ -134,32 +137,25 @@ def endpoint_table(rows: list[dict], references: dict[str, str], expected: dict,
     return "\n".join(lines) + "\n"
 
 
-def curve_table(rows: list[dict], rate: float) -> str:
-    """Tracked during training, at noise `rate`: per variant and step, validation accuracy and (where the noise
-    has injected answers) the share of corrupted training rows answered with the injected / the true answer;
-    means over seeds, in percent."""
-    points: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+CURVE_METRICS = {"val_acc": "validation accuracy", "mem_injected": "share of corrupted training rows answered with "
+                 "the injected answer", "mem_true": "share of corrupted training rows answered with the true answer"}
+
+
+def curve_table(rows: list[dict], rate: float, metric: str, *, n_seeds: int) -> str:
+    """Tracked during training, at noise `rate`: per variant and step, `metric` (a key of CURVE_METRICS) as mean
+    [95% t interval] over seeds, in percent; "" when no cell tracked it."""
+    points: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row["noise_rate"] == rate and row.get("curve"):
             for point in row["curve"]:
-                points[row["variant"]][point["step"]].append(point)
+                if metric in point:
+                    points[row["variant"]][point["step"]].append(point[metric])
     if not points:
         return ""
     steps = sorted({step for by_step in points.values() for step in by_step})
     lines = ["| variant | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---:|" * len(steps)]
     for variant, by_step in points.items():
-        cells = []
-        for step in steps:
-            got = by_step.get(step, [])
-            if not got:
-                cells.append("—")
-                continue
-            text = f"{100 * sum(p['val_acc'] for p in got) / len(got):.1f}"
-            if all("mem_injected" in p for p in got):
-                text += (f" / {100 * sum(p['mem_injected'] for p in got) / len(got):.1f}"
-                         f" / {100 * sum(p['mem_true'] for p in got) / len(got):.1f}")
-            cells.append(text)
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        lines.append(f"| {variant} | " + " | ".join(_cell(by_step.get(s), 100, n_seeds) for s in steps) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -248,8 +244,8 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
     n, reference = len(sweep.seeds), sweep.variants[0].name
     parts = [
         f"# Sweep `{sweep.name}`: {len(done)} of {len(sweep.cells())} cells finished\n",
-        "Accuracy tables: mean ± std over seeds, in percent. Gains: mean [95% paired-t interval] over seeds, in "
-        f"points. `(n=k)`: fewer than all {n} seeds; `—`: not run.\n",
+        "Accuracy tables: mean [95% t interval] over seeds, in percent. Gains: mean [95% paired-t interval] over "
+        f"seeds, in points. `(n=k)`: fewer than all {n} seeds; `—`: not run.\n",
         (f"Majority-answer baseline (always the test split's most common answer): {100 * baseline:.1f}%.\n"
          if baseline is not None else ""),
     ]
@@ -282,12 +278,10 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
             markdown_table(typed, "computed_ece", rates, n_seeds=n),
         ]
         for rate in rates:
-            table = curve_table(typed, rate)
-            if table:
-                parts += [f"### During training{title}, noise {rate:g}: validation accuracy / injected / true\n",
-                          "Validation accuracy, then (where answers were injected) the shares of the corrupted "
-                          "training rows answered with the injected answer and with the true one; % over seeds.\n",
-                          table]
+            for metric, label in CURVE_METRICS.items():
+                table = curve_table(typed, rate, metric, n_seeds=n)
+                if table:
+                    parts += [f"### During training{title}, noise {rate:g}: {label} (%)\n", table]
     if sweep.distill is not None:
         parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rate:g})\n",
                   student_table(rows, n_seeds=n)]

@@ -165,7 +165,8 @@ def test_markdown_marks_partial_and_missing(tmp_path):
     rows = [_row("ce", 0.0, 0, 0.5, 0.4), _row("ce", 0.0, 1, 0.5, 0.6), _row("ce", 0.4, 0, 0.5, 0.3)]
     text = summary_markdown(sweep, rows)
     assert "3 of 8 cells finished" in text
-    assert "| ce | 50.0 ± 14.1 | 30.0 ± 0.0 (n=1) |" in text
+    # 40 and 60: mean 50, sd 14.14, t(0.975, 1) 12.706: half-width 127.06
+    assert "| ce | 50.0 [-77.1, 177.1] | 30.0 (n=1) |" in text
     assert "- train-ls-answer0.4-s1" in text
     assert "3 cells, 3.0 min" in text and "train: 60 s/cell" in text
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
@@ -188,8 +189,8 @@ def test_student_table_pairs_teachers_and_puts_the_lone_student_last():
             {**_row("ce", 0.4, 0, 0.4, 0.50, kind="distill"), "teacher": teacher["cell_id"]},
             {**_row("ce", 0.4, 1, 0.4, 0.70, kind="distill"), "teacher": "train-ce-answer0.4-s1"}]  # teacher missing
     lines = student_table(rows, n_seeds=2).splitlines()
-    assert lines[2].startswith("| ce | 30.0 ± 0.0 (n=1) | 60.0 ± 14.1 | 40.0 ± 0.0 |")
-    assert lines[3].startswith("| none (student trained alone) | — | 10.0 ± 0.0 (n=1) | 20.0 ± 0.0 (n=1) |")
+    assert lines[2].startswith("| ce | 30.0 (n=1) | 60.0 [-67.1, 187.1] | 40.0 [40.0, 40.0] |")
+    assert lines[3].startswith("| none (student trained alone) | — | 10.0 (n=1) | 20.0 (n=1) |")
     assert len(lines) == 4
 
 

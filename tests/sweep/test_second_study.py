@@ -91,10 +91,13 @@ def test_curve_table_and_csv():
     rows = [{**_cell("ce", "answer", 0.4, s, 0.5),
              "curve": [{"step": 500, "val_acc": 0.2 + s / 10, "mem_injected": 0.1, "mem_true": 0.3 + s / 10,
                         "mem_other": 0.6 - s / 10}, {"step": 1000, "val_acc": 0.6}]} for s in (0, 1)]
-    lines = curve_table(rows, 0.4).splitlines()
+    lines = curve_table(rows, 0.4, "val_acc", n_seeds=2).splitlines()
     assert lines[0] == "| variant | step 500 | step 1000 |"
-    assert lines[2] == "| ce | 25.0 / 10.0 / 35.0 | 60.0 |"
-    assert curve_table(rows, 0.2) == ""
+    # 0.2 and 0.3: mean 25, sd 7.07, half-width 12.706 * 7.07 / sqrt(2) = 63.5
+    assert lines[2] == "| ce | 25.0 [-38.5, 88.5] | 60.0 [60.0, 60.0] |"
+    assert curve_table(rows, 0.4, "mem_injected", n_seeds=2).splitlines()[2] == "| ce | 10.0 [10.0, 10.0] |"
+    assert curve_table(rows, 0.4, "mem_true", n_seeds=3).splitlines()[2] == "| ce | 35.0 [-28.5, 98.5] (n=2) |"
+    assert curve_table(rows, 0.2, "val_acc", n_seeds=2) == ""
     csv_lines = curves_csv(rows).splitlines()
     assert len(csv_lines) == 1 + 4 and csv_lines[1].startswith("train-ce-answer0.4-s0,ce,answer,0.4,0,500,0.2,0.1,")
 
