@@ -72,17 +72,23 @@ def _other_index(
     return rng.choice(pool) if pool else None
 
 
-def answer_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
-    """Symmetric answer noise: the final answer becomes another random problem's (different) answer."""
+def _donor_answer(index: int, ctx: NoiseContext, rng: random.Random) -> tuple[str, str, int] | None:
+    """(this row's answer, another random row's different answer, that row's index), or None."""
     old = ctx.answers[index]
     if old is None:
         return None
     donor = _other_index(
         rng, index, ctx, lambda j: ctx.answers[j] is not None and answers_differ(old, ctx.answers[j])
     )
-    if donor is None:
+    return None if donor is None else (old, ctx.answers[donor], donor)
+
+
+def answer_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
+    """Symmetric answer noise: the final answer becomes another random problem's (different) answer."""
+    drawn = _donor_answer(index, ctx, rng)
+    if drawn is None:
         return None
-    new = ctx.answers[donor]
+    old, new, donor = drawn
     text, count = replace_answer(completion, old, new)
     return Edit(text, f"answer from row {donor} ({count} occurrences)", old, new)
 
@@ -90,15 +96,10 @@ def answer_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Ran
 def box_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
     """Label noise on the answer alone: the last ``\\boxed{}`` gets another random problem's (different) answer,
     the reasoning keeps the value it computed (answer noise rewrites that value too)."""
-    old = ctx.answers[index]
-    if old is None:
+    drawn = _donor_answer(index, ctx, rng)
+    if drawn is None:
         return None
-    donor = _other_index(
-        rng, index, ctx, lambda j: ctx.answers[j] is not None and answers_differ(old, ctx.answers[j])
-    )
-    if donor is None:
-        return None
-    new = ctx.answers[donor]
+    old, new, donor = drawn
     text, count = replace_boxed_answer(completion, old, new)
     return Edit(text, f"boxed answer from row {donor}", old, new) if count else None
 
