@@ -321,6 +321,8 @@ _TOP_KEYS = {"name", "recipe", "output_dir", "variants", "noise_type", "noise_ra
 
 def load_sweep(path: str | Path) -> SweepConfig:
     """Read and check a sweep file. Paths to recipes are relative to the sweep file."""
+    from ls_llm.sweep.checks import check_distill, check_scopes, check_select
+
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"sweep file {str(path)!r} does not exist")
@@ -341,16 +343,16 @@ def load_sweep(path: str | Path) -> SweepConfig:
     if raw.get("distill") is not None:
         distill = _typed(DistillSpec, raw["distill"], "distill")
         distill = DistillSpec(**{**distill.__dict__, "recipe": str(path.parent / distill.recipe)})
-        _check_distill(distill, variants)
+        check_distill(distill, variants)
         if distill.noise_rate not in _rates_by_type(raw.get("noise_rates"), _noise_types(raw.get("noise_type")))[
                 _noise_types(raw.get("noise_type"))[0]]:
             raise SweepError(f"distill.noise_rate {distill.noise_rate!r} must be one of noise_rates "
                              f"{raw.get('noise_rates')!r} (the teachers are that rate's train cells)")
     select = _mapping(raw.get("select"), "select")
-    _check_select(select, variants)
+    check_select(select, variants)
     noise_types = _noise_types(raw.get("noise_type"))
     by_type = _rates_by_type(raw.get("noise_rates"), noise_types)
-    _check_scopes(variants, by_type)
+    check_scopes(variants, by_type)
     track = _typed(TrackSpec, raw["track"], "track") if raw.get("track") is not None else None
     if track is not None and (track.every < 1 or track.validation_rows < 0 or track.corrupted_rows < 0):
         raise SweepError(f"track: every must be >= 1 and the row counts >= 0, got {raw['track']!r}")
@@ -365,55 +367,3 @@ def load_sweep(path: str | Path) -> SweepConfig:
         eval=_typed(EvalSpec, raw.get("eval"), "eval"), overrides=_mapping(raw.get("overrides"), "overrides"),
         select=select, distill=distill, rates_by_type=by_type, track=track,
     )
-
-
-def _check_scopes(variants: tuple[Variant, ...], by_type: dict[str, tuple[float, ...]]) -> None:
-    """A variant's scope names types and rates of the sweep, and an `init_from` source runs wherever it does."""
-    for i, v in enumerate(variants):
-        for noise_type in v.noise_types or ():
-            if noise_type not in by_type:
-                raise SweepError(f"variants[{i}].noise_types: {noise_type!r} is not a noise_type of this sweep "
-                                 f"({sorted(by_type)})")
-        cells = {(t, r) for t, rates in by_type.items() for r in rates if v.runs_on(t, r)}
-        if not cells:
-            raise SweepError(f"variants[{i}] ({v.name!r}) runs nowhere: its noise_types / noise_rates match no "
-                             f"noise type and rate of this sweep {dict(by_type)}")
-        if v.init_from is not None:
-            source = next(s for s in variants if s.name == v.init_from)
-            missing = sorted(c for c in cells if not source.runs_on(*c))
-            if missing:
-                raise SweepError(f"variants[{i}].init_from: {v.init_from!r} does not run at {missing[0]} (noise "
-                                 f"type, rate), where {v.name!r} does")
-
-
-def _check_distill(spec: DistillSpec, variants: tuple[Variant, ...]) -> None:
-    names = {v.name for v in variants}
-    missing = [t for t in spec.teachers if t not in names]
-    if not spec.teachers or missing:
-        raise SweepError(f"distill.teachers must name variants of this sweep, got {list(spec.teachers)!r}")
-    if not Path(spec.recipe).is_file():
-        raise SweepError(f"distill.recipe {spec.recipe!r} does not exist")
-    if not 0.0 <= spec.noise_rate <= 1.0:
-        raise SweepError(f"distill.noise_rate must be in [0, 1], got {spec.noise_rate!r}")
-    if spec.student_alone is not None and not isinstance(spec.student_alone, dict):
-        raise SweepError(f"distill.student_alone must be a mapping of recipe keys, got {spec.student_alone!r}")
-    if spec.students is not None:
-        names = []
-        for i, student in enumerate(spec.students):
-            if (not isinstance(student, dict) or not isinstance(student.get("name"), str)
-                    or not _NAME_RE.match(student["name"]) or student.get("teacher") not in spec.teachers):
-                raise SweepError(f"distill.students[{i}] must be a mapping with a 'name' ({_NAME_RE.pattern}) and a "
-                                 f"'teacher' from distill.teachers {list(spec.teachers)!r}, got {student!r}")
-            k = student.get("cache_top_k")
-            if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-                raise SweepError(f"distill.students[{i}].cache_top_k must be an integer >= 1, got {k!r}")
-            names.append(student["name"])
-        if not names or len(set(names)) != len(names):
-            raise SweepError(f"distill.students must be a non-empty list with distinct names, got {names!r}")
-
-
-def _check_select(select: dict, variants: tuple[Variant, ...]) -> None:
-    names = {v.name for v in variants}
-    for family, members in select.items():
-        if not isinstance(members, list) or len(members) < 2 or any(m not in names for m in members):
-            raise SweepError(f"select.{family} must list two or more variant names, got {members!r}")

@@ -1,0 +1,59 @@
+"""Checks of a sweep file that need the whole of it: variant scopes against the grid, distillation, selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ls_llm.sweep.config import _NAME_RE, DistillSpec, SweepError, Variant
+
+
+def check_scopes(variants: tuple[Variant, ...], by_type: dict[str, tuple[float, ...]]) -> None:
+    """A variant's scope names types and rates of the sweep, and an `init_from` source runs wherever it does."""
+    for i, v in enumerate(variants):
+        for noise_type in v.noise_types or ():
+            if noise_type not in by_type:
+                raise SweepError(f"variants[{i}].noise_types: {noise_type!r} is not a noise_type of this sweep "
+                                 f"({sorted(by_type)})")
+        cells = {(t, r) for t, rates in by_type.items() for r in rates if v.runs_on(t, r)}
+        if not cells:
+            raise SweepError(f"variants[{i}] ({v.name!r}) runs nowhere: its noise_types / noise_rates match no "
+                             f"noise type and rate of this sweep {dict(by_type)}")
+        if v.init_from is not None:
+            source = next(s for s in variants if s.name == v.init_from)
+            missing = sorted(c for c in cells if not source.runs_on(*c))
+            if missing:
+                raise SweepError(f"variants[{i}].init_from: {v.init_from!r} does not run at {missing[0]} (noise "
+                                 f"type, rate), where {v.name!r} does")
+
+
+def check_distill(spec: DistillSpec, variants: tuple[Variant, ...]) -> None:
+    names = {v.name for v in variants}
+    missing = [t for t in spec.teachers if t not in names]
+    if not spec.teachers or missing:
+        raise SweepError(f"distill.teachers must name variants of this sweep, got {list(spec.teachers)!r}")
+    if not Path(spec.recipe).is_file():
+        raise SweepError(f"distill.recipe {spec.recipe!r} does not exist")
+    if not 0.0 <= spec.noise_rate <= 1.0:
+        raise SweepError(f"distill.noise_rate must be in [0, 1], got {spec.noise_rate!r}")
+    if spec.student_alone is not None and not isinstance(spec.student_alone, dict):
+        raise SweepError(f"distill.student_alone must be a mapping of recipe keys, got {spec.student_alone!r}")
+    if spec.students is not None:
+        names = []
+        for i, student in enumerate(spec.students):
+            if (not isinstance(student, dict) or not isinstance(student.get("name"), str)
+                    or not _NAME_RE.match(student["name"]) or student.get("teacher") not in spec.teachers):
+                raise SweepError(f"distill.students[{i}] must be a mapping with a 'name' ({_NAME_RE.pattern}) and a "
+                                 f"'teacher' from distill.teachers {list(spec.teachers)!r}, got {student!r}")
+            k = student.get("cache_top_k")
+            if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+                raise SweepError(f"distill.students[{i}].cache_top_k must be an integer >= 1, got {k!r}")
+            names.append(student["name"])
+        if not names or len(set(names)) != len(names):
+            raise SweepError(f"distill.students must be a non-empty list with distinct names, got {names!r}")
+
+
+def check_select(select: dict, variants: tuple[Variant, ...]) -> None:
+    names = {v.name for v in variants}
+    for family, members in select.items():
+        if not isinstance(members, list) or len(members) < 2 or any(m not in names for m in members):
+            raise SweepError(f"select.{family} must list two or more variant names, got {members!r}")
