@@ -26,9 +26,15 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "ou
     return path
 
 
+def _tmp_path(path: Path) -> Path:
+    """A temporary name beside `path` that no other process uses: two sweep shards writing the same file at once
+    each replace it atomically with their own complete copy (a shared name let one rename the other's file away)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _tmp_path(path)
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)  # readers never see a half-written file
@@ -38,7 +44,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _tmp_path(path)
     try:
         with tmp.open("w", encoding="utf-8") as handle:
             for row in rows:
