@@ -17,6 +17,7 @@ from pathlib import Path
 from ls_llm.data.io import read_jsonl
 from ls_llm.evaluation.report import write_atomic
 from ls_llm.sweep.config import SweepConfig
+from ls_llm.sweep.memorisation import MEMORISATION_LEGEND, memorisation_table
 from ls_llm.sweep.stats import endpoint_diffs, format_ci, paired_ci, verdict
 
 CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rate", "seed", "val_acc", "n_val",
@@ -282,6 +283,10 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
                 table = curve_table(typed, rate, metric, n_seeds=n)
                 if table:
                     parts += [f"### During training{title}, noise {rate:g}: {label} (%)\n", table]
+            table = memorisation_table(typed, sweep.references(), rate, n_seeds=n)
+            if table and rate > 0:
+                parts += [f"### Memorisation and speed{title}, noise {rate:g} (the pre-registered readings, "
+                          "ls_llm.sweep.memorisation)\n", MEMORISATION_LEGEND, table]
     if sweep.distill is not None:
         parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rate:g})\n",
                   student_table(rows, n_seeds=n)]
