@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ls_llm.sweep.stats import format_ci, paired_ci
+from ls_llm.sweep.stats import gain_ci_cell, mean_ci_cell, paired_ci
 
 MEMORISES_POINTS = 0.10
 SPEED_THRESHOLD = 0.50
@@ -73,7 +73,7 @@ def memorisation_table(rows: list[dict], references: dict[str, str], rate: float
         own = {s: curves[(variant, s)] for s in seeds}
         last = [last_value(c) for c in own.values() if last_value(c) is not None]
         rises = [x for x in (rise(c) for c in own.values()) if x is not None]
-        cells = [variant, _mean_cell(last, n_seeds), _mean_cell(rises, n_seeds, signed=True)]
+        cells = [variant, mean_ci_cell(last, 100, n_seeds), gain_ci_cell(rises, n_seeds)]
         if len(rises) >= 2:
             mean, half = paired_ci(rises)
             cells.append("yes" if mean >= MEMORISES_POINTS and mean - half > 0 else "no")
@@ -85,7 +85,7 @@ def memorisation_table(rows: list[dict], references: dict[str, str], rate: float
         diffs = [a - b for a, b in pairs if a is not None and b is not None]  # token noise tracks no injected share
         if len(diffs) >= 2:
             mean, half = paired_ci(diffs)
-            cells += [_mean_cell(diffs, n_seeds, signed=True), "yes" if mean + half < 0 else "no"]
+            cells += [gain_ci_cell(diffs, n_seeds), "yes" if mean + half < 0 else "no"]
         else:
             cells += ["—", "—"]
         step = first_step_reaching(mean_curve(list(own.values())))
@@ -100,16 +100,3 @@ def memorisation_table(rows: list[dict], references: dict[str, str], rate: float
             cells.append("—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _mean_cell(values: list[float], n_seeds: int, *, signed: bool = False) -> str:
-    if not values:
-        return "—"
-    mean, half = paired_ci(values)
-    if signed:
-        text = format_ci(mean, half)
-    elif half is None:
-        text = f"{100 * mean:.1f} (n=1)"
-    else:
-        text = f"{100 * mean:.1f} [{100 * (mean - half):.1f}, {100 * (mean + half):.1f}]"
-    return text if len(values) in (n_seeds, 1) else f"{text} (n={len(values)})"

@@ -18,7 +18,7 @@ from ls_llm.data.io import read_jsonl
 from ls_llm.evaluation.report import write_atomic
 from ls_llm.sweep.config import SweepConfig
 from ls_llm.sweep.memorisation import MEMORISATION_LEGEND, memorisation_table
-from ls_llm.sweep.stats import endpoint_diffs, format_ci, paired_ci, verdict
+from ls_llm.sweep.stats import endpoint_diffs, gain_ci_cell, mean_ci_cell, paired_ci, verdict
 
 CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rate", "seed", "val_acc", "n_val",
               "test_acc", "n_test", "ece", "answer_token_acc", "answer_token_conf", "answer_tokens", "computed_ece",
@@ -68,24 +68,13 @@ def grid(rows: list[dict], metric: str) -> dict[str, dict[float, list[float]]]:
     return out
 
 
-def _cell(values: list[float] | None, scale: float, expected: int) -> str:
-    """`mean [95% t interval]` over seeds (`mean (n=1)` for one seed; `(n=k)` when fewer than expected)."""
-    if not values:
-        return "—"
-    mean, half = paired_ci(values)  # a one-sample t interval of the mean: the same formula
-    if half is None:
-        return f"{mean * scale:.1f} (n=1)"
-    text = f"{mean * scale:.1f} [{(mean - half) * scale:.1f}, {(mean + half) * scale:.1f}]"
-    return text if len(values) == expected else f"{text} (n={len(values)})"
-
-
 def markdown_table(rows: list[dict], metric: str, rates: tuple[float, ...], *, n_seeds: int, scale: float = 100.0) -> str:
     """Variants × noise rates, entries mean ± std over seeds ("(n=k)" where fewer than all seeds ran)."""
     table = grid(rows, metric)
     head = "| variant | " + " | ".join(f"noise {r:g}" for r in rates) + " |"
     lines = [head, "|---|" + "---:|" * len(rates)]
     for variant, by_rate in table.items():
-        lines.append(f"| {variant} | " + " | ".join(_cell(by_rate.get(r), scale, n_seeds) for r in rates) + " |")
+        lines.append(f"| {variant} | " + " | ".join(mean_ci_cell(by_rate.get(r), scale, n_seeds) for r in rates) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -106,17 +95,10 @@ def paired_table(rows: list[dict], reference: str | dict, rates: tuple[float, ..
         for rate in rates:
             diffs = [value - acc[(reference, rate, seed)] for (v, r, seed), value in acc.items()
                      if v == variant and r == rate and (reference, rate, seed) in acc]
-            cells.append(_ci_cell(diffs, n_seeds))
+            cells.append(gain_ci_cell(diffs, n_seeds))
         name = variant if reference == default else f"{variant} − {reference}"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _ci_cell(diffs: list[float], n_seeds: int) -> str:
-    if not diffs:
-        return "—"
-    text = format_ci(*paired_ci(diffs))
-    return text if len(diffs) == n_seeds or len(diffs) == 1 else f"{text} (n={len(diffs)})"
 
 
 def endpoint_table(rows: list[dict], references: dict[str, str], expected: dict, noise_types: tuple[str, ...], *,
@@ -133,7 +115,7 @@ def endpoint_table(rows: list[dict], references: dict[str, str], expected: dict,
         cells = []
         for t in noise_types:
             per_seed = list(diffs.get((variant, t), {}).values())
-            cells.append(f"{_ci_cell(per_seed, n_seeds)} {verdict(*paired_ci(per_seed))}" if per_seed else "—")
+            cells.append(f"{gain_ci_cell(per_seed, n_seeds)} {verdict(*paired_ci(per_seed))}" if per_seed else "—")
         lines.append(f"| {variant} (− {references[variant]}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -156,7 +138,7 @@ def curve_table(rows: list[dict], rate: float, metric: str, *, n_seeds: int) -> 
     steps = sorted({step for by_step in points.values() for step in by_step})
     lines = ["| variant | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---:|" * len(steps)]
     for variant, by_step in points.items():
-        lines.append(f"| {variant} | " + " | ".join(_cell(by_step.get(s), 100, n_seeds) for s in steps) + " |")
+        lines.append(f"| {variant} | " + " | ".join(mean_ci_cell(by_step.get(s), 100, n_seeds) for s in steps) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -180,10 +162,10 @@ def student_table(rows: list[dict], *, n_seeds: int) -> str:
              "| student ECE (computed) |", "|---|---:|---:|---:|---:|---:|"]
     for teacher, group in student_groups(rows).items():
         t_acc = [by_id[r["teacher"]]["test_acc"] for r in group if r.get("teacher") in by_id]
-        lines.append(f"| {teacher} | {_cell(t_acc, 100, n_seeds)} | {_cell([r['test_acc'] for r in group], 100, n_seeds)}"
-                     f" | {_cell([r['val_acc'] for r in group], 100, n_seeds)}"
-                     f" | {_cell([r['ece'] for r in group], 100, n_seeds)}"
-                     f" | {_cell([r['computed_ece'] for r in group], 100, n_seeds)} |")
+        lines.append(f"| {teacher} | {mean_ci_cell(t_acc, 100, n_seeds)} | {mean_ci_cell([r['test_acc'] for r in group], 100, n_seeds)}"
+                     f" | {mean_ci_cell([r['val_acc'] for r in group], 100, n_seeds)}"
+                     f" | {mean_ci_cell([r['ece'] for r in group], 100, n_seeds)}"
+                     f" | {mean_ci_cell([r['computed_ece'] for r in group], 100, n_seeds)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -197,7 +179,7 @@ def student_gain_table(rows: list[dict], reference: str, *, n_seeds: int) -> str
             continue
         diffs = [a - acc[(reference, seed)] for (v, seed), a in acc.items() if v == name and (reference, seed) in acc]
         if diffs:
-            lines.append(f"| {name} | {_ci_cell(diffs, n_seeds)} | {verdict(*paired_ci(diffs))} |")
+            lines.append(f"| {name} | {gain_ci_cell(diffs, n_seeds)} | {verdict(*paired_ci(diffs))} |")
     return "\n".join(lines) + "\n"
 
 

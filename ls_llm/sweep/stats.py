@@ -75,3 +75,22 @@ def format_ci(mean: float, half: float | None, *, scale: float = 100.0) -> str:
     if half is None:
         return f"{mean * scale:+.1f} (n=1)"
     return f"{mean * scale:+.1f} [{(mean - half) * scale:+.1f}, {(mean + half) * scale:+.1f}]"
+
+
+def mean_ci_cell(values: list[float] | None, scale: float, expected: int) -> str:
+    """`mean [95% t interval]` over seeds (`mean (n=1)` for one seed; `(n=k)` when fewer than expected)."""
+    if not values:
+        return "—"
+    mean, half = paired_ci(values)  # a one-sample t interval of the mean: the same formula
+    if half is None:
+        return f"{mean * scale:.1f} (n=1)"
+    text = f"{mean * scale:.1f} [{(mean - half) * scale:.1f}, {(mean + half) * scale:.1f}]"
+    return text if len(values) == expected else f"{text} (n={len(values)})"
+
+
+def gain_ci_cell(diffs: list[float], n_seeds: int) -> str:
+    """`+2.3 [−0.4, +5.0]` over seeds, in points (`(n=k)` when fewer than n_seeds); `—` without any."""
+    if not diffs:
+        return "—"
+    text = format_ci(*paired_ci(diffs))
+    return text if len(diffs) == n_seeds or len(diffs) == 1 else f"{text} (n={len(diffs)})"
