@@ -71,7 +71,7 @@ def memorisation_table(rows: list[dict], references: dict[str, str], rate: float
     for variant in dict.fromkeys(v for v, _ in curves):
         seeds = sorted(s for v, s in curves if v == variant)
         own = {s: curves[(variant, s)] for s in seeds}
-        last = [last_value(c) for c in own.values() if last_value(c) is not None]
+        last = [x for x in map(last_value, own.values()) if x is not None]
         rises = [x for x in (rise(c) for c in own.values()) if x is not None]
         cells = [variant, mean_ci_cell(last, 100, n_seeds), gain_ci_cell(rises, n_seeds)]
         if len(rises) >= 2:
@@ -91,9 +91,12 @@ def memorisation_table(rows: list[dict], references: dict[str, str], rate: float
         step = first_step_reaching(mean_curve(list(own.values())))
         cells.append("never" if step is None else str(step))
         if paired:
-            never = float("inf")
-            mine = [first_step_reaching(own[s]) or never for s in paired]
-            theirs = [first_step_reaching(curves[(reference, s)]) or never for s in paired]
+            def step_or_never(curve):  # never reaching 50% counts as later than any step
+                step = first_step_reaching(curve)
+                return float("inf") if step is None else step
+
+            mine = [step_or_never(own[s]) for s in paired]
+            theirs = [step_or_never(curves[(reference, s)]) for s in paired]
             cells.append(" / ".join(str(sum(f(a, b) for a, b in zip(mine, theirs)))
                                     for f in (lambda a, b: a < b, lambda a, b: a == b, lambda a, b: a > b)))
         else:

@@ -265,8 +265,8 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
                 table = curve_table(typed, rate, metric, n_seeds=n)
                 if table:
                     parts += [f"### During training{title}, noise {rate:g}: {label} (%)\n", table]
-            table = memorisation_table(typed, sweep.references(), rate, n_seeds=n)
-            if table and rate > 0:
+            table = memorisation_table(typed, sweep.references(), rate, n_seeds=n) if rate > 0 else ""
+            if table:
                 parts += [f"### Memorisation and speed{title}, noise {rate:g} (the pre-registered readings, "
                           "ls_llm.sweep.memorisation)\n", MEMORISATION_LEGEND, table]
     if sweep.distill is not None:
