@@ -10,8 +10,9 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
-__all__ = ["check_writable", "read_jsonl", "staged_dir", "staged_files", "write_jsonl", "write_text"]
+__all__ = ["check_writable", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl", "write_text"]
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "output",
@@ -26,32 +27,38 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "ou
     return path
 
 
-def _tmp_path(path: Path) -> Path:
-    """A temporary name beside `path` that no other process uses: two sweep shards writing the same file at once
-    each replace it atomically with their own complete copy (a shared name let one rename the other's file away)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+@contextlib.contextmanager
+def _atomic(path: Path, mode: str) -> Iterator[IO]:
+    """A file handle on a fresh temporary file beside ``path`` (``mkstemp``: no other process or thread ever has
+    the same name, so two sweep shards writing one file each publish their own complete copy). When the block
+    ends normally it is flushed, fsynced and renamed onto ``path``; if it raises (a full disk) it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # readers never see a half-written file
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write text or bytes to ``path`` atomically (its folder is created)."""
+    with _atomic(Path(path), "wb" if isinstance(data, bytes) else "w") as handle:
+        handle.write(data)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    tmp = _tmp_path(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)  # readers never see a half-written file
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, text)
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
-    path = Path(path)
-    tmp = _tmp_path(path)
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no partial temporary file either
+    with _atomic(Path(path), "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -15,6 +15,7 @@ import random
 import time
 from pathlib import Path
 
+from ls_llm.data.io import write_atomic
 from ls_llm.evaluation import report
 from ls_llm.evaluation.backends import build_lm, check_backend, get_backend
 from ls_llm.evaluation.checkpoint import check_checkpoint
@@ -135,10 +136,10 @@ def write_run(results: dict, out: Path) -> None:
     samples = results.pop("samples", None) or {}
     for task, rows in samples.items():
         lines = "".join(json.dumps(row, default=handle_non_serializable, ensure_ascii=False) + "\n" for row in rows)
-        report.write_atomic(out / f"samples_{task}.jsonl", lines)
+        write_atomic(out / f"samples_{task}.jsonl", lines)
     text = json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False)
-    report.write_atomic(out / report.RESULTS_FILE, text)
+    write_atomic(out / report.RESULTS_FILE, text)
     rows = report.rows_from_results(json.loads(text))
-    report.write_atomic(out / "results.md", f"# {results['config']['model']}\n\n" + report.markdown_table(rows))
+    write_atomic(out / "results.md", f"# {results['config']['model']}\n\n" + report.markdown_table(rows))
     report.bar_chart({Path(results["config"]["model"]).name: rows}, out / "results.png", title=out.name)
     results["samples"] = samples

@@ -157,3 +157,35 @@ def test_concurrent_writers_do_not_rename_each_others_temporary_file(tmp_path):
     assert read_jsonl(out) == [{"a": 1}]
     assert other.read_text() == "half\n"  # left alone
     assert sorted(p.name for p in tmp_path.iterdir()) == [".train.jsonl.tmp", "spec.json", "train.jsonl"]
+
+
+def test_writers_in_one_process_publish_whole_copies(tmp_path):
+    """Threads share a pid, so a pid-based temporary name would clash there too: every writer gets its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ls_llm.data.io import read_jsonl, write_jsonl
+
+    out = tmp_path / "train.jsonl"
+    rows = [{"i": i, "text": "x" * 200} for i in range(2000)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: write_jsonl(out, rows), range(16)))
+    assert read_jsonl(out) == rows and [p.name for p in tmp_path.iterdir()] == ["train.jsonl"]
+
+
+def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
+    from ls_llm.data.io import write_jsonl
+
+    out = tmp_path / "train.jsonl"
+    out.write_text("old\n")
+
+    def rows():
+        yield {"a": 1}
+        raise OSError(28, "No space left on device")
+
+    try:
+        write_jsonl(out, rows())
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the error must reach the caller")
+    assert out.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["train.jsonl"]
