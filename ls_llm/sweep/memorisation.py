@@ -10,7 +10,8 @@ answers equal to the injected answer, every N steps):
   **prevents memorisation** when that interval lies below 0.
 - speed: the first tracked step at which the mean validation accuracy over seeds reaches 50%, and per seed how
   often the variant got there at an earlier / the same / a later step than the reference (never: counts as later
-  than any step).
+  than any step). A continuation (a variant with `init_from`) has no speed reading, nor does a variant compared
+  with one: its curve starts where its parent's ended, so its first step at 50% says nothing about speed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ MEMORISATION_LEGEND = (
     "Injected share: corrupted training rows answered greedily with the injected answer, mean [95% t interval] "
     "over seeds, %. Rise: the last step's share minus the smallest over the first half of training, per seed; "
     "memorises: mean rise >= 10 points with its interval above 0. − reference: paired by seed; prevents: interval "
-    "below 0. Speed: the first tracked step at which the mean validation accuracy over seeds reaches 50%.\n")
+    "below 0. Speed: the first tracked step at which the mean validation accuracy over seeds reaches 50%; none for a "
+    "continuation (`init_from`) or a variant compared with one, whose curve starts where its parent's ended.\n")
 
 
 def rise(curve: list[dict], metric: str = "mem_injected") -> float | None:
@@ -58,10 +60,12 @@ def mean_curve(curves: list[list[dict]], metric: str = "val_acc") -> list[dict]:
     return [{"step": s, metric: sum(v) / len(v)} for s, v in sorted(by_step.items()) if len(v) == len(curves)]
 
 
-def memorisation_table(rows: list[dict], references: dict[str, str], rate: float, *, n_seeds: int) -> str:
+def memorisation_table(rows: list[dict], references: dict[str, str], rate: float, *, n_seeds: int,
+                       continued: frozenset[str] = frozenset()) -> str:
     """At one noise rate: per variant, the injected share at the last step, its rise over the first half (and
     whether it memorises), the paired difference from the reference at the last step (and whether it prevents
-    memorisation), and the 50%-validation speed against the reference. "" when no cell tracked."""
+    memorisation), and the 50%-validation speed against the reference (not for the `continued` variants, those
+    with `init_from`, nor for a variant whose reference is one). "" when no cell tracked."""
     curves = {(r["variant"], r["seed"]): r["curve"] for r in rows if r["noise_rate"] == rate and r.get("curve")}
     if not curves:
         return ""
@@ -88,6 +92,9 @@ def memorisation_table(rows: list[dict], references: dict[str, str], rate: float
             cells += [gain_ci_cell(diffs, n_seeds), "yes" if mean + half < 0 else "no"]
         else:
             cells += ["—", "—"]
+        if variant in continued or reference in continued:
+            lines.append("| " + " | ".join(cells + ["—", "—"]) + " |")
+            continue
         step = first_step_reaching(mean_curve(list(own.values())))
         cells.append("never" if step is None else str(step))
         if paired:

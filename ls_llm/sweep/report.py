@@ -224,6 +224,7 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
     missing = [c.cell_id for c in sweep.cells() if c.cell_id not in done]
     baseline = majority_baseline(Path(sweep.output_dir) / "data" / "test.jsonl")
     n, reference = len(sweep.seeds), sweep.variants[0].name
+    continued = frozenset(v.name for v in sweep.variants if v.init_from is not None)
     parts = [
         f"# Sweep `{sweep.name}`: {len(done)} of {len(sweep.cells())} cells finished\n",
         "Accuracy tables: mean [95% t interval] over seeds, in percent. Gains: mean [95% paired-t interval] over "
@@ -264,7 +265,8 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
                 table = curve_table(typed, rate, metric, n_seeds=n)
                 if table:
                     parts += [f"### During training{title}, noise {rate:g}: {label} (%)\n", table]
-            table = memorisation_table(typed, sweep.references(), rate, n_seeds=n) if rate > 0 else ""
+            table = (memorisation_table(typed, sweep.references(), rate, n_seeds=n, continued=continued)
+                     if rate > 0 else "")
             if table:
                 parts += [f"### Memorisation and speed{title}, noise {rate:g} (the pre-registered readings, "
                           "ls_llm.sweep.memorisation)\n", MEMORISATION_LEGEND, table]

@@ -78,3 +78,20 @@ def test_curves_without_injected_share_keep_the_speed_columns():
     line = memorisation_table(rows, {"ce": "ce", "fc": "ce"}, 0.4, n_seeds=3).splitlines()[3].split(" | ")
     assert line[1:6] == ["—", "—", "—", "—", "—"]
     assert line[6:] == ["500", "0 / 3 / 0 |"]
+
+
+def test_continuations_have_no_speed_reading():
+    """ce_more continues ce's final model (init_from) and nls continues it too, compared with ce_more: their curves
+    start at step 2500, where ce already was above 50%. "First step at 50%" would call them later than ce (2500 vs
+    1500) or tied; neither is a speed reading, so both columns are `—`. The memorisation columns stay."""
+    ce = {s: curve([0.05, 0.04, 0.04, 0.03], [0.2, 0.4, 0.6, 0.7]) for s in range(3)}
+    after = {s: [{"step": 2500, "mem_injected": 0.03 + 0.01 * s, "val_acc": 0.7}] for s in range(3)}
+    rows = _rows("ce", ce) + _rows("ce_more", after) + _rows("nls", after)
+    table = memorisation_table(rows, {"ce": "ce", "ce_more": "ce", "nls": "ce_more"}, 0.4, n_seeds=3,
+                               continued=frozenset({"ce_more", "nls"}))
+    lines = {line.split(" | ")[0].strip("| "): line.rstrip(" |").split(" | ") for line in table.splitlines()[2:]}
+    assert lines["ce"][6:] == ["1500", "—"]
+    assert lines["ce_more"][4].startswith("+1.0 [")  # 0.04 - 0.03 at the last step, paired with ce
+    assert lines["ce_more"][6:] == ["—", "—"] and lines["nls"][6:] == ["—", "—"]
+    plain = memorisation_table(rows, {"ce": "ce", "ce_more": "ce"}, 0.4, n_seeds=3)  # without `continued`
+    assert plain.splitlines()[3].rstrip(" |").split(" | ")[6:] == ["2500", "0 / 0 / 3"]  # what it would have said
