@@ -12,23 +12,24 @@ from __future__ import annotations
 import csv
 import sys
 
-from ls_llm.sweep.stats import format_ci, paired_ci, verdict
+from ls_llm.sweep.stats import endpoint_diffs, format_ci, paired_ci, verdict
 
 SMOOTHING = ("ls", "ls_answer", "ls_answer_pi", "ls_reasoning")
 BASELINES = ("ce_more", "nls0.2", "nls0.5", "gce_warm", "gce0.3", "lt", "drop")
-RATES, SEEDS = (0.2, 0.4), range(5)
+RATES = (0.2, 0.4)
 
 
-def load(path: str, metric: str = "test_acc") -> dict[tuple, float]:
+def load(path: str) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
-        return {(r["variant"], r["noise_type"], float(r["noise_rate"]), int(r["seed"])): float(r[metric])
-                for r in csv.DictReader(handle) if r["kind"] == "train"}
+        return [{"variant": r["variant"], "noise_type": r["noise_type"], "noise_rate": float(r["noise_rate"]),
+                 "seed": int(r["seed"]), "test_acc": float(r["test_acc"]), "val_acc": float(r["val_acc"])}
+                for r in csv.DictReader(handle) if r["kind"] == "train"]
 
 
-def gains(table: dict[tuple, float], variant: str, noise: str) -> list[float]:
-    """Per seed: the test-accuracy gain over ce, averaged over the noisy rates (the primary endpoint)."""
-    return [sum(table[(variant, noise, r, s)] - table[("ce", noise, r, s)] for r in RATES) / len(RATES)
-            for s in SEEDS]
+def gains(rows: list[dict], variant: str, noise: str, metric: str = "test_acc") -> list[float]:
+    """Per seed: the gain over ce averaged over the noisy rates (the primary endpoint, as the sweep report has it)."""
+    per_seed = endpoint_diffs(rows, {variant: "ce"}, {(variant, noise): RATES}, metric=metric)[(variant, noise)]
+    return [per_seed[s] for s in sorted(per_seed)]
 
 
 def cell(diffs: list[float]) -> str:
@@ -38,12 +39,14 @@ def cell(diffs: list[float]) -> str:
 
 def main(e1_csv: str = "docs/results/e1_where/results.csv",
          baselines_csv: str = "docs/results/baselines/results.csv") -> None:
-    e1, bl, e1_val = load(e1_csv), load(baselines_csv), load(e1_csv, "val_acc")
-    shared = [k for k in bl if k[0] == "ce"]
-    assert shared and all(bl[k] == e1[k] for k in shared), "the two sweeps' ce cells differ: no pairing"
+    e1, bl = load(e1_csv), load(baselines_csv)
+    key = ("noise_type", "noise_rate", "seed")
+    e1_ce = {tuple(r[k] for k in key): r["test_acc"] for r in e1 if r["variant"] == "ce"}
+    bl_ce = {tuple(r[k] for k in key): r["test_acc"] for r in bl if r["variant"] == "ce"}
+    assert bl_ce and all(e1_ce.get(k) == v for k, v in bl_ce.items()), "the two sweeps' ce cells differ: no pairing"
     for noise in ("answer", "box"):
         best = max(SMOOTHING, key=lambda v: sum(gains(e1, v, noise)))
-        on_val = max(SMOOTHING, key=lambda v: sum(gains(e1_val, v, noise)))
+        on_val = max(SMOOTHING, key=lambda v: sum(gains(e1, v, noise, "val_acc")))
         print(f"\n`{noise}` noise: best E1 smoothing variant by test mean = {best}, {cell(gains(e1, best, noise))}; "
               f"by validation mean = {on_val}\n")
         refs = dict.fromkeys([best, on_val])
