@@ -1,4 +1,4 @@
-"""The tuned baselines against E1's smoothing variants (docs/results.md, "Second study, tuned baselines").
+"""The baselines (fixed settings) against E1's smoothing variants (docs/results.md, "Second study, baselines at fixed settings").
 
 The pre-registration compares each baseline with ce and with the best E1 smoothing variant of the same noise type
 (by mean), without naming the split: this picks it by the mean of the primary endpoint (test), and also prints the
