@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 __all__ = ["DEFAULT_ANSWER_INSTRUCTION", "LsDataArguments", "MixtureEntry", "add_source_flags", "source_args"]
 
@@ -43,6 +44,10 @@ def _json_or_value(name: str, value):
 
 @dataclass
 class LsDataArguments:
+    # What YAML may give a field beyond its annotation (JSON text on the command line): read by the recipe's
+    # type check (ls_llm.trainers.recipe.check_value_types).
+    YAML_TYPES: ClassVar[dict[str, tuple[type, ...]]] = {"dataset_mixture": (list,), "dataset_field_map": (dict,)}
+
     dataset_name: str | None = field(
         default=None,
         metadata={"help": "Hub dataset id, or local jsonl/json/parquet file, directory or glob."},

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-__all__ = ["check_writable", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl", "write_text"]
+__all__ = ["check_writable", "not_utf8_message", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl", "write_text"]
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "output",
@@ -59,6 +59,12 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     with _atomic(Path(path), "w") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def not_utf8_message(what: str, raw: bytes, err: UnicodeDecodeError) -> str:
+    """One line naming ``what`` (a file), the line and the byte that is not UTF-8 (``raw``: the bytes decoded)."""
+    line = raw.count(b"\n", 0, err.start) + 1
+    return f"{what} line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save it as UTF-8"
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -1,0 +1,127 @@
+"""The inputs a cluster user really sends to `ls-llm train` (issue #23): recipes with the wrong shape or type, an
+alias bomb, bytes that are not UTF-8, model paths that are files or lack config.json, a read-only output folder,
+rows longer than max_length. Each one is one line naming the key / file / value, exit 2, nothing left behind,
+or (rows cut by max_length) a line said before training."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from ls_llm.cli.train import main
+
+
+@pytest.fixture(autouse=True)
+def _library_logs_to_this_stderr():
+    import logging
+
+    for handler in logging.getLogger("datasets").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.stream = sys.stderr
+
+
+def _argv(h, out, *extra, **paths):
+    from ls_llm.data.synthetic import tokenizer_path
+
+    values = {"model_name_or_path": str(h.FIXTURES / "tiny-qwen2" / "config.json"),
+              "tokenizer_name_or_path": tokenizer_path(), "dataset_name": str(h.FIXTURES / "arith_train.jsonl"),
+              "output_dir": str(out), **paths}
+    argv = [str(h.FIXTURES / "tiny.yaml")]
+    for key, value in values.items():
+        argv += [f"--{key}", value]
+    return argv + list(extra)
+
+
+def _one_error_line(err: str, command: str = "train") -> str:
+    lines = [line for line in err.splitlines() if line.startswith(f"ls-llm {command}: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def _write(path: Path, data: str | bytes) -> str:
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data)
+    return str(path)
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+# case -> recipe text (including tiny.yaml) or a function of tmp_path giving it, words expected in the error line
+RECIPES = {
+    "include_list": ("include: [{tiny}]\n", ["include", "one file name"]),
+    "env_empty_with_include": ("include: {tiny}\nenv:\n", None),
+    "env_list_with_include": ("include: {tiny}\nenv: [A, B]\n", ["env", "mapping"]),
+    "missing_include": ("include: nowhere/base.yaml\n", ["base.yaml", "does not exist", "included by", "recipe.yaml"]),
+    "alias_bomb_report_to": ("include: {tiny}\n" + BOMB.replace("a: &a", "x_a: &a") + "report_to: *i\n",
+                             ["recipe.yaml", "expands to more than"]),
+    "alias_bomb_string_field": ("include: {tiny}\n" + BOMB + "dataset_system_prompt: *i\n",
+                                ["recipe.yaml", "expands to more than"]),
+    "list_for_string": ("include: {tiny}\ndataset_system_prompt: [hello, world]\n",
+                        ["dataset_system_prompt", "['hello', 'world']", "str", "list"]),
+    "dict_for_float": ("include: {tiny}\nlearning_rate: {{a: 1}}\n", ["learning_rate", "float", "dict"]),
+    "fraction_for_int": ("include: {tiny}\nmax_steps: 2.5\n", ["max_steps", "2.5", "int", "float"]),
+    "bool_for_int": ("include: {tiny}\nper_device_train_batch_size: true\n",
+                     ["per_device_train_batch_size", "True", "int", "bool"]),
+    "int_for_bool": ("include: {tiny}\nbf16: 1\n", ["bf16", "1", "bool", "int"]),
+    "mapping_as_key": ("include: {tiny}\n{{a: 1}}: 2\n", ["recipe.yaml", "key must be a name", "line 2"]),
+    "nested_list": ("include: {tiny}\nreport_to: [[none]]\n", ["report_to", "[['none']]"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECIPES))
+def test_recipe_shape_and_types_are_one_line(h, tmp_path, capsys, case):
+    text, words = RECIPES[case]
+    if case == "env_empty_with_include":  # an empty `env:` beside include is no error: it trains
+        text += "max_steps: 1\nsave_strategy: 'no'\n"
+    recipe = _write(tmp_path / "recipe.yaml", text.format(tiny=h.FIXTURES / "tiny.yaml"))
+    argv = _argv(h, tmp_path / "run")
+    argv[0] = recipe
+    if words is None:
+        assert main(argv) == 0
+        return
+    assert main(argv) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert all(word in line for word in words), line
+    assert not (tmp_path / "run").exists()
+
+
+def test_recipe_values_that_convert_are_kept(h, tmp_path):
+    """The check refuses only what cannot be meant: YAML's `1e-4` (a string to PyYAML) is a float, an int is a
+    float, `resume_from_checkpoint: true` is the string field's 'true', a JSON mixture list is a list."""
+    from ls_llm.trainers.recipe import parse_recipe
+    from ls_llm.trainers.run import sft_arg_types
+
+    recipe = _write(tmp_path / "recipe.yaml", f"include: {h.FIXTURES / 'tiny.yaml'}\nlearning_rate: 1e-4\n"
+                    "weight_decay: 0\ndataset_mixture: [{source: x.jsonl, weight: 1}]\n"
+                    "dataset_field_map: {q: question}\n")
+    _, data, args, _ = parse_recipe([recipe, "--output_dir", str(tmp_path / "o")], sft_arg_types())
+    assert args.learning_rate == 1e-4 and data.dataset_mixture[0]["source"] == "x.jsonl"
+    assert data.dataset_field_map == {"q": "question"}
+
+
+def test_recipe_not_utf8_names_file_and_line(h, tmp_path, capsys):
+    recipe = _write(tmp_path / "recipe.yaml", f"include: {h.FIXTURES / 'tiny.yaml'}\n".encode()
+                    + b"# caf\xe9 latin-1\n")
+    argv = _argv(h, tmp_path / "run")
+    argv[0] = recipe
+    assert main(argv) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "recipe.yaml" in line and "line 2" in line and "UTF-8" in line, line
+
+
+def test_alias_bomb_is_refused_fast(tmp_path):
+    import time
+
+    from ls_llm.trainers.recipe import RecipeError, load_recipe
+
+    deep = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i + 1}: &a{i + 1} [*{'a' if i == 0 else f'a{i}'}, *{'a' if i == 0 else f'a{i}'}]\n" for i in range(60))
+    path = _write(tmp_path / "bomb.yaml", deep.replace("&a [", "&a [", 1))
+    start = time.monotonic()
+    with pytest.raises(RecipeError, match="expands to more than"):
+        load_recipe(path)
+    assert time.monotonic() - start < 5
