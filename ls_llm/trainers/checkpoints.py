@@ -109,10 +109,23 @@ def resolve_resume(output_dir: str, value: str | bool | None) -> ResumePoint:
     return ResumePoint(path)
 
 
+def _check_writable(root: Path) -> None:
+    """The first save comes after `save_steps` of training: a folder it cannot write is named now."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"output_dir={str(root)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "output_dir" if existing == root else f"its parent {str(existing)!r} (where it would be created)"
+        raise ValueError(f"output_dir={str(root)!r} cannot be written: {what} is read-only for this user")
+
+
 def check_output_dir(output_dir: str, *, resuming: bool, overwrite: bool) -> None:
     """Refuse to train from scratch into a folder that holds a trained model or checkpoints, unless
     `overwrite` (then its checkpoints are deleted so that a later resume cannot mix two runs)."""
     root = Path(output_dir)
+    _check_writable(root)
     if resuming or not root.is_dir():
         return
     held = [name for name in MODEL_FILES if (root / name).exists()] + [p.name for p in checkpoints(root)]

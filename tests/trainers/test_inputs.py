@@ -125,3 +125,55 @@ def test_alias_bomb_is_refused_fast(tmp_path):
     with pytest.raises(RecipeError, match="expands to more than"):
         load_recipe(path)
     assert time.monotonic() - start < 5
+
+
+def _pretrained(h, path: Path, vocab_size: int, **overrides) -> str:
+    h.tiny_model(vocab_size, **overrides).save_pretrained(path)
+    return str(path)
+
+
+def test_model_vocabulary_smaller_than_tokenizer_is_refused_before_training(h, tmp_path, capsys):
+    model = _pretrained(h, tmp_path / "v100", 100)  # the shipped tokenizer has 418 tokens
+    assert main(_argv(h, tmp_path / "run", "--model_init_from_config", "false", model_name_or_path=model)) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "v100" in line and "100" in line and "418" in line, line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("case", ["weights_file", "no_config"])
+def test_model_path_that_is_a_file_or_lacks_config(h, tmp_path, capsys, case):
+    model = Path(_pretrained(h, tmp_path / "model", 418))
+    if case == "no_config":
+        (model / "config.json").unlink()
+    path = model / "model.safetensors" if case == "weights_file" else model
+    assert main(_argv(h, tmp_path / "run", "--model_init_from_config", "false", model_name_or_path=str(path))) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(path) in line and ("is a file" if case == "weights_file" else "no config.json") in line, line
+
+
+def test_eval_model_that_is_a_file_is_named_as_a_file(tmp_path):
+    from ls_llm.evaluation.checkpoint import check_checkpoint
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"x")
+    with pytest.raises(ValueError, match="is a file, not a checkpoint folder"):
+        check_checkpoint(str(weights))
+
+
+def test_read_only_output_dir_is_refused_before_training(h, tmp_path, capsys, monkeypatch):
+    """Refused before any model is loaded (it failed at the first save, after save_steps of training)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    os.chmod(out, 0o555)
+    if os.geteuid() == 0:  # root writes into a 0555 folder anyway: answer as the kernel answers an ordinary user
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == out and mode & os.W_OK
+                            else access(p, mode, **kw))
+    try:
+        assert main(_argv(h, out, "--max_steps", "2")) == 2
+        captured = capsys.readouterr()
+        line = _one_error_line(captured.err)
+        assert str(out) in line and "read-only" in line, line
+        assert "{'loss'" not in captured.out
+    finally:
+        os.chmod(out, 0o755)
