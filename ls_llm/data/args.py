@@ -96,6 +96,16 @@ class LsDataArguments:
         default="skip",
         metadata={"help": "Rows missing required fields: 'skip' (warn with count and first ids) or 'error'."},
     )
+    dataset_max_skipped: float = field(
+        default=0.5,
+        metadata={"help": "With dataset_on_missing='skip': the largest fraction of a source's rows that may be "
+                  "skipped for missing fields; above it loading stops (the format or field map is likely wrong)."},
+    )
+    dataset_max_row_chars: int = field(
+        default=1_000_000,
+        metadata={"help": "Longest row (characters of all its turns) accepted; a longer one stops loading, named, "
+                  "before tokenisation (a 50 MB line would take many GB to tokenise)."},
+    )
     dataset_max_samples: int | None = field(default=None, metadata={"help": "Keep only the first N rows."})
     noise_type: str | None = field(
         default=None,
@@ -127,6 +137,10 @@ class LsDataArguments:
         size = self.dataset_validation_size
         if size is not None and (size < 0 or (size >= 1 and size != int(size))):
             raise ValueError(f"dataset_validation_size must be a fraction < 1 or a whole count, got {size!r}")
+        if not 0.0 <= self.dataset_max_skipped <= 1.0:
+            raise ValueError(f"dataset_max_skipped must be in [0, 1], got {self.dataset_max_skipped!r}")
+        if self.dataset_max_row_chars < 1:
+            raise ValueError(f"dataset_max_row_chars must be >= 1, got {self.dataset_max_row_chars!r}")
         if not 0.0 <= self.noise_rho <= 1.0:
             raise ValueError(f"noise_rho must be in [0, 1], got {self.noise_rho!r}")
         if self.noise_type is not None:

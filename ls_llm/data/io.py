@@ -86,10 +86,12 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def not_utf8_message(what: str, raw: bytes, err: UnicodeDecodeError) -> str:
-    """One line naming ``what`` (a file), the line and the byte that is not UTF-8 (``raw``: the bytes decoded)."""
-    line = raw.count(b"\n", 0, err.start) + 1
-    return f"{what} line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save it as UTF-8"
+def not_utf8_message(what: str, raw: bytes, err: UnicodeDecodeError, *, lines_before: int = 0) -> str:
+    """One line naming ``what`` (a file), the line and the byte that is not UTF-8 (``raw``: the bytes decoded,
+    which start after ``lines_before`` lines of the file)."""
+    line = lines_before + raw.count(b"\n", 0, err.start) + 1
+    byte = f"byte 0x{raw[err.start]:02x}" if err.start < len(raw) else "a character cut off at the end"
+    return f"{what} line {line}: not UTF-8 text ({byte}); save it as UTF-8"
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -126,6 +126,8 @@ def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print
             trainer.add_callback(callback)
         if trainer.is_world_process_zero() and run.resume.message():
             log(run.resume.message())
+        if trainer.is_world_process_zero() and getattr(trainer, "length_report", None):
+            log(trainer.length_report)  # rows max_length dropped or cut, said before training
         started = True
         trainer.train(resume_from_checkpoint=run.resume.checkpoint)
         trainer.save_model(run.output_dir)

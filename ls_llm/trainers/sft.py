@@ -23,6 +23,7 @@ from ls_llm.trainers.config import LsSFTConfig
 from ls_llm.trainers.head import check_head_supported, install_hidden_forward, vocab_size_of
 from ls_llm.trainers.metrics import StatSums
 from ls_llm.trainers.prior import unigram_prior
+from ls_llm.trainers.lengths import report_max_length
 from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
 
 
@@ -83,7 +84,10 @@ class LsSFTTrainer(SFTTrainer):
     config_class = LsSFTConfig
 
     def __init__(self, model=None, args=None, *rest, **kwargs):
+        given = kwargs.get("train_dataset", rest[1] if len(rest) > 1 else None)
         super().__init__(model, self._as_config(args, model), *rest, **kwargs)
+        self.length_report = report_max_length(len(given) if hasattr(given, "__len__") else None,
+                                               self.train_dataset, self.args)
         base = _unwrap_peft(self.model)
         install_hidden_forward(base)
         check_head_supported(base)

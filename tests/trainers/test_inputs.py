@@ -177,3 +177,36 @@ def test_read_only_output_dir_is_refused_before_training(h, tmp_path, capsys, mo
         assert "{'loss'" not in captured.out
     finally:
         os.chmod(out, 0o755)
+
+
+def _token_counts(h, max_length: int) -> tuple[int, int]:
+    """(rows whose prompt alone reaches max_length, other rows whose whole text passes it), from the chat
+    template directly: the reference the report must agree with."""
+    tokenizer = h.tokenizer()
+    dropped = cut = 0
+    for row in h.message_rows():
+        prompt, whole = row["messages"][:-1], row["messages"]
+        n_prompt = len(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True,
+                                                     return_dict=True)["input_ids"])
+        n_whole = len(tokenizer.apply_chat_template(whole, tokenize=True, return_dict=True)["input_ids"])
+        dropped += n_prompt >= max_length
+        cut += n_prompt < max_length <= n_whole
+    return dropped, cut
+
+
+def test_rows_dropped_or_cut_by_max_length_are_said_before_training(h, tmp_path, capsys):
+    dropped, cut = _token_counts(h, 45)
+    assert dropped and cut  # the fixture exercises both
+    assert main(_argv(h, tmp_path / "run", "--max_length", "45", "--max_steps", "1", "--save_strategy", "no")) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("max_length=45"))
+    assert f"{dropped} of 24 train rows dropped" in line and "prompt" in line, line
+    assert f"{cut} of the {24 - dropped} kept rows cut at 45 tokens" in line and "final answer" in line, line
+
+
+def test_max_length_below_every_prompt_is_one_line(h, tmp_path, capsys):
+    assert _token_counts(h, 8)[0] == 24
+    assert main(_argv(h, tmp_path / "run", "--max_length", "8")) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "max_length=8" in line and "every train prompt" in line and "24 rows" in line, line
+    assert not (tmp_path / "run").exists()
