@@ -10,6 +10,7 @@ that leaves no row at all is refused, naming it.
 
 from __future__ import annotations
 
+
 def rows_at_length(dataset, max_length: int) -> int:
     """Rows of a tokenised dataset whose `input_ids` reach `max_length` (truncated there, or exactly that long)."""
     import pyarrow.compute as pc

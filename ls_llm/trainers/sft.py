@@ -21,9 +21,9 @@ from trl import SFTTrainer
 
 from ls_llm.trainers.config import LsSFTConfig
 from ls_llm.trainers.head import check_head_supported, install_hidden_forward, vocab_size_of
+from ls_llm.trainers.lengths import report_max_length
 from ls_llm.trainers.metrics import StatSums
 from ls_llm.trainers.prior import unigram_prior
-from ls_llm.trainers.lengths import report_max_length
 from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
 
 
