@@ -57,6 +57,18 @@ class CacheMeta:
     teacher_fingerprint: str = ""
     data_fingerprint: str = ""
 
+    def __post_init__(self) -> None:
+        # A hand-edited or foreign meta.json must fail here, naming the key, not as a ZeroDivisionError in distill.
+        for f in fields(self):
+            value, wanted = getattr(self, f.name), {"int": int, "float": (int, float), "str": str}[f.type]
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                raise ValueError(f"{f.name} must be {f.type}, got {value!r}")
+        for name, low in (("top_k", 1), ("vocab_size", 1), ("shard_rows", 1), ("n_rows", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+
     def n_shards(self) -> int:
         return -(-self.n_rows // self.shard_rows)
 
@@ -175,7 +187,7 @@ def _read_meta(path: str, name: str = META_FILE) -> CacheMeta | None:
         raise ValueError(f"teacher cache file {file!r} has unknown key {unknown[0]!r} (known: {sorted(known)})")
     try:
         return CacheMeta(**data)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"teacher cache file {file!r}: {err}") from None
 
 
