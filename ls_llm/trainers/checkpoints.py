@@ -52,6 +52,38 @@ def incomplete_reason(checkpoint: str | os.PathLike) -> str | None:
         problem = _safetensors_problem(weights)
         if problem:
             return f"{weights.name} {problem}"
+    for file in _torch_files(path):
+        if _unsafe_globals(file) is None:
+            return f"{file.name} is truncated or not a torch archive"
+    return None
+
+
+def _torch_files(folder: Path) -> list[Path]:
+    # training_args.bin is a full pickle of the config by design and never loaded on resume.
+    return sorted(p for p in folder.iterdir() if p.suffix in (".pt", ".pth", ".bin") and p.name != "training_args.bin")
+
+
+def _unsafe_globals(file: Path) -> list[str] | None:
+    """The pickled globals in a torch file that weights-only loading refuses (numpy's RNG state allowed, as
+    transformers allows it), read from its pickle alone (no tensor data); None if it is not a readable archive."""
+    from torch.serialization import get_unsafe_globals_in_checkpoint
+    from transformers.trainer_pt_utils import safe_globals
+
+    try:
+        with safe_globals():
+            return get_unsafe_globals_in_checkpoint(str(file))
+    except Exception:  # torch raises several types for a cut or foreign archive  # noqa: BLE001
+        return None
+
+
+def unsafe_reason(folder: str | os.PathLike) -> str | None:
+    """None, or which torch file of `folder` holds pickled objects that weights-only loading refuses (an
+    arbitrary-code payload, not something transformers writes): named before anything loads it."""
+    for file in _torch_files(Path(folder)):
+        unsafe = _unsafe_globals(file)
+        if unsafe:
+            return (f"{file} holds pickled objects that weights-only loading refuses ({', '.join(unsafe[:3])}): "
+                    "it was not written by transformers; remove it")
     return None
 
 
@@ -93,6 +125,7 @@ def resolve_resume(output_dir: str, value: str | bool | None) -> ResumePoint:
         for path in reversed(checkpoints(output_dir)):
             reason = incomplete_reason(path)
             if reason is None:
+                _refuse_unsafe(path)
                 for bad, _ in skipped:
                     shutil.rmtree(bad, ignore_errors=True)
                 return ResumePoint(str(path), skipped)
@@ -106,7 +139,19 @@ def resolve_resume(output_dir: str, value: str | bool | None) -> ResumePoint:
     reason = incomplete_reason(path)
     if reason is not None:
         raise ValueError(f"resume_from_checkpoint={path!r} is incomplete: {reason}")
+    _refuse_unsafe(path)
     return ResumePoint(path)
+
+
+def _refuse_unsafe(checkpoint: str | os.PathLike) -> None:
+    unsafe = unsafe_reason(checkpoint)
+    if unsafe:
+        raise ValueError(f"resume_from_checkpoint: {unsafe}, or resume from another checkpoint")
+
+
+def resumable_checkpoint(checkpoint: str | os.PathLike) -> bool:
+    """A checkpoint a resume can load: complete, and nothing in it that weights-only loading refuses."""
+    return incomplete_reason(checkpoint) is None and unsafe_reason(checkpoint) is None
 
 
 def _check_writable(root: Path) -> None:

@@ -6,6 +6,7 @@ Besides loading a checkpoint (local or hub), a model can be built from a config 
 
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass, field
 
@@ -44,6 +45,12 @@ def _check_model_files(path: str, *, init_from_config: bool) -> None:
     if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
         raise ValueError(f"model_name_or_path={path!r} has no config.json: a model folder holds config.json and "
                          "its weights (model.safetensors, ...)")
+    if os.path.isdir(path) and not init_from_config and not glob.glob(os.path.join(path, "*.safetensors")):
+        from ls_llm.trainers.checkpoints import unsafe_reason
+
+        unsafe = unsafe_reason(path)  # pickled weights: weights-only loading would refuse them as a traceback
+        if unsafe:
+            raise ValueError(f"model_name_or_path={path!r}: {unsafe}")
 
 
 def load_tokenizer(model_args, load_args: ModelLoadArguments, *, trust_remote_code: bool = False):

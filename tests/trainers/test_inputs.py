@@ -210,3 +210,47 @@ def test_max_length_below_every_prompt_is_one_line(h, tmp_path, capsys):
     line = _one_error_line(capsys.readouterr().err)
     assert "max_length=8" in line and "every train prompt" in line and "24 rows" in line, line
     assert not (tmp_path / "run").exists()
+
+
+EVIL = """
+import os, sys, torch
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("echo PAYLOAD-RAN",))
+
+torch.save({"python": Payload()}, sys.argv[1])
+"""
+
+
+def _plant_payload(path: Path) -> None:
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", EVIL, str(path)], check=True, timeout=120)
+
+
+def test_pickle_payload_in_a_checkpoint_is_one_line_and_not_advertised(h, tmp_path, capfd):
+    out = tmp_path / "run"
+    assert main(_argv(h, out, "--max_steps", "2")) == 0
+    _plant_payload(out / "checkpoint-2" / "rng_state.pth")
+    capfd.readouterr()
+    assert main(_argv(h, out, "--max_steps", "4", "--resume_from_checkpoint", "true")) == 2
+    captured = capfd.readouterr()
+    line = _one_error_line(captured.err)
+    assert "checkpoint-2/rng_state.pth" in line and "weights-only" in line and "posix.system" in line, line
+    assert "PAYLOAD-RAN" not in captured.out + captured.err
+    assert "--resume_from_checkpoint true" not in captured.out  # the failed run does not advertise it
+    assert (out / "checkpoint-2" / "rng_state.pth").exists()  # refused, not silently deleted
+
+
+def test_pickle_payload_as_model_weights_is_one_line(h, tmp_path, capfd):
+    model = tmp_path / "model"
+    h.tiny_model(418).save_pretrained(model)
+    (model / "model.safetensors").unlink()  # transformers 5 writes only safetensors: a .bin model from elsewhere
+    _plant_payload(model / "pytorch_model.bin")
+    capfd.readouterr()
+    assert main(_argv(h, tmp_path / "run", "--model_init_from_config", "false", model_name_or_path=str(model))) == 2
+    captured = capfd.readouterr()
+    line = _one_error_line(captured.err)
+    assert "pytorch_model.bin" in line and "weights-only" in line, line
+    assert "PAYLOAD-RAN" not in captured.out + captured.err
