@@ -254,3 +254,26 @@ def test_pickle_payload_as_model_weights_is_one_line(h, tmp_path, capfd):
     line = _one_error_line(captured.err)
     assert "pytorch_model.bin" in line and "weights-only" in line, line
     assert "PAYLOAD-RAN" not in captured.out + captured.err
+
+
+def test_resuming_a_tied_embedding_model_does_not_report_the_tied_head_missing(h, tmp_path, capfd):
+    from transformers import Trainer
+
+    assert hasattr(Trainer, "_issue_warnings_after_load")  # the seam LsSFTTrainer overrides
+    model = tmp_path / "tied"
+    h.tiny_model(418, tie_word_embeddings=True).save_pretrained(model)
+    out = tmp_path / "run"
+    argv = _argv(h, out, "--model_init_from_config", "false", model_name_or_path=str(model))
+    assert main(argv + ["--max_steps", "2"]) == 0
+    capfd.readouterr()
+    assert main(argv + ["--max_steps", "4", "--resume_from_checkpoint", "true"]) == 0
+    captured = capfd.readouterr()
+    assert "resuming from" in captured.out and "missing keys" not in captured.out + captured.err
+
+
+def test_tied_parameter_names_against_the_model_config(h):
+    tied = h.tiny_model(418, tie_word_embeddings=True)
+    from ls_llm.trainers.sft import tied_parameter_names
+
+    assert tied_parameter_names(tied) == {"model.embed_tokens.weight", "lm_head.weight"}
+    assert tied_parameter_names(h.tiny_model(418)) == set()
