@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-__all__ = ["check_writable", "not_utf8_message", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl", "write_text"]
+__all__ = ["check_writable", "not_utf8_message", "sha256_file", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl", "write_text"]
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "output",
@@ -84,6 +84,17 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     with _atomic(Path(path), "w") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def sha256_file(path: str | os.PathLike, digest=None):
+    """``digest`` (a new sha256 if None) updated with the file's bytes, read in blocks."""
+    import hashlib
+
+    digest = digest or hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest
 
 
 def not_utf8_message(what: str, raw: bytes, err: UnicodeDecodeError, *, lines_before: int = 0) -> str:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from ls_llm.data.io import sha256_file
+
 CACHE_COLUMNS = ("teacher_ids", "teacher_logprobs", "teacher_log_tail", "teacher_labels")
 LOGPROB_DTYPES = ("float16", "float32")
 META_FILE = "meta.json"
@@ -89,14 +91,6 @@ def tokenizer_hash(tokenizer) -> str:
     return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
 
 
-def _sha256_file(path: Path, digest=None):
-    digest = digest or hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest
-
-
 def model_fingerprint(name_or_path: str, revision: str = "main") -> str:
     """sha256 over a local model folder's weight and config files (names and contents), so retraining a
     teacher in the same folder changes it and copying it elsewhere does not. A hub id (not on disk) is
@@ -110,7 +104,7 @@ def model_fingerprint(name_or_path: str, revision: str = "main") -> str:
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0")
-        _sha256_file(path, digest)
+        sha256_file(path, digest)
     return digest.hexdigest()[:16]
 
 
@@ -132,7 +126,7 @@ def data_fingerprint(dataset) -> str:
 
 
 def _shard_checksums(folder: Path) -> dict[str, str]:
-    return {p.name: _sha256_file(p).hexdigest() for p in sorted(folder.iterdir())
+    return {p.name: sha256_file(p).hexdigest() for p in sorted(folder.iterdir())
             if p.is_file() and p.name != CHECKSUM_FILE}
 
 
@@ -151,7 +145,7 @@ def shard_problem(folder: str | os.PathLike) -> str | None:
         path = folder / name
         if not path.is_file():
             return f"misses {name}"
-        if _sha256_file(path).hexdigest() != digest:
+        if sha256_file(path).hexdigest() != digest:
             return f"{name} does not match its checksum (truncated or modified)"
     return None
 

@@ -179,17 +179,23 @@ def _result_by_id(root: Path, cell_id: str) -> dict | None:
 
 
 def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
-    """Hash of what the cell runs: its command line, the recipe it names (includes resolved), the data and
-    eval settings. A result with another fingerprint is stale (the recipe or sweep changed) and re-run."""
+    """Hash of everything the cell reads: its command line, the recipe it names (includes resolved), the content
+    of the files its keys name (model config, tokenizer, data: `ls_llm.sweep.inputs`), the data and eval
+    settings, and its parents' fingerprints (teacher, `init_from` source): both the one the parent would have
+    now and the one its result recorded, so a changed or re-run parent makes the cell stale at once. A result
+    with another fingerprint is stale and re-run."""
+    from ls_llm.sweep.inputs import inputs_fingerprint
     from ls_llm.trainers.recipe import load_recipe
 
     argv = _argv(sweep, cell, root)
-    what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data), "eval": asdict(sweep.eval)}
+    what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data), "eval": asdict(sweep.eval),
+            "files": inputs_fingerprint(argv, root)}
     if sweep.track is not None:  # only then: the fingerprints of sweeps without tracking stay what they were
         what["track"] = {k: v for k, v in asdict(sweep.track).items() if k != "keep_models" or v}  # (same reason)
-    if cell.source or cell.also_needs:  # a re-run model this cell starts from (or matches) makes it stale too
-        # (not for plain distillation cells: their fingerprints stay what earlier sweeps recorded)
-        what["upstream"] = [(_result_by_id(root, c) or {}).get("fingerprint") for c in cell.needs]
+    if cell.needs:
+        cells = {c.cell_id: c for c in sweep.cells()}
+        what["upstream"] = [[fingerprint(sweep, cells[c], root) if c in cells else None,
+                             (_result_by_id(root, c) or {}).get("fingerprint")] for c in cell.needs]
     blob = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
