@@ -309,12 +309,14 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
               only: set[str] | None = None) -> list[Cell]:
     """Run every unfinished cell of the shard; returns the cells that failed (logged, not raised, so one
     bad cell does not stop a 90-minute sweep; their folders stay for inspection)."""
+    from ls_llm.sweep.checks import check_override_types
     from ls_llm.sweep.data import prepare_data
 
     if only is not None:
         unknown = sorted(only - {c.cell_id for c in sweep.cells()})
         if unknown:
             raise ValueError(f"--only: no cell {unknown[0]!r} in sweep {sweep.name!r} (see --list)")
+    check_override_types(sweep)  # before any data is written or any cell runs
     root = Path(sweep.output_dir)
     data = prepare_data(sweep.data, root / "data", TEMPLATE)
     mine = [c for c in shard_cells(sweep, *shard) if only is None or c.cell_id in only]

@@ -156,7 +156,7 @@ def parse_recipe(argv: list[str], types: tuple[type, ...]) -> tuple:
     unknown = sorted(k for k in config if k != "env" and k not in known)
     if unknown:
         raise RecipeError(f"recipe {recipe_path!r}: unknown key {unknown[0]!r}" + _others(unknown))
-    check_value_types(recipe_path, config, types)
+    check_value_types(f"recipe {recipe_path!r}", config, types)
     env = config.pop("env", {}) or {}
     for key, value in env.items():
         os.environ[str(key)] = str(value)
@@ -205,7 +205,7 @@ def _accepts(wanted: tuple[type, ...], value) -> bool:
     return False
 
 
-def check_value_types(recipe_path: str, config: dict, arg_types: tuple[type, ...]) -> None:
+def check_value_types(where: str, config: dict, arg_types: tuple[type, ...]) -> None:
     """RecipeError naming the key, the value and the type wanted for a value its field cannot hold (a list
     for a string field would otherwise be trained on as the text "['hello', 'world']"). A field's
     class's `YAML_TYPES` widens what YAML may give a field (a mapping or list that is JSON text on the command
@@ -223,7 +223,7 @@ def check_value_types(recipe_path: str, config: dict, arg_types: tuple[type, ...
             value = config[f.name]
             if not _accepts(wanted, value) or (isinstance(value, list) and not _elements_scalar(value)):
                 names = " or ".join(dict.fromkeys(w.__name__ for w in wanted))
-                raise RecipeError(f"recipe {recipe_path!r}: {f.name} must be {names}, got {_short(value)} "
+                raise RecipeError(f"{where}: {f.name} must be {names}, got {_short(value)} "
                                   f"({type(value).__name__})")
 
 

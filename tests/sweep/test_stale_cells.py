@@ -103,3 +103,15 @@ def test_files_inside_the_sweep_folder_do_not_change_fingerprints(tmp_path):
     for cell in sweep.cells():
         (root / "cells" / cell.cell_id / "model" / "model.safetensors").write_bytes(b"trained again")
     assert before == {c.cell_id: fingerprint(sweep, c, root) for c in sweep.cells()}
+
+
+def test_sweep_override_of_the_wrong_type_is_refused_before_any_cell(tmp_path):
+    import pytest
+
+    from ls_llm.sweep.runner import run_sweep
+
+    sweep = _sweep(tmp_path, variants=[{"name": "ce", "objective": "ce", "dataset_system_prompt": ["hello", "world"]}],
+                   distill=None)
+    with pytest.raises(ValueError, match=r"variant 'ce': dataset_system_prompt must be str, got \['hello', 'world'\]"):
+        run_sweep(sweep)
+    assert not Path(sweep.output_dir).exists()
