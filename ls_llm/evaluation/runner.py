@@ -106,6 +106,12 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
         raise ValueError(f"model must name a checkpoint folder, got {model!r}")
     cfg = config if config is not None else EvalConfig(model=model, **fields)
     checkpoint = check_checkpoint(cfg.model, need_tokenizer="tokenizer" not in cfg.extra_model_args)
+    if not any(checkpoint.glob("*.safetensors")):  # pickled weights: named now, not a traceback from the loader
+        from ls_llm.torch_files import unsafe_reason
+
+        unsafe = unsafe_reason(checkpoint)
+        if unsafe:
+            raise ValueError(f"model={cfg.model!r}: {unsafe}")
     check_backend(cfg)  # missing packages, a model or setting the backend refuses: before tasks or weights load
     manager = task_manager(cfg)
     names = resolve_tasks(cfg, manager)

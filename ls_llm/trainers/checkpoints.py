@@ -19,6 +19,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ls_llm.torch_files import torch_files, unsafe_globals, unsafe_reason
+
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 # Files whose presence means "a trained model lives here" (full weights, sharded index, or a PEFT adapter).
@@ -52,38 +54,9 @@ def incomplete_reason(checkpoint: str | os.PathLike) -> str | None:
         problem = _safetensors_problem(weights)
         if problem:
             return f"{weights.name} {problem}"
-    for file in _torch_files(path):
-        if _unsafe_globals(file) is None:
+    for file in torch_files(path):
+        if unsafe_globals(file) is None:
             return f"{file.name} is truncated or not a torch archive"
-    return None
-
-
-def _torch_files(folder: Path) -> list[Path]:
-    # training_args.bin is a full pickle of the config by design and never loaded on resume.
-    return sorted(p for p in folder.iterdir() if p.suffix in (".pt", ".pth", ".bin") and p.name != "training_args.bin")
-
-
-def _unsafe_globals(file: Path) -> list[str] | None:
-    """The pickled globals in a torch file that weights-only loading refuses (numpy's RNG state allowed, as
-    transformers allows it), read from its pickle alone (no tensor data); None if it is not a readable archive."""
-    from torch.serialization import get_unsafe_globals_in_checkpoint
-    from transformers.trainer_pt_utils import safe_globals
-
-    try:
-        with safe_globals():
-            return get_unsafe_globals_in_checkpoint(str(file))
-    except Exception:  # torch raises several types for a cut or foreign archive  # noqa: BLE001
-        return None
-
-
-def unsafe_reason(folder: str | os.PathLike) -> str | None:
-    """None, or which torch file of `folder` holds pickled objects that weights-only loading refuses (an
-    arbitrary-code payload, not something transformers writes): named before anything loads it."""
-    for file in _torch_files(Path(folder)):
-        unsafe = _unsafe_globals(file)
-        if unsafe:
-            return (f"{file} holds pickled objects that weights-only loading refuses ({', '.join(unsafe[:3])}): "
-                    "it was not written by transformers; remove it")
     return None
 
 

@@ -46,7 +46,7 @@ def _check_model_files(path: str, *, init_from_config: bool) -> None:
         raise ValueError(f"model_name_or_path={path!r} has no config.json: a model folder holds config.json and "
                          "its weights (model.safetensors, ...)")
     if os.path.isdir(path) and not init_from_config and not glob.glob(os.path.join(path, "*.safetensors")):
-        from ls_llm.trainers.checkpoints import unsafe_reason
+        from ls_llm.torch_files import unsafe_reason
 
         unsafe = unsafe_reason(path)  # pickled weights: weights-only loading would refuse them as a traceback
         if unsafe:

@@ -63,3 +63,31 @@ def test_run_folder_holds_one_runs_samples_only(tiny_checkpoint, tmp_path):
     (out / "samples_aime24.jsonl").write_text('{"from": "another model"}\n')
     assert main(_args(tiny_checkpoint, out)) == 0
     assert sorted(p.name for p in out.glob("samples_*.jsonl")) == ["samples_math500.jsonl"]
+
+
+PAYLOAD = """
+import os, sys, torch
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("echo PAYLOAD-RAN",))
+
+torch.save({"python": Payload()}, sys.argv[1])
+"""
+
+
+def test_pickle_payload_as_eval_weights_is_one_line(tiny_checkpoint, tmp_path, capfd):
+    import subprocess
+    import sys
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, model)
+    (model / "model.safetensors").unlink()
+    subprocess.run([sys.executable, "-c", PAYLOAD, str(model / "pytorch_model.bin")], check=True, timeout=120)
+    capfd.readouterr()
+    assert main(_args(model, tmp_path / "run")) == 2
+    captured = capfd.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("ls-llm eval: error:")]
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err[-2000:]
+    assert "pytorch_model.bin" in lines[0] and "weights-only" in lines[0], lines[0]
+    assert "PAYLOAD-RAN" not in captured.out + captured.err and not (tmp_path / "run").exists()
