@@ -74,6 +74,9 @@ def _read_yaml(path: Path):
         return yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as err:
         raise RecipeError(f"recipe {str(path)!r} is not valid YAML: {_one_line(err)}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise RecipeError(f"recipe {str(path)!r} nests lists or mappings too deep: a recipe is a page of "
+                          "settings") from None
 
 
 def _check_env(path: Path, env) -> None:

@@ -115,3 +115,15 @@ def test_sweep_override_of_the_wrong_type_is_refused_before_any_cell(tmp_path):
     with pytest.raises(ValueError, match=r"variant 'ce': dataset_system_prompt must be str, got \['hello', 'world'\]"):
         run_sweep(sweep)
     assert not Path(sweep.output_dir).exists()
+
+
+def test_unreadable_recipe_of_a_cell_is_one_line_in_list(tmp_path, capsys):
+    from ls_llm.cli.sweep import main
+
+    sweep = _sweep(tmp_path, distill=None)
+    _finish(sweep, Path(sweep.output_dir))  # a finished cell's fingerprint is taken to list it
+    (tmp_path / "base.yaml").write_text("include: nowhere.yaml\n")
+    assert main([str(tmp_path / "sweep.yaml"), "--list"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "nowhere.yaml" in err and "included by" in err, err
+    assert sweep.cells()

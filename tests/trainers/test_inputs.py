@@ -68,6 +68,8 @@ RECIPES = {
                      ["per_device_train_batch_size", "True", "int", "bool"]),
     "int_for_bool": ("include: {tiny}\nbf16: 1\n", ["bf16", "1", "bool", "int"]),
     "mapping_as_key": ("include: {tiny}\n{{a: 1}}: 2\n", ["recipe.yaml", "key must be a name", "line 2"]),
+    "nested_too_deep": ("include: {tiny}\nreport_to: " + "[" * 20000 + "]" * 20000 + "\n",
+                        ["recipe.yaml", "too deep"]),
     "nested_list": ("include: {tiny}\nreport_to: [[none]]\n", ["report_to", "[['none']]"]),
 }
 
