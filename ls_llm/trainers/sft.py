@@ -92,10 +92,13 @@ class LsSFTTrainer(SFTTrainer):
     config_class = LsSFTConfig
 
     def __init__(self, model=None, args=None, *rest, **kwargs):
-        given = kwargs.get("train_dataset", rest[1] if len(rest) > 1 else None)
+        given = {"train": kwargs.get("train_dataset", rest[1] if len(rest) > 1 else None),
+                 "validation": kwargs.get("eval_dataset", rest[2] if len(rest) > 2 else None)}
         super().__init__(model, self._as_config(args, model), *rest, **kwargs)
-        self.length_report = report_max_length(len(given) if hasattr(given, "__len__") else None,
-                                               self.train_dataset, self.args)
+        prepared = {"train": self.train_dataset, "validation": self.eval_dataset}
+        reports = [report_max_length(len(given[n]) if hasattr(given[n], "__len__") else None, prepared[n],
+                                     self.args, name=n) for n in given if hasattr(prepared[n], "column_names")]
+        self.length_report = " ".join(r for r in reports if r) or None
         base = _unwrap_peft(self.model)
         install_hidden_forward(base)
         check_head_supported(base)

@@ -279,3 +279,11 @@ def test_tied_parameter_names_against_the_model_config(h):
 
     assert tied_parameter_names(tied) == {"model.embed_tokens.weight", "lm_head.weight"}
     assert tied_parameter_names(h.tiny_model(418)) == set()
+
+
+def test_validation_rows_cut_by_max_length_are_said_too(h, tmp_path, capsys):
+    argv = _argv(h, tmp_path / "run", "--max_length", "45", "--max_steps", "1", "--save_strategy", "no",
+                 "--dataset_validation_size", "8", "--eval_strategy", "steps", "--eval_steps", "100")
+    assert main(argv) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("max_length=45"))
+    assert "train rows dropped" in line and "validation rows dropped" in line, line
