@@ -8,8 +8,9 @@ A recipe is a flat mapping of field names of the command's dataclasses. Two addi
 overrides, so siblings state only the knob they change) and a check that names every unknown key, in the
 file or on the command line. Command-line flags override YAML keys (`--key value` or `--key=value`). `env:`
 sets environment variables (a caller that runs several recipes in one process restores them: see
-`isolated_environ`). A YAML syntax error, a key given twice and a value of the wrong type are refused with the
-file, line or field named, never an argparse usage dump.
+`isolated_environ`). A YAML syntax error, a key given twice, bytes that are not UTF-8, a recipe whose aliases
+expand past a page of settings and a value of the wrong type for its field (`check_value_types`, before
+parsing) are refused with the file, line or field named, never an argparse usage dump or a traceback.
 """
 
 from __future__ import annotations
@@ -210,8 +211,8 @@ def _accepts(wanted: tuple[type, ...], value) -> bool:
 
 def check_value_types(where: str, config: dict, arg_types: tuple[type, ...]) -> None:
     """RecipeError naming the key, the value and the type wanted for a value its field cannot hold (a list
-    for a string field would otherwise be trained on as the text "['hello', 'world']"). A field's
-    class's `YAML_TYPES` widens what YAML may give a field (a mapping or list that is JSON text on the command
+    for a string field would otherwise be trained on as the text "['hello', 'world']"). A dataclass's
+    `YAML_TYPES` widens what YAML may give one of its fields (a mapping or list that is JSON text on the command
     line)."""
     for arg_type in arg_types:
         hints = typing.get_type_hints(arg_type)
