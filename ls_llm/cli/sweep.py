@@ -37,7 +37,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ls_llm.cli.errors import guarded
+
     ns = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    # A recipe a cell names that cannot be read (a missing include, bad YAML) surfaces wherever a cell's
+    # fingerprint is taken (--list, the report): one line, exit 2, as in every command.
+    return guarded("sweep", lambda: _main(ns))
+
+
+def _main(ns) -> int:
     from ls_llm.sweep import SweepError, load_sweep
     from ls_llm.sweep.report import write_report
     from ls_llm.sweep.runner import collect, finished, run_sweep

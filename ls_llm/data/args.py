@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 __all__ = ["DEFAULT_ANSWER_INSTRUCTION", "LsDataArguments", "MixtureEntry", "add_source_flags", "source_args"]
 
@@ -43,6 +44,10 @@ def _json_or_value(name: str, value):
 
 @dataclass
 class LsDataArguments:
+    # What YAML may give a field beyond its annotation (JSON text on the command line): read by the recipe's
+    # type check (ls_llm.trainers.recipe.check_value_types).
+    YAML_TYPES: ClassVar[dict[str, tuple[type, ...]]] = {"dataset_mixture": (list,), "dataset_field_map": (dict,)}
+
     dataset_name: str | None = field(
         default=None,
         metadata={"help": "Hub dataset id, or local jsonl/json/parquet file, directory or glob."},
@@ -91,6 +96,16 @@ class LsDataArguments:
         default="skip",
         metadata={"help": "Rows missing required fields: 'skip' (warn with count and first ids) or 'error'."},
     )
+    dataset_max_skipped: float = field(
+        default=0.5,
+        metadata={"help": "With dataset_on_missing='skip': the largest fraction of a source's rows that may be "
+                  "skipped for missing fields; above it loading stops (the format or field map is likely wrong)."},
+    )
+    dataset_max_row_chars: int = field(
+        default=1_000_000,
+        metadata={"help": "Longest row (characters of all its turns) accepted; a longer one stops loading, named, "
+                  "before tokenisation (a 50 MB line would take many GB to tokenise)."},
+    )
     dataset_max_samples: int | None = field(default=None, metadata={"help": "Keep only the first N rows."})
     noise_type: str | None = field(
         default=None,
@@ -122,6 +137,10 @@ class LsDataArguments:
         size = self.dataset_validation_size
         if size is not None and (size < 0 or (size >= 1 and size != int(size))):
             raise ValueError(f"dataset_validation_size must be a fraction < 1 or a whole count, got {size!r}")
+        if not 0.0 <= self.dataset_max_skipped <= 1.0:
+            raise ValueError(f"dataset_max_skipped must be in [0, 1], got {self.dataset_max_skipped!r}")
+        if self.dataset_max_row_chars < 1:
+            raise ValueError(f"dataset_max_row_chars must be >= 1, got {self.dataset_max_row_chars!r}")
         if not 0.0 <= self.noise_rho <= 1.0:
             raise ValueError(f"noise_rho must be in [0, 1], got {self.noise_rho!r}")
         if self.noise_type is not None:

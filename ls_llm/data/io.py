@@ -1,5 +1,6 @@
 """Small file helpers: jsonl written atomically, never over an existing file unless asked, and sets of files
-published together (written into a temporary folder beside them, then moved into place)."""
+published together (written into a temporary folder beside them, then moved into place). What they publish gets
+the mode the umask gives an ordinary open() / mkdir(), not mkstemp's private 0600 / 0700."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-__all__ = ["check_writable", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl", "write_text"]
+__all__ = ["check_writable", "not_utf8_message", "sha256_file", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl", "write_text"]
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "output",
@@ -35,6 +36,7 @@ def _atomic(path: Path, mode: str) -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: give the mode an ordinary open() would
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()
@@ -43,6 +45,29 @@ def _atomic(path: Path, mode: str) -> Iterator[IO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask sets it to read it, a race
+    with threads that create files meanwhile)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mkdtemp(prefix: str, parent: Path) -> Path:
+    """A fresh folder beside the output, with the mode mkdir() would give it (mkdtemp makes 0700, and a
+    staged folder becomes the output: a colleague on a shared cluster must be able to read it)."""
+    stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(stage, 0o777 & ~_umask())
+    return stage
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
@@ -59,6 +84,25 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     with _atomic(Path(path), "w") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def sha256_file(path: str | os.PathLike, digest=None):
+    """``digest`` (a new sha256 if None) updated with the file's bytes, read in blocks."""
+    import hashlib
+
+    digest = digest or hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest
+
+
+def not_utf8_message(what: str, raw: bytes, err: UnicodeDecodeError, *, lines_before: int = 0) -> str:
+    """One line naming ``what`` (a file), the line and the byte that is not UTF-8 (``raw``: the bytes decoded,
+    which start after ``lines_before`` lines of the file)."""
+    line = lines_before + raw.count(b"\n", 0, err.start) + 1
+    byte = f"byte 0x{raw[err.start]:02x}" if err.start < len(raw) else "a character cut off at the end"
+    return f"{what} line {line}: not UTF-8 text ({byte}); save it as UTF-8"
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -81,7 +125,7 @@ def staged_files(paths: Mapping[str, str | os.PathLike]) -> Iterator[dict[str, P
     finals = {name: Path(p) for name, p in paths.items()}
     first = next(iter(finals.values()))
     first.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{first.name}.staging-", dir=first.parent))
+    stage = _mkdtemp(f".{first.name}.staging-", first.parent)
     try:
         staged = {name: stage / f"{i}-{p.name}" for i, (name, p) in enumerate(finals.items())}
         yield staged
@@ -99,7 +143,7 @@ def staged_dir(out_dir: str | os.PathLike, *, last: str | None = None) -> Iterat
     all its files or not at all."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    stage = _mkdtemp(f".{out.name}.staging-", out.parent)
     try:
         yield stage
         if not out.exists():

@@ -79,6 +79,8 @@ def read_raw(entry: MixtureEntry):
     for path in files:
         if _blank(path):
             raise ValueError(f"data file {path!r} is empty")
+        if builder == "json":
+            _check_utf8(path)
     try:
         return datasets.load_dataset(builder, data_files=files, split="train")
     except (datasets.exceptions.DatasetGenerationError, StopIteration, ValueError) as err:
@@ -94,6 +96,29 @@ def _blank(path: str) -> bool:
             if block.strip():
                 return False
     return True
+
+
+def _check_utf8(path: str) -> None:
+    """ValueError naming the file and line of the first byte that is not UTF-8 (datasets reads such a file
+    and fails later, naming neither). One streaming pass, decoded in C."""
+    import codecs
+
+    from ls_llm.data.io import not_utf8_message
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines_before = 0
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(1 << 20)
+            held = decoder.getstate()[0]  # the start of a character split across blocks (never a newline)
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as err:
+                raise ValueError(not_utf8_message(f"data file {path!r}", held + block, err,
+                                                  lines_before=lines_before)) from None
+            if not block:
+                return
+            lines_before += block.count(b"\n")
 
 
 def _check_jsonl(path: str) -> None:
@@ -170,6 +195,7 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments) -> list[dict]
         except MissingFieldError as err:
             skipped.add(row_id, err.field)
             continue
+        _check_row_size(converted.messages, row_id, index, entry.source, args.dataset_max_row_chars)
         out.append(
             {
                 "id": row_id,
@@ -181,23 +207,36 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments) -> list[dict]
                 **{k: str(row[k]) for k in CARRIED_COLUMNS if row.get(k) is not None},
             }
         )
-    _report_skipped(skipped, entry.source, fmt, args.dataset_on_missing)
     if skipped.count and not out:
         raise ValueError(
             f"every row of {entry.source!r} (format {fmt!r}) misses a required field "
             f"(first: {skipped.first}); check dataset_format and dataset_field_map"
         )
+    _report_skipped(skipped, len(out) + skipped.count, entry.source, fmt, args)
     return out
 
 
-def _report_skipped(skipped: _Skipped, source: str, fmt: str, mode: str) -> None:
+def _check_row_size(messages: list[dict], row_id: str, index: int, source: str, limit: int) -> None:
+    # Checked on the converted row, before anything tokenises it: trl's tokenisation of one 50 MB line ran
+    # for minutes at 18 GB.
+    size = sum(len(m["content"]) for m in messages if isinstance(m.get("content"), str))
+    if size > limit:
+        raise ValueError(f"row {row_id!r} (row {index + 1} of {source!r}) has {size} characters, more than "
+                         f"dataset_max_row_chars={limit}: remove it or raise dataset_max_row_chars")
+
+
+def _report_skipped(skipped: _Skipped, total: int, source: str, fmt: str, args: LsDataArguments) -> None:
     if not skipped.count:
         return
     message = (
-        f"{skipped.count} rows of {source!r} (format {fmt!r}) miss required fields; first: {skipped.first}"
+        f"{skipped.count} rows (of {total}) of {source!r} (format {fmt!r}) miss required fields; "
+        f"first: {skipped.first}"
     )
-    if mode == "error":
+    if args.dataset_on_missing == "error":
         raise ValueError(message + " (dataset_on_missing='error'; set it to 'skip' to drop them)")
+    if skipped.count > args.dataset_max_skipped * total:
+        raise ValueError(message + f": more than dataset_max_skipped={args.dataset_max_skipped} of the source "
+                         "(mixed formats? check dataset_format and dataset_field_map, or raise dataset_max_skipped)")
     logger.warning("skipping %s", message)
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from ls_llm.data.io import sha256_file
+
 CACHE_COLUMNS = ("teacher_ids", "teacher_logprobs", "teacher_log_tail", "teacher_labels")
 LOGPROB_DTYPES = ("float16", "float32")
 META_FILE = "meta.json"
@@ -57,6 +59,18 @@ class CacheMeta:
     teacher_fingerprint: str = ""
     data_fingerprint: str = ""
 
+    def __post_init__(self) -> None:
+        # A hand-edited or foreign meta.json must fail here, naming the key, not as a ZeroDivisionError in distill.
+        for f in fields(self):
+            value, wanted = getattr(self, f.name), {"int": int, "float": (int, float), "str": str}[f.type]
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                raise ValueError(f"{f.name} must be {f.type}, got {value!r}")
+        for name, low in (("top_k", 1), ("vocab_size", 1), ("shard_rows", 1), ("n_rows", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+
     def n_shards(self) -> int:
         return -(-self.n_rows // self.shard_rows)
 
@@ -77,14 +91,6 @@ def tokenizer_hash(tokenizer) -> str:
     return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
 
 
-def _sha256_file(path: Path, digest=None):
-    digest = digest or hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest
-
-
 def model_fingerprint(name_or_path: str, revision: str = "main") -> str:
     """sha256 over a local model folder's weight and config files (names and contents), so retraining a
     teacher in the same folder changes it and copying it elsewhere does not. A hub id (not on disk) is
@@ -98,7 +104,7 @@ def model_fingerprint(name_or_path: str, revision: str = "main") -> str:
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0")
-        _sha256_file(path, digest)
+        sha256_file(path, digest)
     return digest.hexdigest()[:16]
 
 
@@ -120,7 +126,7 @@ def data_fingerprint(dataset) -> str:
 
 
 def _shard_checksums(folder: Path) -> dict[str, str]:
-    return {p.name: _sha256_file(p).hexdigest() for p in sorted(folder.iterdir())
+    return {p.name: sha256_file(p).hexdigest() for p in sorted(folder.iterdir())
             if p.is_file() and p.name != CHECKSUM_FILE}
 
 
@@ -139,7 +145,7 @@ def shard_problem(folder: str | os.PathLike) -> str | None:
         path = folder / name
         if not path.is_file():
             return f"misses {name}"
-        if _sha256_file(path).hexdigest() != digest:
+        if sha256_file(path).hexdigest() != digest:
             return f"{name} does not match its checksum (truncated or modified)"
     return None
 
@@ -175,7 +181,7 @@ def _read_meta(path: str, name: str = META_FILE) -> CacheMeta | None:
         raise ValueError(f"teacher cache file {file!r} has unknown key {unknown[0]!r} (known: {sorted(known)})")
     try:
         return CacheMeta(**data)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"teacher cache file {file!r}: {err}") from None
 
 

@@ -68,6 +68,8 @@ def _check_complete(file: Path, folder: Path) -> None:
 def check_checkpoint(model: str, *, need_tokenizer: bool = True) -> Path:
     """The resolved folder, or FileNotFoundError / ValueError naming the folder and the missing or bad file."""
     path = Path(model)
+    if path.is_file():
+        raise ValueError(f"model={model!r} is a file, not a checkpoint folder: name the folder holding config.json")
     if not path.is_dir():
         raise FileNotFoundError(f"model checkpoint folder {model!r} does not exist")
     config = path / "config.json"

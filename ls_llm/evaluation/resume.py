@@ -5,7 +5,9 @@ keys on the request alone and would return one cached text for all k repeats. He
 stores *each* generation under the request's key, in order; on resume the j-th copy of a request
 reuses the j-th journaled sample and only the missing copies are generated. Requests are sent to
 the model in chunks and each chunk is appended (flushed and fsynced) as soon as it returns, so an
-interruption loses at most one chunk. A torn last line from a crash is ignored.
+interruption loses at most one chunk. A torn last line from a crash, or a line of another shape, is ignored.
+The key covers the run's settings too (``runner.run_fingerprint``): another seed, dtype or backend generates
+afresh instead of replaying samples made under other settings.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def read_journal(path: Path) -> dict[str, list[str]]:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash; its sample is generated again
+            if not (isinstance(entry, dict) and isinstance(entry.get("key"), str)
+                    and isinstance(entry.get("output"), str)):
+                continue  # valid JSON of another shape (an edited or foreign line): like a torn line
             done[entry["key"]].append(entry["output"])
     return done
 

@@ -35,6 +35,15 @@ def checkpoint_fingerprint(path: Path) -> str:
     return f"{path}|{stamps}"
 
 
+def run_fingerprint(checkpoint: Path, cfg: EvalConfig) -> str:
+    """What a journaled sample is keyed on besides its request: the weights and every setting that changes what
+    is generated (backend, seed, dtype and the other engine arguments). The request itself (lm-eval's
+    ``Instance.args``) carries the rest: the prompt as rendered by the chat template (system prompt, prompt
+    template, few-shot) and the generation kwargs (temperature, top_p, max_gen_toks, stop sequences)."""
+    settings = {"backend": cfg.backend, "seed": cfg.seed, "model_args": get_backend(cfg).model_args(cfg)}
+    return f"{checkpoint_fingerprint(checkpoint)}|{json.dumps(settings, sort_keys=True, default=str)}"
+
+
 def task_manager(cfg: EvalConfig):
     """lm-eval TaskManager over eval/tasks plus any extra folders; lm-eval's own tasks are left out
     so that our task names (aime24, math500, ...) never collide with its built-in ones."""
@@ -97,6 +106,12 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
         raise ValueError(f"model must name a checkpoint folder, got {model!r}")
     cfg = config if config is not None else EvalConfig(model=model, **fields)
     checkpoint = check_checkpoint(cfg.model, need_tokenizer="tokenizer" not in cfg.extra_model_args)
+    if not any(checkpoint.glob("*.safetensors")):  # pickled weights: named now, not a traceback from the loader
+        from ls_llm.torch_files import unsafe_reason
+
+        unsafe = unsafe_reason(checkpoint)
+        if unsafe:
+            raise ValueError(f"model={cfg.model!r}: {unsafe}")
     check_backend(cfg)  # missing packages, a model or setting the backend refuses: before tasks or weights load
     manager = task_manager(cfg)
     names = resolve_tasks(cfg, manager)
@@ -108,7 +123,7 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
     _seed_everything(cfg.seed)
     os.environ[VERIFY_WORKERS_ENV] = str(cfg.verify_workers)
     start = time.time()
-    fingerprint = f"{checkpoint_fingerprint(checkpoint)}|{cfg.backend}"
+    fingerprint = run_fingerprint(checkpoint, cfg)
     inner = build_lm(cfg)  # an engine that does not start leaves no run folder behind
     out = cfg.output_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -137,6 +152,10 @@ def write_run(results: dict, out: Path) -> None:
     for task, rows in samples.items():
         lines = "".join(json.dumps(row, default=handle_non_serializable, ensure_ascii=False) + "\n" for row in rows)
         write_atomic(out / f"samples_{task}.jsonl", lines)
+    # A run folder holds one run's files: samples of tasks this run did not evaluate are another run's.
+    for stale in sorted(set(out.glob("samples_*.jsonl")) - {out / f"samples_{task}.jsonl" for task in samples}):
+        stale.unlink()
+        logger.warning("removed %s: written by an earlier run into this folder, not by this one", stale)
     text = json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False)
     write_atomic(out / report.RESULTS_FILE, text)
     rows = report.rows_from_results(json.loads(text))

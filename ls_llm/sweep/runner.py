@@ -179,17 +179,23 @@ def _result_by_id(root: Path, cell_id: str) -> dict | None:
 
 
 def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
-    """Hash of what the cell runs: its command line, the recipe it names (includes resolved), the data and
-    eval settings. A result with another fingerprint is stale (the recipe or sweep changed) and re-run."""
+    """Hash of everything the cell reads: its command line, the recipe it names (includes resolved), the content
+    of the files its keys name (model config, tokenizer, data: `ls_llm.sweep.inputs`), the data and eval
+    settings, and its parents' fingerprints (teacher, `init_from` source): both the one the parent would have
+    now and the one its result recorded, so a changed or re-run parent makes the cell stale at once. A result
+    with another fingerprint is stale and re-run."""
+    from ls_llm.sweep.inputs import inputs_fingerprint
     from ls_llm.trainers.recipe import load_recipe
 
     argv = _argv(sweep, cell, root)
-    what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data), "eval": asdict(sweep.eval)}
+    what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data), "eval": asdict(sweep.eval),
+            "files": inputs_fingerprint(argv, root)}
     if sweep.track is not None:  # only then: the fingerprints of sweeps without tracking stay what they were
         what["track"] = {k: v for k, v in asdict(sweep.track).items() if k != "keep_models" or v}  # (same reason)
-    if cell.source or cell.also_needs:  # a re-run model this cell starts from (or matches) makes it stale too
-        # (not for plain distillation cells: their fingerprints stay what earlier sweeps recorded)
-        what["upstream"] = [(_result_by_id(root, c) or {}).get("fingerprint") for c in cell.needs]
+    if cell.needs:
+        cells = {c.cell_id: c for c in sweep.cells()}
+        what["upstream"] = [[fingerprint(sweep, cells[c], root) if c in cells else None,
+                             (_result_by_id(root, c) or {}).get("fingerprint")] for c in cell.needs]
     blob = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -303,12 +309,14 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
               only: set[str] | None = None) -> list[Cell]:
     """Run every unfinished cell of the shard; returns the cells that failed (logged, not raised, so one
     bad cell does not stop a 90-minute sweep; their folders stay for inspection)."""
+    from ls_llm.sweep.checks import check_override_types
     from ls_llm.sweep.data import prepare_data
 
     if only is not None:
         unknown = sorted(only - {c.cell_id for c in sweep.cells()})
         if unknown:
             raise ValueError(f"--only: no cell {unknown[0]!r} in sweep {sweep.name!r} (see --list)")
+    check_override_types(sweep)  # before any data is written or any cell runs
     root = Path(sweep.output_dir)
     data = prepare_data(sweep.data, root / "data", TEMPLATE)
     mine = [c for c in shard_cells(sweep, *shard) if only is None or c.cell_id in only]

@@ -19,6 +19,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ls_llm.torch_files import torch_files, unsafe_globals, unsafe_reason
+
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 # Files whose presence means "a trained model lives here" (full weights, sharded index, or a PEFT adapter).
@@ -52,6 +54,9 @@ def incomplete_reason(checkpoint: str | os.PathLike) -> str | None:
         problem = _safetensors_problem(weights)
         if problem:
             return f"{weights.name} {problem}"
+    for file in torch_files(path):
+        if unsafe_globals(file) is None:
+            return f"{file.name} is truncated or not a torch archive"
     return None
 
 
@@ -93,6 +98,7 @@ def resolve_resume(output_dir: str, value: str | bool | None) -> ResumePoint:
         for path in reversed(checkpoints(output_dir)):
             reason = incomplete_reason(path)
             if reason is None:
+                _refuse_unsafe(path)
                 for bad, _ in skipped:
                     shutil.rmtree(bad, ignore_errors=True)
                 return ResumePoint(str(path), skipped)
@@ -106,13 +112,38 @@ def resolve_resume(output_dir: str, value: str | bool | None) -> ResumePoint:
     reason = incomplete_reason(path)
     if reason is not None:
         raise ValueError(f"resume_from_checkpoint={path!r} is incomplete: {reason}")
+    _refuse_unsafe(path)
     return ResumePoint(path)
+
+
+def _refuse_unsafe(checkpoint: str | os.PathLike) -> None:
+    unsafe = unsafe_reason(checkpoint)
+    if unsafe:
+        raise ValueError(f"resume_from_checkpoint: {unsafe}, or resume from another checkpoint")
+
+
+def resumable_checkpoint(checkpoint: str | os.PathLike) -> bool:
+    """A checkpoint a resume can load: complete, and nothing in it that weights-only loading refuses."""
+    return incomplete_reason(checkpoint) is None and unsafe_reason(checkpoint) is None
+
+
+def _check_writable(root: Path) -> None:
+    """The first save comes after `save_steps` of training: a folder it cannot write is named now."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"output_dir={str(root)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "output_dir" if existing == root else f"its parent {str(existing)!r} (where it would be created)"
+        raise ValueError(f"output_dir={str(root)!r} cannot be written: {what} is read-only for this user")
 
 
 def check_output_dir(output_dir: str, *, resuming: bool, overwrite: bool) -> None:
     """Refuse to train from scratch into a folder that holds a trained model or checkpoints, unless
     `overwrite` (then its checkpoints are deleted so that a later resume cannot mix two runs)."""
     root = Path(output_dir)
+    _check_writable(root)
     if resuming or not root.is_dir():
         return
     held = [name for name in MODEL_FILES if (root / name).exists()] + [p.name for p in checkpoints(root)]

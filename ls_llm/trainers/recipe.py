@@ -8,17 +8,21 @@ A recipe is a flat mapping of field names of the command's dataclasses. Two addi
 overrides, so siblings state only the knob they change) and a check that names every unknown key, in the
 file or on the command line. Command-line flags override YAML keys (`--key value` or `--key=value`). `env:`
 sets environment variables (a caller that runs several recipes in one process restores them: see
-`isolated_environ`). A YAML syntax error, a key given twice and a value of the wrong type are refused with the
-file, line or field named, never an argparse usage dump.
+`isolated_environ`). A YAML syntax error, a key given twice, bytes that are not UTF-8, a recipe whose aliases
+expand past a page of settings and a value of the wrong type for its field (`check_value_types`, before
+parsing) are refused with the file, line or field named, never an argparse usage dump or a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import functools
 import os
+import typing
 from pathlib import Path
+from types import UnionType
 
 import yaml
 
@@ -27,29 +31,82 @@ class RecipeError(ValueError):
     """A recipe that cannot be parsed; the message names the file and key."""
 
 
+# A recipe is a page of settings; YAML aliases can expand a few lines into gigabytes (an "alias bomb"), which
+# would only fail when a field is turned into a string. Bound the expanded size once, here, for every field.
+MAX_EXPANDED_NODES = 100_000
+MAX_EXPANDED_CHARS = 10_000_000
+
+
 def load_recipe(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict:
     """The recipe's mapping with `include:` chains resolved (the including file wins)."""
     path = Path(path)
     if not path.is_file():
-        raise RecipeError(f"recipe {str(path)!r} does not exist")
+        by = f" (included by {str(_seen[-1])!r})" if _seen else ""
+        raise RecipeError(f"recipe {str(path)!r} does not exist{by}")
     if path.resolve() in _seen:
         raise RecipeError(f"recipe {str(path)!r} includes itself (via {[str(p) for p in _seen]})")
-    with open(path) as f:
-        try:
-            data = yaml.load(f, Loader=_UniqueKeyLoader) or {}
-        except yaml.YAMLError as err:
-            raise RecipeError(f"recipe {str(path)!r} is not valid YAML: {_one_line(err)}") from None
+    data = _read_yaml(path)
+    _check_expanded_size(path, data)
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {str(path)!r} must be a YAML mapping, got {type(data).__name__}")
+    _check_env(path, data.get("env"))
     include = data.pop("include", None)
     if include is None:
         return data
+    if not isinstance(include, str) or not include:
+        raise RecipeError(f"recipe {str(path)!r}: include must be one file name (a string), got {include!r}")
     base = load_recipe(path.parent / include, (*_seen, path.resolve()))
-    env = {**base.get("env", {}), **data.get("env", {})}
+    env = {**(base.get("env") or {}), **(data.get("env") or {})}
     merged = {**base, **data}
     if env:
         merged["env"] = env
     return merged
+
+
+def _read_yaml(path: Path):
+    from ls_llm.data.io import not_utf8_message
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RecipeError(not_utf8_message(f"recipe {str(path)!r}", raw, err)) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader) or {}
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {str(path)!r} is not valid YAML: {_one_line(err)}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise RecipeError(f"recipe {str(path)!r} nests lists or mappings too deep: a recipe is a page of "
+                          "settings") from None
+
+
+def _check_env(path: Path, env) -> None:
+    if env is not None and not isinstance(env, dict):
+        raise RecipeError(f"recipe {str(path)!r}: env must be a mapping of variable: value, got {env!r}")
+    for key, value in (env or {}).items():
+        if isinstance(value, list | dict):
+            raise RecipeError(f"recipe {str(path)!r}: env.{key} must be a single value, got {value!r}")
+
+
+def _check_expanded_size(path: Path, data) -> None:
+    """RecipeError when `data`, with every alias expanded, has more than MAX_EXPANDED_NODES values or
+    MAX_EXPANDED_CHARS characters of strings. Stops counting as soon as a bound is passed (a bomb is cheap)."""
+    nodes = chars = 0
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        nodes += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, str | bytes):
+            chars += len(item)
+        if nodes > MAX_EXPANDED_NODES or chars > MAX_EXPANDED_CHARS:
+            raise RecipeError(
+                f"recipe {str(path)!r} expands to more than {MAX_EXPANDED_NODES} values or {MAX_EXPANDED_CHARS} "
+                "characters (YAML aliases nested too deep?): a recipe is a page of settings")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -59,6 +116,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a key must be a name, got {type(key).__name__}", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} is given twice", key_node.start_mark)
@@ -100,9 +160,8 @@ def parse_recipe(argv: list[str], types: tuple[type, ...]) -> tuple:
     unknown = sorted(k for k in config if k != "env" and k not in known)
     if unknown:
         raise RecipeError(f"recipe {recipe_path!r}: unknown key {unknown[0]!r}" + _others(unknown))
+    check_value_types(f"recipe {recipe_path!r}", config, types)
     env = config.pop("env", {}) or {}
-    if not isinstance(env, dict):
-        raise RecipeError(f"recipe {recipe_path!r}: env must be a mapping, got {env!r}")
     for key, value in env.items():
         os.environ[str(key)] = str(value)
     parser = TrlParser(types)
@@ -113,6 +172,72 @@ def parse_recipe(argv: list[str], types: tuple[type, ...]) -> tuple:
         flags = [r for r in rest if r.startswith("-")] or rest
         raise RecipeError(f"unknown command-line option {flags[0]!r}" + _others(flags))
     return tuple(parsed)
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def _wanted(hint) -> tuple[type, ...] | None:
+    """The plain types (str, int, float, bool, list, dict) a field's annotation admits; None: not checked."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, UnionType):
+        parts = [_wanted(arg) for arg in typing.get_args(hint) if arg is not type(None)]
+        return None if any(p is None for p in parts) else tuple(t for p in parts for t in p)
+    if origin is typing.Literal:
+        return tuple({type(arg) for arg in typing.get_args(hint)})
+    plain = origin or hint
+    if isinstance(plain, type) and issubclass(plain, enum.Enum):
+        return (str,)
+    return (plain,) if plain in (*_SCALARS, list, dict) else None
+
+
+def _accepts(wanted: tuple[type, ...], value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, bool):  # bool is an int in Python, not in a recipe
+        return bool in wanted or str in wanted
+    if isinstance(value, int):
+        return any(w in wanted for w in (int, float, str))
+    if isinstance(value, float):  # 2.5 steps is not 2 steps
+        return float in wanted or str in wanted
+    if isinstance(value, str):
+        return True  # converted (and refused with its field named) by the parser: `1e-4` is a float
+    if isinstance(value, list):
+        return list in wanted
+    if isinstance(value, dict):
+        return dict in wanted
+    return False
+
+
+def check_value_types(where: str, config: dict, arg_types: tuple[type, ...]) -> None:
+    """RecipeError naming the key, the value and the type wanted for a value its field cannot hold (a list
+    for a string field would otherwise be trained on as the text "['hello', 'world']"). A dataclass's
+    `YAML_TYPES` widens what YAML may give one of its fields (a mapping or list that is JSON text on the command
+    line)."""
+    for arg_type in arg_types:
+        hints = typing.get_type_hints(arg_type)
+        extra = getattr(arg_type, "YAML_TYPES", {})
+        for f in dataclasses.fields(arg_type):
+            if f.name not in config or f.name not in hints:
+                continue
+            wanted = _wanted(hints[f.name])
+            if wanted is None:
+                continue
+            wanted = (*wanted, *extra.get(f.name, ()))
+            value = config[f.name]
+            if not _accepts(wanted, value) or (isinstance(value, list) and not _elements_scalar(value)):
+                names = " or ".join(dict.fromkeys(w.__name__ for w in wanted))
+                raise RecipeError(f"{where}: {f.name} must be {names}, got {_short(value)} "
+                                  f"({type(value).__name__})")
+
+
+def _elements_scalar(value: list) -> bool:
+    return all(item is None or isinstance(item, (*_SCALARS, dict)) for item in value)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _raise_recipe_error(recipe_path: str, message: str):

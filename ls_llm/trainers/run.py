@@ -20,8 +20,8 @@ from ls_llm.trainers.checkpoints import (
     ResumePoint,
     check_output_dir,
     checkpoints,
-    incomplete_reason,
     resolve_resume,
+    resumable_checkpoint,
 )
 
 
@@ -126,6 +126,8 @@ def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print
             trainer.add_callback(callback)
         if trainer.is_world_process_zero() and run.resume.message():
             log(run.resume.message())
+        if trainer.is_world_process_zero() and getattr(trainer, "length_report", None):
+            log(trainer.length_report)  # rows max_length dropped or cut, said before training
         started = True
         trainer.train(resume_from_checkpoint=run.resume.checkpoint)
         trainer.save_model(run.output_dir)
@@ -141,7 +143,7 @@ def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print
 
 def resumable(output_dir: str) -> bool:
     """A failed run's folder is kept (not removed) when a complete checkpoint in it can be resumed from."""
-    return any(incomplete_reason(p) is None for p in checkpoints(output_dir))
+    return any(resumable_checkpoint(p) for p in checkpoints(output_dir))
 
 
 def peek_output_dir(argv: list[str]) -> str | None:

@@ -111,6 +111,12 @@ def _small_cache(path):
 @pytest.mark.parametrize("broken, words", [
     (lambda m: m.write_text(json.dumps({**json.loads(m.read_text()), "extra": 1})), ["meta.json", "'extra'"]),
     (lambda m: m.write_text("{not json"), ["meta.json", "not valid JSON"]),
+    (lambda m: m.write_text(json.dumps({**json.loads(m.read_text()), "shard_rows": 0})),
+     ["meta.json", "shard_rows must be >= 1, got 0"]),
+    (lambda m: m.write_text(json.dumps({**json.loads(m.read_text()), "top_k": "5"})),
+     ["meta.json", "top_k must be int, got '5'"]),
+    (lambda m: m.write_text(json.dumps({**json.loads(m.read_text()), "temperature": 0})),
+     ["meta.json", "temperature must be > 0"]),
 ])
 def test_broken_meta_names_the_file(tmp_path, broken, words):
     meta = _small_cache(tmp_path / "cache")
