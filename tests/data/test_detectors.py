@@ -156,7 +156,7 @@ def test_cli_nothing_to_run_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize("bad,needle", [("NaN", "nan"), ('"high"', "'high'"), (None, "no verifier column")])
 def test_cli_bad_verifier_column(tmp_path, capsys, bad, needle):
     path, rows = _traces(tmp_path, n=3)
-    for j, row in enumerate(rows):
+    for row in rows:
         row["rm"] = 0.5
     text = "".join(json.dumps(r) + "\n" for r in rows).splitlines()
     text[5] = text[5].replace('"rm": 0.5', "" if bad is None else f'"rm": {bad}').replace(", }", "}")
