@@ -161,6 +161,9 @@ class DetectorOptions:
             raise ValueError("--verifier-column and --verifier-threshold go together: give both or neither")
         if self.flag_top_loss is not None:
             top_fraction_flags([], self.flag_top_loss)  # the range check
+        for name, value in (("majority", self.majority), ("suspect_share", self.suspect_share)):
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"consensus {name} must be in (0, 1], got {value!r}")
 
 
 def run_detectors(rows: list[dict], predictions: list[str | None], opts: DetectorOptions, *, source: str,
