@@ -41,6 +41,7 @@ class AuditResult:
     predictions: list[str | None]
     report: dict
     columns: dict[str, list] = field(default_factory=dict)  # the detectors' per-row columns
+    known: dict = field(default_factory=dict, repr=False)  # (answer, reference) -> status, for reuse
 
 
 def _tally(statuses: list[str]) -> dict:
@@ -73,17 +74,20 @@ def audit_rows(rows: list[dict], *, workers: int = 2, timeout_s: float = 5.0, pr
     checked = [i for i, row in enumerate(rows) if row.get("answer") not in (None, "")]
     if progress is None:
         progress = len(checked) >= _PROGRESS_MIN_ROWS
+    # k traces of one problem often box the same answer: each distinct (answer, reference) pair is checked once.
+    pairs = list(dict.fromkeys((predictions[i], str(rows[i]["answer"])) for i in checked))
     verdicts = verify_batch(
-        [predictions[i] for i in checked],
-        [str(rows[i]["answer"]) for i in checked],
+        [pred for pred, _ in pairs],
+        [gold for _, gold in pairs],
         workers=workers,
         timeout_s=timeout_s,
         progress=progress,
     )
+    known = dict(zip(pairs, verdicts, strict=True))
     statuses = [NO_REFERENCE] * len(rows)
-    for i, verdict in zip(checked, verdicts, strict=True):
-        statuses[i] = verdict
-    return AuditResult(statuses, predictions, build_report(rows, statuses))
+    for i in checked:
+        statuses[i] = known[(predictions[i], str(rows[i]["answer"]))]
+    return AuditResult(statuses, predictions, build_report(rows, statuses), known=known)
 
 
 def audit_traces(rows: list[dict], opts: DetectorOptions, *, source: str, scores: dict | None = None,
@@ -91,18 +95,17 @@ def audit_traces(rows: list[dict], opts: DetectorOptions, *, source: str, scores
                  progress: bool | None = None) -> AuditResult:
     """The reference check (rows with a gold ``answer``) and the detectors in ``opts``; with ``manifest`` (entries
     aligned with ``rows``) each detector's precision / recall / F1 against it. ValueError if nothing can run."""
-    predictions = [extract_final_answer(completion_of(row)) for row in rows]
     progress = len(rows) >= _PROGRESS_MIN_ROWS if progress is None else progress
-    columns, section = run_detectors(rows, predictions, opts, source=source, scores=scores, workers=workers,
-                                     timeout_s=timeout_s, progress=progress)
-    if any(row.get("answer") not in (None, "") for row in rows):
+    result = audit_rows(rows, workers=workers, timeout_s=timeout_s, progress=progress)
+    columns, section = run_detectors(rows, result.predictions, opts, source=source, scores=scores, workers=workers,
+                                     timeout_s=timeout_s, progress=progress, known=result.known)
+    if result.report["overall"]["checked"]:
         section["ran"].insert(0, "reference")
     else:
         section["skipped"]["reference"] = "no row has a reference answer (field 'answer')"
     if not section["ran"]:
         raise ValueError(f"nothing to audit in {source!r}: {'; '.join(section['skipped'].values())}; and no "
                          "--score-model or --verifier-column was given")
-    result = audit_rows(rows, workers=workers, timeout_s=timeout_s, progress=progress)
     result.columns = columns
     result.report["detectors"] = section
     if manifest is not None:

@@ -123,23 +123,31 @@ def _pairs(problems: list[_Problem]) -> list[tuple[int, str, str]]:
 
 
 def consensus(rows: list[dict], *, answers: list[str | None], majority: float = 0.5, suspect_share: float = 0.75,
-              workers: int = 2, timeout_s: float = 5.0, progress: bool = False) -> ConsensusResult:
-    """Consensus statuses for ``rows`` whose final answers are ``answers`` (see the module docstring)."""
+              workers: int = 2, timeout_s: float = 5.0, progress: bool = False,
+              known: dict | None = None) -> ConsensusResult:
+    """Consensus statuses for ``rows`` whose final answers are ``answers`` (see the module docstring). ``known``:
+    {(answer, reference): status} already computed by :func:`ls_llm.answers.verify_batch` (not checked again)."""
     for name, value in (("majority", majority), ("suspect_share", suspect_share)):
         if not 0.0 < value <= 1.0:
             raise ValueError(f"consensus {name} must be in (0, 1], got {value!r}")
     problems = []
     for group in problem_groups(rows):
         keys = [answer_key(answers[i]) for i in group]
-        texts = {k: answers[i].strip() for k, i in zip(keys, group, strict=True) if k is not None}
+        texts: dict[str, str] = {}
+        for k, i in zip(keys, group, strict=True):
+            if k is not None:
+                texts.setdefault(k, answers[i])
         problems.append(_Problem(group, keys, texts, _reference(rows, group)))
     pairs = _pairs(problems)
 
     def text(p: int, key: str) -> str:
         return problems[p].reference if key == "<ref>" else problems[p].texts[key]
 
-    verdicts = verify_batch([text(p, a) for p, a, _ in pairs], [text(p, b) for p, _, b in pairs],
-                            workers=workers, timeout_s=timeout_s, progress=progress)
+    known = dict(known or {})
+    todo = list(dict.fromkeys((text(p, a), text(p, b)) for p, a, b in pairs if (text(p, a), text(p, b)) not in known))
+    known.update(zip(todo, verify_batch([a for a, _ in todo], [b for _, b in todo], workers=workers,
+                                        timeout_s=timeout_s, progress=progress), strict=True))
+    verdicts = [known[(text(p, a), text(p, b))] for p, a, b in pairs]
     same: list[list[tuple[str, str]]] = [[] for _ in problems]
     for (p, a, b), verdict in zip(pairs, verdicts, strict=True):
         if verdict == "correct":
@@ -148,7 +156,7 @@ def consensus(rows: list[dict], *, answers: list[str | None], majority: float = 
     tallies: Counter = Counter()
     for prob, equal in zip(problems, same, strict=True):
         _resolve(prob, equal, out, tallies, majority=majority, suspect_share=suspect_share)
-    out.report = _report(tallies, problems, len(pairs))
+    out.report = _report(tallies, problems, len(todo))
     return out
 
 

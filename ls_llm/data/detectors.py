@@ -168,9 +168,10 @@ class DetectorOptions:
 
 def run_detectors(rows: list[dict], predictions: list[str | None], opts: DetectorOptions, *, source: str,
                   scores: dict | None = None, workers: int = 2, timeout_s: float = 5.0,
-                  progress: bool = False) -> tuple[dict[str, list], dict]:
+                  progress: bool = False, known: dict | None = None) -> tuple[dict[str, list], dict]:
     """(per-row detector columns, report section) for consensus, model loss (``scores`` from
-    ls_llm.trainers.trace_scores) and the verifier; a detector that cannot run says why in the report."""
+    ls_llm.trainers.trace_scores) and the verifier; a detector that cannot run says why in the report. ``known``:
+    (answer, reference) -> status pairs already checked (the reference audit's), not checked again."""
     from ls_llm.data.consensus import consensus, problem_groups
 
     columns: dict[str, list] = {}
@@ -194,7 +195,7 @@ def run_detectors(rows: list[dict], predictions: list[str | None], opts: Detecto
         report["skipped"]["consensus"] = "every problem has one trace (consensus needs k >= 2 per problem_id or prompt)"
     else:
         result = consensus(rows, answers=predictions, majority=opts.majority, suspect_share=opts.suspect_share,
-                           workers=workers, timeout_s=timeout_s, progress=progress)
+                           workers=workers, timeout_s=timeout_s, progress=progress, known=known)
         columns.update(consensus_status=result.status, consensus_share=result.share,
                        reference_status=result.reference_status)
         report["ran"].append("consensus")
