@@ -63,12 +63,11 @@ def _manifest(ns, rows: list[dict]):
     """The noise manifest aligned with rows: --noise-manifest, else ``<data>.manifest.jsonl``, else the rows' own
     ``corrupted`` column (``ls-llm noise`` output); None when the data carry none."""
     from ls_llm.data.detectors import read_manifest
+    from ls_llm.data.noise import manifest_path
 
     path = ns.noise_manifest
-    data = Path(ns.data)
-    beside = data.with_suffix("").with_name(data.with_suffix("").name + ".manifest.jsonl")
-    if path is None and data.is_file() and beside.is_file():
-        path = str(beside)
+    if path is None and Path(ns.data).is_file() and manifest_path(ns.data).is_file():
+        path = str(manifest_path(ns.data))
     if path is not None:
         return read_manifest(path, rows), path
     if any("corrupted" in row for row in rows):

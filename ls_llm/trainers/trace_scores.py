@@ -126,9 +126,11 @@ def _pad(encoded: list[tuple], batch: list[int], pad_id: int, device) -> dict[st
     return {"input_ids": ids, "attention_mask": mask, "labels": labels, "segments": segments}
 
 
-def _mean(values: torch.Tensor, mask: torch.Tensor) -> float | None:
-    n = int(mask.sum())
-    return float(values[mask].double().sum()) / n if n else None
+def _row_means(values: torch.Tensor, mask: torch.Tensor) -> list[float | None]:
+    """Per row, the mean of ``values`` where ``mask`` (None where nothing is masked in); one host sync per batch."""
+    sums = torch.where(mask, values.double(), 0.0).sum(dim=1).tolist()
+    counts = mask.sum(dim=1).tolist()
+    return [s / n if n else None for s, n in zip(sums, counts, strict=True)]
 
 
 @torch.no_grad()
@@ -153,10 +155,11 @@ def score_traces(rows: list[dict], model, tokenizer, *, batch_tokens: int = 8192
         loss, a_loss, a_p, a_ent = model(**inputs, ls_head_fn=_head_fn, ls_extra={"segments": segments})
         trained = inputs["labels"][:, 1:] != IGNORE_INDEX
         answer = (segments[:, 1:] == ANSWER) & trained
-        for row_pos, i in enumerate(batch):
-            out["loss_mean"][i] = _mean(loss[row_pos], trained[row_pos])
-            for name, values in (("answer_loss_mean", a_loss), ("answer_p_mean", a_p), ("answer_entropy_mean", a_ent)):
-                out[name][i] = _mean(values[row_pos], answer[row_pos])
+        means = {"loss_mean": _row_means(loss, trained), "answer_loss_mean": _row_means(a_loss, answer),
+                 "answer_p_mean": _row_means(a_p, answer), "answer_entropy_mean": _row_means(a_ent, answer)}
+        for name, values in means.items():
+            for i, value in zip(batch, values, strict=True):
+                out[name][i] = value
     _check_finite(out, rows)
     return out
 

@@ -125,3 +125,15 @@ def test_cli_tokenizer_mismatch_refused(checkpoint, tmp_path, capsys, via):
     err = capsys.readouterr().err
     assert code == 2 and "another tokenizer" in err and path in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.gpu
+def test_scores_on_cuda_equal_cpu(checkpoint):
+    path, conf = checkpoint
+    rows = conf.message_rows(6)
+    cpu = score_traces(rows, *load_scorer(path, device="cpu", dtype="float64"))
+    gpu = score_traces(rows, *load_scorer(path, device="cuda", dtype="float64"))
+    low = score_traces(rows, *load_scorer(path, device="cuda", dtype="auto"))  # bfloat16, stats in float32
+    for name, values in cpu.items():
+        assert gpu[name] == pytest.approx(values, rel=1e-9), name
+        assert low[name] == pytest.approx(values, rel=5e-2), name
