@@ -202,3 +202,16 @@ def test_cli_precision_recall_on_injected_noise(tmp_path, capsys):
     assert set(report["detection"]["consensus"]["by_type"]) == {"answer"}
     assert (tmp_path / "out" / "detectors.png").is_file()
     assert "| consensus | answer |" in out.out
+
+
+def test_detector_columns_reach_trace_routing(tmp_path, capsys):
+    """The audit's traces.jsonl loads for training with the statuses a recipe routes by (trace_objective_column)."""
+    from ls_llm.data.args import LsDataArguments
+    from ls_llm.data.loading import load_traces
+
+    path, _ = _traces(tmp_path, noisy={(1, 0)}, n=3)
+    code, out = _audit([path, "--out", tmp_path / "out", "--workers", 1, "--no-plot"], capsys)
+    assert code == 0, out.err
+    train = load_traces(LsDataArguments(dataset_name=str(tmp_path / "out" / "traces.jsonl")))["train"]
+    assert train["consensus_status"] == ["agrees"] * 4 + ["disagrees"] + ["agrees"] * 7
+    assert set(train["reference_status"]) == {"agrees"} and set(train["audit_status"]) == {"correct", "wrong"}
