@@ -102,7 +102,8 @@ def _scores(ns, rows: list[dict]):
         check_tokenizer_matches(data_tok, AutoTokenizer.from_pretrained(ns.score_model), data_name=data_name,
                                 score_name=ns.score_model)
     model, tokenizer = load_scorer(ns.score_model, device=ns.score_device, dtype=ns.score_dtype)
-    return score_traces(rows, model, tokenizer, batch_tokens=ns.score_batch_tokens, progress=len(rows) >= 2000)
+    scores = score_traces(rows, model, tokenizer, batch_tokens=ns.score_batch_tokens, progress=len(rows) >= 2000)
+    return scores, data_name
 
 
 def run(ns: argparse.Namespace) -> dict:
@@ -121,9 +122,11 @@ def run(ns: argparse.Namespace) -> dict:
     if ns.out:  # fail before the (long) verification, not after it; create nothing yet
         for name in output_names(plot=not ns.no_plot, detection=manifest is not None).values():
             check_writable(f"{ns.out}/{name}", overwrite=ns.overwrite, field="--out file", create_parent=False)
-    scores = _scores(ns, rows) if ns.score_model else None
+    scores, data_tokenizer = _scores(ns, rows) if ns.score_model else (None, None)
     result = audit_traces(rows, opts, source=ns.data, scores=scores, manifest=manifest, workers=ns.workers,
                           timeout_s=ns.timeout)
+    if scores is not None:  # None: nothing named the data's tokenizer, so the model's could not be checked
+        result.report["detectors"]["loss"].update(model=ns.score_model, tokenizer_checked_against=data_tokenizer)
     if manifest_from:
         result.report["noise_manifest"] = manifest_from
     paths = write_audit(rows, result, ns.out, overwrite=ns.overwrite, plot=not ns.no_plot) if ns.out else {}
