@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import sys
 import time
 
@@ -59,7 +60,7 @@ def _spelling(answer: str, rng: random.Random) -> str:
         return answer.strip() + ".0"
     if "\\frac" in answer:
         return answer.replace("\\frac", "\\dfrac")
-    return " ".join(answer) if "\\" not in answer and rng.random() < 0.5 else f" {answer} "
+    return re.sub(r"([+\-=,()])", r" \1 ", answer) if rng.random() < 0.5 else f" {answer} "
 
 
 def consensus_rows(rows: list[dict], k: int, n_traces: int, seed: int) -> list[dict]:

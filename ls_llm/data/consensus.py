@@ -34,16 +34,19 @@ __all__ = ["CONSENSUS_STATUSES", "REFERENCE_STATUSES", "ConsensusResult", "answe
 CONSENSUS_STATUSES = ("agrees", "disagrees", "no_majority")
 REFERENCE_STATUSES = ("agrees", "suspect", "disagrees", "missing", "no_majority")
 
-_NOISE = re.compile(r"\\left|\\right|\\[!,;: ]|(?<!\\)\$|\s+")
+_NOISE = re.compile(r"\\left|\\right|\\[!,;:]|(?<!\\)\$")
 _FRAC = re.compile(r"\\[dt]frac")
 _FRAC_DIGITS = re.compile(r"\\frac(\d)(\d)")  # TeX's \frac12 is \frac{1}{2}
+# Space next to an operator or bracket never matters; between two digits or letters it may ("3 2" is 3·2).
+_SPACE_AT_SYMBOL = re.compile(r"\s*([^\w\s\\])\s*")
 
 
 def answer_key(answer: str | None) -> str | None:
     """A cheap class key: two answers with one key are the same answer (the converse is math-verify's job)."""
     if answer is None:
         return None
-    text = _FRAC_DIGITS.sub(r"\\frac{\1}{\2}", _FRAC.sub(r"\\frac", _NOISE.sub("", answer))).rstrip(".")
+    text = _FRAC_DIGITS.sub(r"\\frac{\1}{\2}", _FRAC.sub(r"\\frac", _NOISE.sub("", answer)))
+    text = _SPACE_AT_SYMBOL.sub(r"\1", " ".join(text.split())).rstrip(".")
     if not text:
         return None
     try:
@@ -106,19 +109,33 @@ class ConsensusResult:
 @dataclass
 class _Problem:
     rows: list[int]
+    answers: list[str | None]  # per row
     keys: list[str | None]  # per row
     texts: dict[str, str]  # key -> one answer text with that key
     reference: str | None
 
 
+def _problems(rows: list[dict], answers: list[str | None]) -> list[_Problem]:
+    problems = []
+    for group in problem_groups(rows):
+        texts: dict[str, str] = {}
+        keys = [answer_key(answers[i]) for i in group]
+        for k, i in zip(keys, group, strict=True):
+            if k is not None:
+                texts.setdefault(k, answers[i])
+        problems.append(_Problem(group, [answers[i] for i in group], keys, texts, _reference(rows, group)))
+    return problems
+
+
 def _pairs(problems: list[_Problem]) -> list[tuple[int, str, str]]:
-    """(problem, key a, key b) for every pair of distinct keys of a problem, and (problem, key, "<ref>") pairs."""
+    """(problem, answer, answer) to verify: one answer of each key against one of every other key of the problem,
+    and each distinct answer against the reference (the pairs the reference check verifies too)."""
     out = []
     for p, prob in enumerate(problems):
-        keys = sorted(prob.texts)
-        out += [(p, a, b) for i, a in enumerate(keys) for b in keys[i + 1:]]
+        reps = [prob.texts[k] for k in sorted(prob.texts)]
+        out += [(p, a, b) for i, a in enumerate(reps) for b in reps[i + 1:]]
         if prob.reference is not None and len(prob.rows) > 1:
-            out += [(p, a, "<ref>") for a in keys]
+            out += [(p, a, prob.reference) for a in dict.fromkeys(a for a in prob.answers if a is not None)]
     return out
 
 
@@ -130,28 +147,16 @@ def consensus(rows: list[dict], *, answers: list[str | None], majority: float = 
     for name, value in (("majority", majority), ("suspect_share", suspect_share)):
         if not 0.0 < value <= 1.0:
             raise ValueError(f"consensus {name} must be in (0, 1], got {value!r}")
-    problems = []
-    for group in problem_groups(rows):
-        keys = [answer_key(answers[i]) for i in group]
-        texts: dict[str, str] = {}
-        for k, i in zip(keys, group, strict=True):
-            if k is not None:
-                texts.setdefault(k, answers[i])
-        problems.append(_Problem(group, keys, texts, _reference(rows, group)))
+    problems = _problems(rows, answers)
     pairs = _pairs(problems)
-
-    def text(p: int, key: str) -> str:
-        return problems[p].reference if key == "<ref>" else problems[p].texts[key]
-
     known = dict(known or {})
-    todo = list(dict.fromkeys((text(p, a), text(p, b)) for p, a, b in pairs if (text(p, a), text(p, b)) not in known))
+    todo = list(dict.fromkeys((a, b) for _, a, b in pairs if (a, b) not in known))
     known.update(zip(todo, verify_batch([a for a, _ in todo], [b for _, b in todo], workers=workers,
                                         timeout_s=timeout_s, progress=progress), strict=True))
-    verdicts = [known[(text(p, a), text(p, b))] for p, a, b in pairs]
-    same: list[list[tuple[str, str]]] = [[] for _ in problems]
-    for (p, a, b), verdict in zip(pairs, verdicts, strict=True):
-        if verdict == "correct":
-            same[p].append((a, b))
+    same: list[set[tuple[str, str]]] = [set() for _ in problems]
+    for p, a, b in pairs:
+        if known[(a, b)] == "correct":
+            same[p].add((a, b))
     out = ConsensusResult([""] * len(rows), [0.0] * len(rows), [""] * len(rows), {})
     tallies: Counter = Counter()
     for prob, equal in zip(problems, same, strict=True):
@@ -160,14 +165,15 @@ def consensus(rows: list[dict], *, answers: list[str | None], majority: float = 
     return out
 
 
-def _resolve(prob: _Problem, same: list[tuple[str, str]], out: ConsensusResult, tallies: Counter, *,
+def _resolve(prob: _Problem, same: set[tuple[str, str]], out: ConsensusResult, tallies: Counter, *,
              majority: float, suspect_share: float) -> None:
-    """Classes of one problem from its equivalent key pairs; statuses written into ``out``."""
+    """Classes of one problem from its verified-equal answer pairs; statuses written into ``out``."""
     uf = _UnionFind()
-    ref_equal = {a for a, b in same if b == "<ref>"}
-    for a, b in same:
-        if b != "<ref>":
-            uf.union(a, b)
+    for key, text in prob.texts.items():
+        uf.find(key)
+        for other_key, other in prob.texts.items():
+            if (text, other) in same:
+                uf.union(key, other_key)
     classes = [uf.find(k) if k is not None else None for k in prob.keys]
     counts = Counter(c for c in classes if c is not None)
     n = len(prob.rows)
@@ -183,7 +189,7 @@ def _resolve(prob: _Problem, same: list[tuple[str, str]], out: ConsensusResult, 
         ref = "missing"
     elif top is None:
         ref = "no_majority"
-    elif any(uf.find(k) == top for k in ref_equal):
+    elif _reference_in(prob, classes, top, same):
         ref = "agrees"
     else:
         ref = "suspect" if counts[top] >= suspect_share * n else "disagrees"
@@ -191,6 +197,13 @@ def _resolve(prob: _Problem, same: list[tuple[str, str]], out: ConsensusResult, 
         out.reference_status[i] = ref
     tallies[f"problem:{ref}"] += 1
     tallies["singletons"] += n == 1
+
+
+def _reference_in(prob: _Problem, classes: list, top: str, same: set[tuple[str, str]]) -> bool:
+    """The reference is the majority's answer: its key is in the class, or some answer of the class equals it."""
+    ref_key = answer_key(prob.reference)
+    members = [(a, k) for a, k, c in zip(prob.answers, prob.keys, classes, strict=True) if c == top]
+    return any(k == ref_key or (a, prob.reference) in same for a, k in members)
 
 
 def _report(tallies: Counter, problems: list[_Problem], n_pairs: int) -> dict:

@@ -44,6 +44,19 @@ def test_symbolic_forms_need_math_verify():
     assert result.reference_status == ["missing"] * 3  # works with no reference at all
 
 
+def test_cheap_key_is_conservative():
+    assert answer_key("6 +  3i") == answer_key("6+3i") == answer_key("$6+3i$")
+    assert answer_key("\\left( 1,2 \\right)") == answer_key("(1, 2)")
+    assert answer_key("3 2x") != answer_key("32x")  # "3 2x" is a product in TeX: never merged by the key
+
+
+def test_reference_agrees_by_key_when_math_verify_cannot_parse_it():
+    ref = "\\dfrac{1}{29,\\!322,\\!216}"  # math-verify parses neither side: every verdict is "unparsable"
+    result = _run([("p", [ref, ref, ref, "5"], ref)])
+    assert result.status == ["agrees"] * 3 + ["disagrees"]
+    assert result.reference_status == ["agrees"] * 4
+
+
 def test_ties_and_all_different_have_no_majority():
     result = _run([("tie", ["1", "1", "2", "2"], "1"), ("diff", ["1", "2", "3"], "1")])
     assert result.status == ["no_majority"] * 7
