@@ -3,9 +3,9 @@
 Traces are grouped by ``problem_id`` (or, on rows without one, by their identical prompt). Within a problem the
 final answers fall into equivalence classes under the project's one answer-equivalence function
 (:func:`ls_llm.answers.verify_batch`, math-verify in worker processes). math-verify is slow, so classes are
-formed in two steps: a cheap key first (whitespace, ``\\dfrac``/``\\left`` spellings, and the exact value of a
-plain number, so ``\\frac12``, ``1/2`` and ``0.5`` share one key), then math-verify only between the *distinct*
-keys of one problem, merged with union-find. A trace with no final answer belongs to no class.
+formed in two steps: a cheap key first (spaces next to a symbol, ``\\dfrac``/``\\left``/``$`` spellings, and the
+exact value of a plain number, so ``\\frac12``, ``1/2`` and ``0.5`` share one key), then math-verify only between
+the *distinct* keys of one problem, merged with union-find. A trace with no final answer belongs to no class.
 
 Per trace: ``consensus_share`` (the share of the problem's traces in its class, 0 without an answer) and
 ``consensus_status``: ``agrees`` (in the majority class), ``disagrees`` (not in it, or no answer while a majority
@@ -14,7 +14,7 @@ problem's traces (default half: 2 of 4 is a majority when the other two differ f
 not). A problem with one trace has no majority.
 
 Per problem (written on each of its rows) ``reference_status``: ``missing`` (no reference ``answer``),
-``no_majority``, ``agrees`` (the reference is equivalent to an answer of the majority class), ``suspect`` (it
+``no_majority``, ``agrees`` (the reference equals an answer of the majority class, or shares its key), ``suspect`` (it
 disagrees with a majority holding at least ``suspect_share`` of the traces) or ``disagrees`` (a weaker one).
 """
 
