@@ -36,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--suspect-share", type=float, default=0.75,
                        help="a reference disagreeing with a majority this strong is 'suspect'")
     group.add_argument("--score-model", help="checkpoint folder whose token losses score every trace")
-    group.add_argument("--flag-top-loss", type=float, help="flag this fraction of traces with the highest loss_mean")
+    group.add_argument("--flag-top-loss", type=float, help="flag this fraction of traces with the highest loss")
+    group.add_argument("--flag-loss-column", default="loss_mean",
+                       help="the loss --flag-top-loss ranks: loss_mean (completion) or answer_loss_mean (answer span; "
+                       "traces without one are never flagged)")
     group.add_argument("--score-device", default="auto", help="auto, cpu or cuda[:i]")
     group.add_argument("--score-dtype", default="auto", help="auto (float32 on CPU, bfloat16 on GPU), float32, ...")
     group.add_argument("--score-batch-tokens", type=int, default=8192, help="padded tokens per scoring batch")
@@ -55,7 +58,8 @@ def _options(ns):
     if ns.flag_top_loss is not None and not ns.score_model:
         raise ValueError("--flag-top-loss needs --score-model (the model whose losses it ranks)")
     return DetectorOptions(consensus=not ns.no_consensus, majority=ns.majority, suspect_share=ns.suspect_share,
-                           flag_top_loss=ns.flag_top_loss, verifier_column=ns.verifier_column,
+                           flag_top_loss=ns.flag_top_loss, flag_loss_column=ns.flag_loss_column,
+                           verifier_column=ns.verifier_column,
                            verifier_threshold=ns.verifier_threshold, verifier_flag_above=ns.verifier_flag_above)
 
 

@@ -5,7 +5,8 @@ A detector *flags* a trace when it suspects it is noisy:
 - ``reference``: the final answer is wrong, missing or unparsable against the row's gold ``answer``
   (``audit_status``, ls_llm.data.audit);
 - ``consensus``: the answer disagrees with the problem's majority (``consensus_status``, ls_llm.data.consensus);
-- ``loss``: the trace is among the fraction q of highest mean completion loss under a model (``loss_flag``; the
+- ``loss``: the trace is among the fraction q of highest mean completion (or answer-span) loss under a model
+  (``loss_flag``; the
   small-loss criterion: Han et al. 2018, Co-teaching; Jiang et al. 2018, MentorNet);
 - ``verifier``: a user-supplied score (a reward model's or a judge's) is below a threshold (``verifier_flag``).
 
@@ -26,6 +27,7 @@ __all__ = ["DetectorOptions", "run_detectors", "detector_flags", "score_against_
            "plot_detection", "format_detection"]
 
 BAD_AUDIT = ("wrong", "missing", "unparsable")
+LOSS_FLAG_COLUMNS = ("loss_mean", "answer_loss_mean")
 
 
 def verifier_flags(rows: list[dict], column: str, threshold: float, *, source: str,
@@ -152,6 +154,7 @@ class DetectorOptions:
     majority: float = 0.5
     suspect_share: float = 0.75
     flag_top_loss: float | None = None
+    flag_loss_column: str = "loss_mean"  # or answer_loss_mean: the answer span's loss
     verifier_column: str | None = None
     verifier_threshold: float | None = None
     verifier_flag_above: bool = False
@@ -161,6 +164,8 @@ class DetectorOptions:
             raise ValueError("--verifier-column and --verifier-threshold go together: give both or neither")
         if self.flag_top_loss is not None:
             top_fraction_flags([], self.flag_top_loss)  # the range check
+        if self.flag_loss_column not in LOSS_FLAG_COLUMNS:
+            raise ValueError(f"--flag-loss-column must be one of {LOSS_FLAG_COLUMNS}, got {self.flag_loss_column!r}")
         for name, value in (("majority", self.majority), ("suspect_share", self.suspect_share)):
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"consensus {name} must be in (0, 1], got {value!r}")
@@ -185,9 +190,9 @@ def run_detectors(rows: list[dict], predictions: list[str | None], opts: Detecto
     if scores is not None:
         columns.update(scores)
         report["ran"].append("loss")
-        report["loss"] = {"flag_top_loss": opts.flag_top_loss}
+        report["loss"] = {"flag_top_loss": opts.flag_top_loss, "flag_loss_column": opts.flag_loss_column}
         if opts.flag_top_loss is not None:
-            columns["loss_flag"] = top_fraction_flags(scores["loss_mean"], opts.flag_top_loss)
+            columns["loss_flag"] = top_fraction_flags(scores[opts.flag_loss_column], opts.flag_top_loss)
             report["loss"]["flagged"] = sum(columns["loss_flag"])
     if not opts.consensus:
         report["skipped"]["consensus"] = "turned off (--no-consensus)"

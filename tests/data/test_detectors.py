@@ -185,7 +185,8 @@ def test_cli_bad_verifier_column(tmp_path, capsys, bad, needle):
 @pytest.mark.parametrize("argv,needle", [(["--verifier-column", "rm"], "go together"),
                                          (["--flag-top-loss", "0.1"], "needs --score-model"),
                                          (["--flag-top-loss", "1.5", "--score-model", "m"], "fraction in \\(0, 1\\)"),
-                                         (["--majority", "0"], "majority must be in")])
+                                         (["--majority", "0"], "majority must be in"),
+                                         (["--flag-loss-column", "loss"], "--flag-loss-column must be one of")])
 def test_cli_flag_combinations_refused(tmp_path, capsys, argv, needle):
     path, _ = _traces(tmp_path, n=2)
     code, out = _audit([path, "--out", tmp_path / "out", *argv], capsys)

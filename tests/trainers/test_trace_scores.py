@@ -85,16 +85,17 @@ def _write_rows(tmp_path, rows):
     return path
 
 
-def test_cli_score_model_and_top_loss_flag(checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("column", ["loss_mean", "answer_loss_mean"])
+def test_cli_score_model_and_top_loss_flag(checkpoint, tmp_path, capsys, column):
     from ls_llm.cli.audit import main
 
     path, conf = checkpoint
     data = _write_rows(tmp_path, conf.message_rows(8))
     code = main([str(data), "--out", str(tmp_path / "out"), "--score-model", path, "--flag-top-loss", "0.25",
-                 "--workers", "1", "--no-plot", "--score-dtype", "float64"])
+                 "--flag-loss-column", column, "--workers", "1", "--no-plot", "--score-dtype", "float64"])
     assert code == 0, capsys.readouterr().err
     traced = [json.loads(x) for x in (tmp_path / "out" / "traces.jsonl").read_text().splitlines()]
-    losses = [r["loss_mean"] for r in traced]
+    losses = [r[column] for r in traced]
     flagged = [r["loss_flag"] for r in traced]
     assert sum(flagged) == 2 and min(x for x, f in zip(losses, flagged) if f) >= max(
         x for x, f in zip(losses, flagged) if not f)
