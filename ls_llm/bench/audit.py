@@ -54,6 +54,15 @@ def _rows(n: int, seed: int) -> tuple[list[dict], str]:
     return _generated_rows(n, seed), "generated MATH-like answers"
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (the verification workers): on a shared machine the
+    wall-clock rate depends on the other jobs' load, the CPU seconds per trace do not."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def _spelling(answer: str, rng: random.Random) -> str:
     """An equivalent way to write ``answer`` (what a sampled trace may box instead of the reference's form)."""
     if answer.strip().lstrip("-").isdigit():
@@ -87,15 +96,17 @@ def bench_consensus(rows: list[dict], ns) -> None:
 
     traces = consensus_rows(rows, ns.k, ns.consensus_traces, ns.seed)
     print(f"\nconsensus: {len(traces)} traces, k={ns.k} per problem")
-    print("| workers | traces | seconds | traces/s | math-verify pairs | disagrees | suspect references |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| workers | traces | seconds | traces/s | CPU s | traces per CPU s | consensus pairs | disagrees | suspect "
+          "references |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for workers in ns.workers:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         result = audit_traces(traces, DetectorOptions(), source="bench", workers=workers, progress=False)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
         c = result.report["detectors"]["consensus"]
-        print(f"| {workers} | {len(traces)} | {seconds:.2f} | {len(traces) / seconds:.0f} | {c['math_verify_pairs']} "
-              f"| {c['consensus_status']['disagrees']} | {c['reference_status']['suspect']} |")
+        print(f"| {workers} | {len(traces)} | {seconds:.2f} | {len(traces) / seconds:.0f} | {cpu:.1f} | "
+              f"{len(traces) / cpu:.0f} | {c['math_verify_pairs']} | {c['consensus_status']['disagrees']} | "
+              f"{c['reference_status']['suspect']} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,14 +140,15 @@ def bench_reference(ns) -> None:
     rows, origin = _rows(ns.rows, ns.seed)
     rows, _, _ = inject_noise(rows, noise_type="answer", rate=ns.noise, seed=ns.seed)
     print(f"data: {origin} ({len(rows)} traces, answer noise {ns.noise}); cpu count {os.cpu_count()}")
-    print("| workers | traces | seconds | traces/s | frac wrong |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| workers | traces | seconds | traces/s | CPU s | traces per CPU s | frac wrong |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for workers in ns.workers:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         result = audit_rows(rows, workers=workers, progress=False)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
         wrong = result.report["overall"]["frac_wrong"]
-        print(f"| {workers} | {len(rows)} | {seconds:.2f} | {len(rows) / seconds:.0f} | {wrong:.3f} |")
+        print(f"| {workers} | {len(rows)} | {seconds:.2f} | {len(rows) / seconds:.0f} | {cpu:.1f} | "
+              f"{len(rows) / cpu:.0f} | {wrong:.3f} |")
 
 
 if __name__ == "__main__":
