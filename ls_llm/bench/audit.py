@@ -1,8 +1,14 @@
-"""Audit throughput on MATH-style answers: ``python -m ls_llm.bench.audit [--rows N] [--workers 1 2]``.
+"""Audit throughput on MATH-style answers: ``python -m ls_llm.bench.audit [--rows N] [--workers 1 2] [--only ...]``.
 
-Reads /work/shared/data/train/math/train.jsonl when present (else generates MATH-like answers),
-injects 20% answer noise so both verdicts occur, then times :func:`ls_llm.data.audit.audit_rows`
-(final-answer extraction + math-verify in worker processes). Target: >= 200 traces/s on 2 cores.
+Reads /work/shared/data/train/math/train.jsonl when present (else generates MATH-like answers).
+
+- ``reference``: injects 20% answer noise so both verdicts occur, then times :func:`ls_llm.data.audit.audit_rows`
+  (final-answer extraction + math-verify in worker processes). Target: >= 200 traces/s on 2 cores.
+- ``consensus``: k = 4 traces per problem (``--consensus-traces`` in all): the reference's answer as written, an
+  equivalent spelling of it (``\\dfrac``, spaces, ``x.0``), another problem's answer or no answer, then times
+  :func:`ls_llm.data.audit.audit_traces` (reference check + consensus). Target: >= 200 traces/s on 2 cores.
+- ``score``: model-loss scoring against the engine's no-grad forward on the same tokens
+  (ls_llm.bench.trace_scores). Target: within 1.2x.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import sys
 import time
 
@@ -47,29 +54,101 @@ def _rows(n: int, seed: int) -> tuple[list[dict], str]:
     return _generated_rows(n, seed), "generated MATH-like answers"
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (the verification workers): on a shared machine the
+    wall-clock rate depends on the other jobs' load, the CPU seconds per trace do not."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def _spelling(answer: str, rng: random.Random) -> str:
+    """An equivalent way to write ``answer`` (what a sampled trace may box instead of the reference's form)."""
+    if answer.strip().lstrip("-").isdigit():
+        return answer.strip() + ".0"
+    if "\\frac" in answer:
+        return answer.replace("\\frac", "\\dfrac")
+    return re.sub(r"([+\-=,()])", r" \1 ", answer) if rng.random() < 0.5 else f" {answer} "
+
+
+def consensus_rows(rows: list[dict], k: int, n_traces: int, seed: int) -> list[dict]:
+    """k traces per problem: 60% the reference as written, 15% an equivalent spelling, 20% another problem's
+    answer, 5% no boxed answer."""
+    rng = random.Random(seed)
+    golds = [str(r["answer"]) for r in rows]
+    out = []
+    for p, row in enumerate(rows[: n_traces // k]):
+        for s in range(k):
+            draw, gold = rng.random(), golds[p]
+            answer = gold if draw < 0.6 else _spelling(gold, rng) if draw < 0.75 else rng.choice(golds) \
+                if draw < 0.95 else None
+            text = "We work it out.\n" + (f"So the answer is $\\boxed{{{answer}}}$." if answer else "I give up.")
+            out.append({"id": f"{row['id']}-{s}", "problem_id": str(row["id"]), "sample_index": s,
+                        "messages": [*row["messages"][:-1], {"role": "assistant", "content": text}],
+                        "answer": gold})
+    return out
+
+
+def bench_consensus(rows: list[dict], ns) -> None:
+    from ls_llm.data.audit import audit_traces
+    from ls_llm.data.detectors import DetectorOptions
+
+    traces = consensus_rows(rows, ns.k, ns.consensus_traces, ns.seed)
+    print(f"\nconsensus: {len(traces)} traces, k={ns.k} per problem")
+    print("| workers | traces | seconds | traces/s | CPU s | traces per CPU s | consensus pairs | disagrees | suspect "
+          "references |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for workers in ns.workers:
+        start, cpu = time.perf_counter(), _cpu_seconds()
+        result = audit_traces(traces, DetectorOptions(), source="bench", workers=workers, progress=False)
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+        c = result.report["detectors"]["consensus"]
+        print(f"| {workers} | {len(traces)} | {seconds:.2f} | {len(traces) / seconds:.0f} | {cpu:.1f} | "
+              f"{len(traces) / cpu:.0f} | {c['math_verify_pairs']} | {c['consensus_status']['disagrees']} | "
+              f"{c['reference_status']['suspect']} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ls_llm.bench.audit", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3000, help="traces to audit per run")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--noise", type=float, default=0.2, help="answer-noise rate so wrong answers occur")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", choices=("reference", "consensus", "score"),
+                        default=["reference", "consensus", "score"])
+    parser.add_argument("--consensus-traces", type=int, default=10_000)
+    parser.add_argument("--k", type=int, default=4, help="traces per problem for the consensus run")
     ns = parser.parse_args(argv)
 
+    if "reference" in ns.only:
+        bench_reference(ns)
+    if "consensus" in ns.only:
+        rows, _ = _rows(max(ns.consensus_traces // ns.k, 1), ns.seed + 1)
+        bench_consensus(rows, ns)
+    if "score" in ns.only:
+        from ls_llm.bench.trace_scores import main as score_main
+
+        score_main([])
+    return 0
+
+
+def bench_reference(ns) -> None:
     from ls_llm.data.audit import audit_rows
     from ls_llm.data.noise import inject_noise
 
     rows, origin = _rows(ns.rows, ns.seed)
     rows, _, _ = inject_noise(rows, noise_type="answer", rate=ns.noise, seed=ns.seed)
     print(f"data: {origin} ({len(rows)} traces, answer noise {ns.noise}); cpu count {os.cpu_count()}")
-    print("| workers | traces | seconds | traces/s | frac wrong |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| workers | traces | seconds | traces/s | CPU s | traces per CPU s | frac wrong |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for workers in ns.workers:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         result = audit_rows(rows, workers=workers, progress=False)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
         wrong = result.report["overall"]["frac_wrong"]
-        print(f"| {workers} | {len(rows)} | {seconds:.2f} | {len(rows) / seconds:.0f} | {wrong:.3f} |")
-    return 0
+        print(f"| {workers} | {len(rows)} | {seconds:.2f} | {len(rows) / seconds:.0f} | {cpu:.1f} | "
+              f"{len(rows) / cpu:.0f} | {wrong:.3f} |")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "distill": ("ls_llm.cli.distill", "distill a (smoothed) teacher into a student"),
     "distill-cache": ("ls_llm.cli.distill_cache", "cache a teacher's top-k log-probs on disk"),
     "noise": ("ls_llm.cli.noise", "write a noisy copy of a trace dataset with a manifest"),
-    "audit": ("ls_llm.cli.audit", "measure how many traces have a wrong final answer"),
+    "audit": ("ls_llm.cli.audit", "measure how many traces have a wrong final answer; find noisy ones without one"),
     "eval": ("ls_llm.cli.eval", "evaluate a checkpoint with lm-eval"),
     "sweep": ("ls_llm.cli.sweep", "run a grid of recipes and collect results"),
 }

@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(ns: argparse.Namespace) -> dict:
     from ls_llm.data.io import check_writable, staged_files, write_jsonl, write_text
     from ls_llm.data.loading import load_rows
-    from ls_llm.data.noise import inject_noise
+    from ls_llm.data.noise import inject_noise, manifest_path
 
     args = source_args(
         ns, dataset_answer_instruction=ns.answer_instruction, noise_type=ns.type, noise_rho=ns.rate
@@ -44,7 +44,7 @@ def run(ns: argparse.Namespace) -> dict:
     stem = out.with_suffix("") if out.suffix == ".jsonl" else out
     paths = {
         "out": out,
-        "manifest": Path(ns.manifest) if ns.manifest else Path(f"{stem}.manifest.jsonl"),
+        "manifest": Path(ns.manifest) if ns.manifest else manifest_path(out),
         "summary": Path(f"{stem}.summary.json"),
     }
     for name, path in paths.items():  # check them all before writing any

@@ -1,22 +1,32 @@
-"""Audit a trace set: how many traces end in a wrong, missing or unparsable final answer.
+"""Audit a trace set: how many traces end in a wrong, missing or unparsable final answer, and which look noisy.
 
 Each trace's final answer (last ``\\boxed{}`` outside the thinking) is checked against the row's
 gold ``answer`` with :func:`ls_llm.answers.verify_batch`, i.e. math-verify in worker processes.
 Rows without a gold answer get the status ``no_reference`` and are left out of the fractions.
+:func:`audit_traces` adds the detectors that need no clean reference (ls_llm.data.detectors: consensus,
+model loss, an external verifier) and, given a noise manifest, their precision and recall against it.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ls_llm.answers import STATUSES, extract_final_answer, verify_batch
+from ls_llm.data.detectors import (
+    DetectorOptions,
+    detector_flags,
+    format_detection,
+    plot_detection,
+    run_detectors,
+    score_against_manifest,
+)
 from ls_llm.data.io import check_writable, staged_dir, write_jsonl, write_text
 from ls_llm.data.noise import completion_of
 
-__all__ = ["AuditResult", "audit_rows", "plot_report", "write_audit"]
+__all__ = ["AuditResult", "audit_rows", "audit_traces", "plot_report", "write_audit"]
 
 NO_REFERENCE = "no_reference"
 BAD_STATUSES = ("wrong", "missing", "unparsable")
@@ -30,6 +40,8 @@ class AuditResult:
     statuses: list[str]  # per row: one of STATUSES or NO_REFERENCE
     predictions: list[str | None]
     report: dict
+    columns: dict[str, list] = field(default_factory=dict)  # the detectors' per-row columns
+    known: dict = field(default_factory=dict, repr=False)  # (answer, reference) -> status, for reuse
 
 
 def _tally(statuses: list[str]) -> dict:
@@ -62,17 +74,44 @@ def audit_rows(rows: list[dict], *, workers: int = 2, timeout_s: float = 5.0, pr
     checked = [i for i, row in enumerate(rows) if row.get("answer") not in (None, "")]
     if progress is None:
         progress = len(checked) >= _PROGRESS_MIN_ROWS
+    # k traces of one problem often box the same answer: each distinct (answer, reference) pair is checked once.
+    pairs = list(dict.fromkeys((predictions[i], str(rows[i]["answer"])) for i in checked))
     verdicts = verify_batch(
-        [predictions[i] for i in checked],
-        [str(rows[i]["answer"]) for i in checked],
+        [pred for pred, _ in pairs],
+        [gold for _, gold in pairs],
         workers=workers,
         timeout_s=timeout_s,
         progress=progress,
     )
+    known = dict(zip(pairs, verdicts, strict=True))
     statuses = [NO_REFERENCE] * len(rows)
-    for i, verdict in zip(checked, verdicts, strict=True):
-        statuses[i] = verdict
-    return AuditResult(statuses, predictions, build_report(rows, statuses))
+    for i in checked:
+        statuses[i] = known[(predictions[i], str(rows[i]["answer"]))]
+    return AuditResult(statuses, predictions, build_report(rows, statuses), known=known)
+
+
+def audit_traces(rows: list[dict], opts: DetectorOptions, *, source: str, scores: dict | None = None,
+                 manifest: list[dict] | None = None, workers: int = 2, timeout_s: float = 5.0,
+                 progress: bool | None = None) -> AuditResult:
+    """The reference check (rows with a gold ``answer``) and the detectors in ``opts``; with ``manifest`` (entries
+    aligned with ``rows``) each detector's precision / recall / F1 against it. ValueError if nothing can run."""
+    progress = len(rows) >= _PROGRESS_MIN_ROWS if progress is None else progress
+    result = audit_rows(rows, workers=workers, timeout_s=timeout_s, progress=progress)
+    columns, section = run_detectors(rows, result.predictions, opts, source=source, scores=scores, workers=workers,
+                                     timeout_s=timeout_s, progress=progress, known=result.known)
+    if result.report["overall"]["checked"]:
+        section["ran"].insert(0, "reference")
+    else:
+        section["skipped"]["reference"] = "no row has a reference answer (field 'answer')"
+    if not section["ran"]:
+        raise ValueError(f"nothing to audit in {source!r}: {'; '.join(section['skipped'].values())}; and no "
+                         "--score-model or --verifier-column was given")
+    result.columns = columns
+    result.report["detectors"] = section
+    if manifest is not None:
+        flags = detector_flags({"audit_status": result.statuses, **columns})
+        result.report["detection"] = score_against_manifest(flags, manifest)
+    return result
 
 
 def _chart_groups(report: dict) -> list[tuple[str, dict]]:
@@ -110,31 +149,58 @@ def plot_report(report: dict, path: str | Path) -> None:
 def write_audit(
     rows: list[dict], result: AuditResult, out_dir: str | Path, *, overwrite: bool = False, plot=True
 ):
-    """Write ``clean.jsonl`` (correct), ``noisy.jsonl`` (wrong/missing/unparsable), ``report.json``, ``audit.png``.
+    """Write ``clean.jsonl`` (correct), ``noisy.jsonl`` (wrong/missing/unparsable), ``traces.jsonl`` (every row,
+    with every detector's columns), ``report.json``, ``audit.png`` and, with a manifest, ``detectors.png``.
 
     Rows without a reference go to neither split. Returns the written paths by name.
     """
     out = Path(out_dir)
-    names = {"clean": "clean.jsonl", "noisy": "noisy.jsonl", "report": "report.json"}
-    if plot:
-        names["chart"] = "audit.png"
+    names = output_names(plot=plot, detection="detection" in result.report)
     for name in names.values():
         check_writable(out / name, overwrite=overwrite, field="audit output", create_parent=False)
     tagged = [
-        {**row, "audit_status": status, "audit_prediction": pred}
-        for row, status, pred in zip(rows, result.statuses, result.predictions, strict=True)
+        {**row, "audit_status": status, "audit_prediction": pred, **{k: v[i] for k, v in result.columns.items()}}
+        for i, (row, status, pred) in enumerate(zip(rows, result.statuses, result.predictions, strict=True))
     ]
     with staged_dir(out, last="report.json") as stage:  # all files appear together, or none
         write_jsonl(stage / names["clean"], [r for r in tagged if r["audit_status"] == "correct"])
         write_jsonl(stage / names["noisy"], [r for r in tagged if r["audit_status"] in BAD_STATUSES])
+        write_jsonl(stage / names["traces"], tagged)
         if plot:
             plot_report(result.report, stage / names["chart"])
+        if "detection_chart" in names:
+            plot_detection(result.report["detection"], stage / names["detection_chart"])
         write_text(stage / names["report"], json.dumps(result.report, indent=2) + "\n")
     return {key: str(out / name) for key, name in names.items()}
 
 
+def output_names(*, plot: bool, detection: bool) -> dict[str, str]:
+    """The audit's output files by name (checked for overwriting before any slow work)."""
+    names = {"clean": "clean.jsonl", "noisy": "noisy.jsonl", "traces": "traces.jsonl", "report": "report.json"}
+    if plot:
+        names["chart"] = "audit.png"
+    if plot and detection:
+        names["detection_chart"] = "detectors.png"
+    return names
+
+
 def format_report(report: dict) -> str:
-    """A plain-text table of the report for the terminal."""
+    """A plain-text table of the report for the terminal, the detectors that ran and their scores."""
+    lines = _reference_table(report) if report["overall"]["checked"] else []
+    section = report.get("detectors")
+    if section:
+        lines.append(f"detectors run: {', '.join(section['ran']) or 'none'}")
+        lines += [f"not run: {name}: {why}" for name, why in section["skipped"].items()]
+        if "consensus" in section:
+            c = section["consensus"]
+            lines.append(f"consensus: {c['problems']} problems, traces {c['consensus_status']}, "
+                         f"references {c['reference_status']}")
+    if "detection" in report:
+        lines += ["against the noise manifest:", format_detection(report["detection"])]
+    return "\n".join(lines)
+
+
+def _reference_table(report: dict) -> list[str]:
     header = f"{'group':<40} {'n':>6} {'wrong':>7} {'missing':>8} {'unparse':>8}"
     lines = [header, "-" * len(header)]
     for name, tally in _chart_groups(report):
@@ -142,4 +208,4 @@ def format_report(report: dict) -> str:
             f"{name[:40]:<40} {tally['checked']:>6} {tally['frac_wrong']:>7.3f} "
             f"{tally['frac_missing']:>8.3f} {tally['frac_unparsable']:>8.3f}"
         )
-    return "\n".join(lines)
+    return lines

@@ -38,9 +38,9 @@ _LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 # Metadata copied through when present (after the field map); MATH calls the subject "type".
 _META_ALIASES = {"subject": ("subject", "type"), "level": ("level",)}
 OUTPUT_COLUMNS = ("id", "messages", "answer", "source", "subject", "level")
-# Bookkeeping columns carried through when a source has them: `ls-llm audit` writes audit_status, which a
-# recipe can route whole traces by (trace_objective_column, ls_llm/trainers/routing.py).
-CARRIED_COLUMNS = ("audit_status",)
+# Bookkeeping columns carried through when a source has them: `ls-llm audit` writes audit_status and its detectors'
+# statuses and flags, which a recipe can route whole traces by (trace_objective_column, ls_llm/trainers/routing.py).
+CARRIED_COLUMNS = ("audit_status", "consensus_status", "reference_status", "loss_flag", "verifier_flag")
 
 
 def _local_files(source: str) -> list[str] | None:
@@ -176,8 +176,9 @@ def _meta(row: dict, name: str) -> str | None:
     return None
 
 
-def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments) -> list[dict]:
-    """Convert raw rows of one source; rows missing required fields are skipped or rejected."""
+def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = ()) -> list[dict]:
+    """Convert raw rows of one source; rows missing required fields are skipped or rejected. Columns named in
+    ``keep`` are copied as they are where a row has them (``ls-llm audit``: problem_id, a verifier's score)."""
     columns = list(rows.column_names) if hasattr(rows, "column_names") else list(rows[0]) if rows else []
     mapping = args.field_map
     mapped_columns = [mapping.get(c, c) for c in columns]
@@ -205,6 +206,7 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments) -> list[dict]
                 "subject": _meta(row, "subject"),
                 "level": _meta(row, "level"),
                 **{k: str(row[k]) for k in CARRIED_COLUMNS if row.get(k) is not None},
+                **{k: row[k] for k in keep if k in row},
             }
         )
     if skipped.count and not out:
@@ -240,9 +242,9 @@ def _report_skipped(skipped: _Skipped, total: int, source: str, fmt: str, args: 
     logger.warning("skipping %s", message)
 
 
-def load_source_rows(entry: MixtureEntry, args: LsDataArguments) -> list[dict]:
-    """Read and convert one source into output rows (see ``OUTPUT_COLUMNS``)."""
-    return convert_rows(read_raw(entry), entry, args)
+def load_source_rows(entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = ()) -> list[dict]:
+    """Read and convert one source into output rows (see ``OUTPUT_COLUMNS``; ``keep``: see ``convert_rows``)."""
+    return convert_rows(read_raw(entry), entry, args, keep=keep)
 
 
 def _mix(parts: list[list[dict]], weights: list[float | None], seed: int) -> list[dict]:
@@ -319,10 +321,11 @@ def _split_validation(rows: list[dict], size: float | None, seed: int) -> tuple[
     return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
 
 
-def load_rows(args: LsDataArguments) -> list[dict]:
-    """All converted (and mixed) rows as plain dicts: no validation split, no noise."""
+def load_rows(args: LsDataArguments, *, keep: tuple[str, ...] = ()) -> list[dict]:
+    """All converted (and mixed) rows as plain dicts: no validation split, no noise (``keep``: see
+    ``convert_rows``)."""
     entries = args.entries()
-    parts = [load_source_rows(entry, args) for entry in entries]
+    parts = [load_source_rows(entry, args, keep=keep) for entry in entries]
     rows = _mix(parts, [e.weight for e in entries], args.dataset_seed)
     return rows if args.dataset_max_samples is None else rows[: args.dataset_max_samples]
 

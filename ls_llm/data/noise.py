@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ls_llm.data.trace_edits import (
     answers_differ,
@@ -24,7 +25,8 @@ from ls_llm.data.trace_edits import (
     trace_final_answer,
 )
 
-__all__ = ["INJECTORS", "Edit", "NoiseContext", "apply_noise_from_args", "completion_of", "inject_noise"]
+__all__ = ["INJECTORS", "Edit", "NoiseContext", "apply_noise_from_args", "completion_of", "inject_noise",
+           "manifest_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +160,13 @@ INJECTORS: dict[str, Injector] = {
     "token": Injector(token_noise, per_unit=True, needs_tokenizer=True),
     "step": Injector(step_noise, per_unit=True),
 }
+
+
+def manifest_path(out: str | Path) -> Path:
+    """Where ``ls-llm noise`` writes the manifest of ``out`` by default (and where ``ls-llm audit`` looks for it)."""
+    out = Path(out)
+    stem = out.with_suffix("") if out.suffix == ".jsonl" else out
+    return Path(f"{stem}.manifest.jsonl")
 
 
 def completion_of(row: dict) -> str:

@@ -95,9 +95,11 @@ def test_noise_missing_tokenizer_names_the_flag(tmp_path, capsys):
 def test_audit_with_no_gold_answer_is_refused(tmp_path, capsys):
     from ls_llm.cli import audit
 
-    rows = [{"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "\\boxed{4}"}]}]
+    # one trace per problem (three traces of one prompt would be audited by consensus, which needs no reference)
+    rows = [{"messages": [{"role": "user", "content": f"2+{i}?"}, {"role": "assistant", "content": "\\boxed{4}"}]}
+            for i in range(3)]
     data = tmp_path / "no_answers.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows * 3))
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert audit.main([str(data), "--out", str(tmp_path / "audit"), "--workers", "1"]) == 2
     assert "nothing to audit" in _error_line(capsys.readouterr().err, "audit")
     assert not (tmp_path / "audit").exists()
@@ -108,7 +110,7 @@ def test_audit_outputs_appear_together(tmp_path, capsys):
 
     out = tmp_path / "audit"
     assert audit.main([str(DATA), "--out", str(out), "--workers", "1", "--no-plot"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["clean.jsonl", "noisy.jsonl", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["clean.jsonl", "noisy.jsonl", "report.json", "traces.jsonl"]
     assert [p.name for p in tmp_path.iterdir()] == ["audit"]  # the staging folder was renamed, nothing else
 
 
