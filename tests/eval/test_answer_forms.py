@@ -109,7 +109,8 @@ def test_normalize_latex_storage_forms():
     [
         ("the answer is a good guess", None, "missing"),  # no letter from an ordinary word
         ("Let me answer a question", None, "missing"),
-        ("My answer: I think it is B", None, "missing"),  # "I" is a word here, not MMLU-Pro's option I
+        ("My answer: I think so", None, "missing"),  # "I" is a word here, not MMLU-Pro's option I
+        ("My answer: I think it is B", "B", "correct"),  # ... and "it is B" states B
         ("The answer is: **B**", "B", "correct"),
         ("**Answer:** B", "B", "correct"),
         ("The correct option is B.", "B", "correct"),
