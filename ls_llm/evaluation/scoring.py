@@ -82,3 +82,17 @@ def sample_metrics(records: Sequence[dict]) -> dict[str, float]:
         raise ValueError("a doc has no scored samples")
     correct = [record["verdict"] == "correct" for record in records]
     return {"acc": sum(correct) / len(correct), "pass_at_k": float(any(correct))}
+
+
+def rule_shares(samples: Sequence[dict]) -> dict[str, float]:
+    """Share of a task's scored samples whose answer each rule found (``"none"``: no answer found), from
+    lm-eval's per-sample logs (``filtered_resps`` holds each doc's list of verdict records)."""
+    counts: dict[str, int] = {}
+    for sample in samples:
+        for records in sample.get("filtered_resps", []):
+            for record in records if isinstance(records, list) else [records]:
+                if isinstance(record, dict) and "verdict" in record:
+                    rule = record.get("rule") or "none"
+                    counts[rule] = counts.get(rule, 0) + 1
+    total = sum(counts.values())
+    return {rule: round(count / total, 4) for rule, count in sorted(counts.items())} if total else {}

@@ -150,3 +150,11 @@ def test_the_rule_that_found_each_answer_is_recorded():
     assert find_final_answer("nothing") == (None, None)
     records = score_math([["\\boxed{3}", "The answer is 3.", "no"]], ["3"], workers=1)[0]
     assert [r["rule"] for r in records] == ["boxed", "stated", None]
+
+
+def test_share_per_rule_for_results_json():
+    from ls_llm.evaluation.scoring import rule_shares
+
+    records = score_math([["\\boxed{3}", "The answer is 3.", "no", "\\boxed{1}, \\boxed{2}"]], ["3"], workers=1)
+    samples = [{"filtered_resps": [records[0]]}]
+    assert rule_shares(samples) == {"boxed": 0.25, "boxed parts": 0.25, "none": 0.25, "stated": 0.25}
