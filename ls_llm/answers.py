@@ -124,7 +124,8 @@ _PART_GAP = re.compile(r"^[\s$]*(?:,|;|\\quad|\\text\{\s*and\s*\}|\band\b)?[\s$]
 # "the answer is 5", "**Answer:** 5", "Final Answer: 5", "**Final Answer**" on a line of its own.
 _STATED = re.compile(r"\banswer\s+is\s*:?|\banswer\s*(?:\*\*|__)?\s*[:：]\s*(?:\*\*|__)?"
                      r"|\*\*\s*final\s+answer\s*\*\*\s*:?", re.I)
-_MATH_SPAN = re.compile(r"^\$\$(.+?)\$\$|^\$(.+?)\$|^\\\((.+?)\\\)|^\\\[(.+?)\\\]", re.S)
+# "$...$" whose contents may hold an escaped dollar ("$\\$36$"), "$$...$$", "\\(...\\)", "\\[...\\]".
+_MATH_SPAN = re.compile(r"^\$\$(.+?)\$\$|^\$((?:\\\$|[^$])+?)\$|^\\\((.+?)\\\)|^\\\[(.+?)\\\]", re.S)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n|\s+(?:because|since|as|which)\b")
 # Which rule found an answer (recorded per sample, counted per task in results.json).
 ANSWER_RULES = ("boxed", "boxed parts", "stated")

@@ -50,11 +50,11 @@ def _unwrap(answer: str) -> str:
     return answer
 
 
-def option_key(text: str) -> str:
-    """An option's text for comparison: no ``$`` delimiters, ``\\text{}`` wrapper, closing full stop, case or
-    repeated spaces ("$5$ m/s." and "5 m/s" agree)."""
-    text = _unwrap(text.replace("$", ""))
-    return " ".join(text.split()).rstrip(" .").casefold()
+def option_key(text: str, *, fold: bool = True) -> str:
+    """An option's text for comparison: no ``$`` delimiters, ``\\text{}`` wrapper, closing full stop or
+    repeated spaces, and (``fold``) no case ("$5$ m/s." and "5 m/s" agree)."""
+    text = " ".join(_unwrap(text.replace("$", "")).split()).rstrip(" .")
+    return text.casefold() if fold else text
 
 
 def _match_label(token: str, labels: Sequence[str]) -> str | None:
@@ -63,11 +63,21 @@ def _match_label(token: str, labels: Sequence[str]) -> str | None:
 
 
 def _by_text(text: str, labels: Sequence[str], options: Sequence[str], *, prefix: bool = False) -> str | None:
-    """The label whose option's text ``text`` is (or, with ``prefix``, starts with; the longest wins)."""
-    key = option_key(text)
-    found = [(len(option_key(opt)), lab) for lab, opt in zip(labels, options, strict=False)
-             if len(option_key(opt)) >= 2 and (key == option_key(opt) or prefix and key.startswith(option_key(opt)))]
-    return max(found)[1] if found else None
+    """The label whose option's text ``text`` is (or, with ``prefix``, starts with, up to a word boundary; the
+    longest wins). Case counts where it tells options apart ("Rr" and "RR" are two alleles)."""
+    for fold in (False, True):
+        key = option_key(text, fold=fold)
+        found = []
+        for label, option in zip(labels, options, strict=False):
+            opt = option_key(option, fold=fold)
+            if opt and (key == opt or prefix and key.startswith(opt) and not key[len(opt):len(opt) + 1].isalnum()):
+                found.append((len(opt), label))
+        longest = [label for size, label in found if size == max(found)[0]] if found else []
+        if len(longest) == 1:
+            return longest[0]
+        if len(longest) > 1:
+            return None  # options equal but for case, and the answer's case matches none
+    return None
 
 
 def _boxed_choice(boxed: str, labels: Sequence[str], options: Sequence[str]) -> str | None:
@@ -101,7 +111,7 @@ def _stated(text: str, labels: Sequence[str], options: Sequence[str]) -> list[tu
     """(position, label) of every explicit statement naming a label or an option's text."""
     found = []
     for statement in _STATEMENT.finditer(text):
-        tail = text[statement.end():].lstrip(" *_:$(\n")
+        tail = text[statement.end():].lstrip(" *_:$\n")  # not "(": an option may open with "(A) ..."
         if (label := _by_text(tail.split("\n", 1)[0], labels, options, prefix=True)) is not None:
             found.append((statement.start(), label))  # "The answer is a nucleus.": the option's own text
             continue
