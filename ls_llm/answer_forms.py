@@ -45,6 +45,7 @@ FLOAT_ROUNDING = 6
 # both are ~1e-8 (Minerva's 1.24e-8 against 1.3e-8, or against 0). Relative agreement this close is required.
 RELATIVE_ROUNDING = Fraction(1, 1000)
 _DEGREE = re.compile(r"\s*(?:°|\\degree\b)")
+_BRACED_COMMA = re.compile(r"(?<=\d)\{,\}(?=\d{3})")
 _PERCENT = re.compile(r"\s*\\?%$")
 # OlympiadBench's judge accepts |gold - pred| <= error * 1.01 (float slack on the stated error).
 TOLERANCE_SLACK = 1.01
@@ -56,6 +57,7 @@ def normalize_latex(text: str) -> str:
     if _DOLLAR.search(text) and not (text.startswith("$") and text.endswith("$")):
         text = _DOLLAR.sub("", text)  # "69$,$84", "x_0 \cos t+$ $\dot{x}_0": inner math delimiters (not \$36)
     text = _WHERE.sub("", text)
+    text = _BRACED_COMMA.sub(",", text)  # "58{,}500": LaTeX's unspaced thousands comma
     text = _DEGREE.sub(r"^{\\circ}", text)  # "30°" is "30^{\circ}"
     text = _NUMPY.sub(r"\\\1", text)  # Minerva's "np.arcsin(10/13)" is \arcsin(10/13)
     text = _E_NOTATION.sub(lambda m: f"{m.group(1).rstrip('.')}\\times10^{{{int(m.group(2))}}}", text)
@@ -191,12 +193,17 @@ def _numeric_verdict(pred: str, gold: str, tolerance: float | None) -> str | Non
     gold = ungroup_thousands(gold)
     if len(split_top_level(ungroup_thousands(pred))) == len(split_top_level(gold)):
         pred = ungroup_thousands(pred)  # "58,500" for 58500; "1,500" stays a pair against a two-part gold
-    golds = [_percent_number(part) for part in split_top_level(gold)]
-    preds = [_percent_number(part) for part in split_top_level(pred)]
+    gold_parts, pred_parts = _by_name(split_top_level(gold)), _by_name(split_top_level(pred))
+    golds = [_percent_number(part) for part in gold_parts]
+    preds = [_percent_number(part) for part in pred_parts]
     if None in golds or None in preds:
         return None
     if len(golds) != len(preds):
         return "wrong"  # a multiset: "-2, -2" needs both parts, in any order
+    if len(preds) > 1 and _named(pred_parts):
+        # "a = 3, b = -2": the model says which value is which, so the gold's order (the question's) counts
+        ordered = all(_percent_equal(g, p, tolerance) for g, p in zip(golds, preds, strict=True))
+        return "correct" if ordered else "wrong"
     remaining = list(preds)
     for value in golds:
         match = next((i for i, cand in enumerate(remaining) if _percent_equal(value, cand, tolerance)), None)
@@ -204,6 +211,20 @@ def _numeric_verdict(pred: str, gold: str, tolerance: float | None) -> str | Non
             return "wrong"
         remaining.pop(match)
     return "correct"
+
+
+_NAME = re.compile(r"^\s*([A-Za-z])\s*=")
+
+
+def _named(parts: list[str]) -> bool:
+    """Every part is ``<letter> = value`` with distinct letters (``a = -2, b = 3``; not ``x = 1, x = 2``)."""
+    names = [match.group(1) if (match := _NAME.match(part)) else None for part in parts]
+    return None not in names and len(set(names)) == len(names)
+
+
+def _by_name(parts: list[str]) -> list[str]:
+    """Named parts in alphabetical order of their names (a, b, c; m, n; p, q), others as they are."""
+    return sorted(parts, key=lambda part: _NAME.match(part).group(1)) if _named(parts) else parts
 
 
 def _percent_equal(gold: tuple, pred: tuple, tolerance: float | None) -> bool:

@@ -31,15 +31,17 @@ _PERCENT = re.compile(r"\\?%$")
 _NAMES = "abcdpqrs"
 
 
-def model_style_math(gold: str, *, tolerance: float | None = None, unit: str | None = None, variant: int = 0) -> str:
+def model_style_math(gold: str, *, tolerance: float | None = None, unit: str | None = None, variant: int = 0,
+                     reorder: bool = True) -> str:
     """The gold written the way a model writes it (never the stored text when another form exists).
 
     ``variant`` (the row number) rotates extras on plain numbers: none, a unit in the box, an ``x =``.
+    ``reorder``: a multi-part gold's parts in reverse order (they are a multiset).
     """
     raw = gold.strip()
     parts = split_top_level(normalize_latex(raw))
     if len(parts) > 1 and not _THOUSANDS.search(raw):  # a multi-answer gold: the same set in another order
-        return ", ".join(model_style_math(part, tolerance=tolerance) for part in reversed(parts))
+        return ", ".join(model_style_math(part, tolerance=tolerance) for part in (parts[::-1] if reorder else parts))
     text = _PREFIX.sub("", normalize_latex(raw))  # a model answers "90", not "\\angle BEA_1=90"
     if match := _E.match(raw):
         text = f"{match.group(1).rstrip('.')} \\times 10^{{{int(match.group(2))}}}"
@@ -78,8 +80,8 @@ def _written_like(gold: str, number: float) -> str:
 
 def wrong_math(gold: str, other: str, *, tolerance: float | None = None, variant: int = 0) -> str:
     """A wrong answer. Plain numbers: moved well outside the tolerance, ten times off (variant 1), zero
-    (variant 2); multi-part golds lose a part (variant 1); symbolic golds get a sign flipped (variant 1);
-    else another row's gold."""
+    (variant 2); multi-part golds lose a part (variant 1) or name their parts in swapped order (variant 2);
+    symbolic golds get a sign flipped (variant 1); else another row's gold."""
     value = plain_number(gold)
     if value is not None:
         number = float(value[0])
@@ -94,6 +96,8 @@ def wrong_math(gold: str, other: str, *, tolerance: float | None = None, variant
     parts = split_top_level(normalize_latex(gold))
     if variant % 3 == 1 and len(parts) > 1 and not _THOUSANDS.search(gold):
         return ", ".join(parts[:-1])
+    if variant % 3 == 2 and 1 < len(set(parts)) and len(parts) <= len(_NAMES) and not _THOUSANDS.search(gold):
+        return ", ".join(f"{name} = {part}" for name, part in zip(_NAMES, parts[::-1], strict=False))  # swapped
     if variant % 3 == 1 and (flipped := _flip_sign(normalize_latex(gold))) is not None:
         return flipped
     return other
@@ -138,8 +142,10 @@ MATH_FORMS = (
 )
 
 
-def math_form(template: str, answer: str, problem: str) -> str:
-    return template.format(a=answer, v=variant_math(answer, problem), parts=boxes_per_part(answer))
+def math_form(template: str, answer: str, problem: str, *, in_order: str | None = None) -> str:
+    """``template`` filled; ``in_order``: the answer with its parts in the gold's order, for the variant that
+    names the parts (``a = ..., b = ...`` says which is which, so it keeps the gold's order)."""
+    return template.format(a=answer, v=variant_math(in_order or answer, problem), parts=boxes_per_part(answer))
 
 
 # (name, template): {label}, {lower} (lower case), {text} (the option's text), {other} (another label).

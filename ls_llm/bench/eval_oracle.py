@@ -48,12 +48,14 @@ def math_outputs(docs: list[dict]) -> dict[str, list[list[str]]]:
         other = next((d["answer"] for d in docs[i + 1:] + docs[:i] if "".join(d["answer"].split())
                       != "".join(gold.split())), "-98765.4321")
         styled = model_style_math(gold, tolerance=doc.get("tolerance"), unit=doc.get("unit"), variant=i)
+        in_order = model_style_math(gold, tolerance=doc.get("tolerance"), unit=doc.get("unit"), variant=i,
+                                    reorder=False)
         outputs["gold"].append([f"The final answer is $\\boxed{{{gold}}}$."])
         outputs["model"].append([])
         outputs["wrong"].append([])
         for j, (_, template) in enumerate(MATH_FORMS):
             wrong = wrong_math(gold, other, tolerance=doc.get("tolerance"), variant=i + j)
-            outputs["model"][-1].append(_think(wrong) + math_form(template, styled, problem))
+            outputs["model"][-1].append(_think(wrong) + math_form(template, styled, problem, in_order=in_order))
             outputs["wrong"][-1].append(_think(styled) + math_form(template, wrong, problem))
     return outputs
 

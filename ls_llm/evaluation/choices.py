@@ -112,21 +112,31 @@ def _stated(text: str, labels: Sequence[str], options: Sequence[str]) -> list[tu
     found = []
     for statement in _STATEMENT.finditer(text):
         tail = text[statement.end():].lstrip(" *_:$\n")  # not "(": an option may open with "(A) ..."
-        if (label := _by_text(tail.split("\n", 1)[0], labels, options, prefix=True)) is not None:
-            found.append((statement.start(), label))  # "The answer is a nucleus.": the option's own text
-            continue
-        match = _STATED_LABEL.match(text[statement.end():])
-        if match is None or (label := _match_label(match.group("label"), labels)) is None:
-            continue
-        start, end = statement.end() + match.start("label"), statement.end() + match.end("label")
-        if _set_off(text, match.group("label"), bool(match.group("open") or match.group("close")
-                                                        or match.group("deco").strip()), start, end, labels, options):
-            found.append((statement.start(), label))
+        by_text = _by_text(tail.split("\n", 1)[0], labels, options, prefix=True)
+        by_label = _stated_label(text, statement.end(), labels, options)
+        # "The answer is C." names label C even where option A's text is "C" (a chemical symbol); a longer
+        # option text ("A cell wall", "(A) only.") names its own option.
+        if by_label is not None and (by_text is None or len(option_key(options[labels.index(by_text)]))
+                                     <= len(by_label[1])):
+            found.append((statement.start(), by_label[0]))
+        elif by_text is not None:
+            found.append((statement.start(), by_text))
     for match in _IS_CORRECT.finditer(text):
         label = _match_label(match.group("label"), labels)
         if label is not None and (match.group("label").isupper() or match.group("deco").strip()):
             found.append((match.start(), label))
     return found
+
+
+def _stated_label(text: str, at: int, labels: Sequence[str], options: Sequence[str]) -> tuple[str, str] | None:
+    """(label, token as written) of a label set off right after a statement ending at ``at``."""
+    match = _STATED_LABEL.match(text[at:])
+    if match is None or (label := _match_label(match.group("label"), labels)) is None:
+        return None
+    start, end = at + match.start("label"), at + match.end("label")
+    marked = bool(match.group("open") or match.group("close") or match.group("deco").strip())
+    return (label, match.group("label")) if _set_off(text, match.group("label"), marked, start, end, labels,
+                                                     options) else None
 
 
 def _set_off(text: str, token: str, marked: bool, start: int, end: int, labels, options) -> bool:

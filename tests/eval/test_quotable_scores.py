@@ -122,6 +122,10 @@ def test_choice_records_carry_the_rule():
     ("\\boxed{58,501}", "58500", "wrong"),
     ("\\boxed{a = -2, b = -2}", "-2,-2", "correct"),  # a multiset, not the set {-2}
     ("\\boxed{-2}", "-2,-2", "wrong"),
+    ("\\boxed{b = 3, a = -2}", "-2,3", "correct"),  # named parts: which is which is stated
+    ("\\boxed{a = 3, b = -2}", "-2,3", "wrong"),
+    ("\\boxed{3, -2}", "-2,3", "correct"),  # unnamed: a multiset
+    ("\\boxed{58{,}500}", "58500", "correct"),
     ("\\boxed{1}, \\boxed{-2}", "-2,1", "correct"),  # one box per part
     ("$x = \\boxed{1}$ and $y = \\boxed{-2}$", "1,-2", "correct"),
     ("\\boxed{1}, \\boxed{-3}", "-2,1", "wrong"),
@@ -158,3 +162,15 @@ def test_share_per_rule_for_results_json():
     records = score_math([["\\boxed{3}", "The answer is 3.", "no", "\\boxed{1}, \\boxed{2}"]], ["3"], workers=1)
     samples = [{"filtered_resps": [records[0]]}]
     assert rule_shares(samples) == {"boxed": 0.25, "boxed parts": 0.25, "none": 0.25, "stated": 0.25}
+
+
+@pytest.mark.parametrize(("options", "text", "expected"), [
+    (["C", "NO_{2}", "O_{2}", "CO"], "The answer is C.", "C"),  # ARC: option A's text is the symbol C
+    (["C", "NO_{2}", "O_{2}", "CO"], "The answer is CO.", "D"),
+    (["R", "rr", "Rr", "RR"], "\\boxed{Rr}", "C"),  # alleles: case tells the options apart
+    (["R", "rr", "Rr", "RR"], "The answer is RR.", "D"),
+    (["4", "40", "6", "8"], "The answer is 4.", "A"),  # a one-character option text
+    (["4", "40", "6", "8"], "The answer is 42.", None),
+])
+def test_option_texts_that_look_like_labels_or_differ_by_case(options, text, expected):
+    assert extract_choice(text, ["A", "B", "C", "D"], options) == expected
