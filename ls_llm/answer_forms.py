@@ -5,11 +5,17 @@ decide) math-verify:
 
 * :func:`normalize_latex` rewrites storage forms math-verify misreads: ``4.5e33`` (read as
   ``4.5 * e * 33``) becomes ``4.5\\times10^{33}``; ``-1./3`` becomes ``-1/3``; ``$`` left inside a
-  multi-part gold (``69$,$84``) are dropped; a trailing ", where ..." explanation is cut.
-* :func:`numeric_verdict` decides pairs where both sides are plain numbers (or comma-separated sets of
-  them) in microseconds, with exact rational arithmetic, so most AIME/AMC/Minerva pairs never reach sympy.
-  Equality follows math-verify's rule (exact, or equal after rounding to 6 decimals when either side
-  is written as a decimal); a per-row absolute ``tolerance`` (OlympiadBench's ``error``) widens it.
+  multi-part gold (``69$,$84``) are dropped; a trailing ", where ..." explanation is cut; ``30°`` becomes
+  ``30^{\\circ}`` and ``58{,}500`` ``58,500``.
+* :func:`numeric_verdict` decides pairs where both sides are plain numbers (or comma-separated lists of
+  them: multisets, or in order when every part is named ``a = ...``) in microseconds, with exact rational
+  arithmetic, so most AIME/AMC/Minerva pairs never reach sympy. Equality: exact, or, when either side is
+  written as a decimal, equal after rounding to 6 decimals (math-verify's rule) and within a relative
+  ``RELATIVE_ROUNDING`` (below 1e-6 the rounding alone makes every number equal, zero included); a
+  per-row absolute ``tolerance`` (OlympiadBench's ``error``) widens it. Thousands separators and a percent
+  sign on one side are read as such.
+* :func:`answer_key` is a cheap normalised text key (layout and list order aside): the comparison for golds
+  math-verify cannot read, and a grouping key.
 * :func:`number_vs_variable` calls a plain number against an expression with a free variable wrong
   without parsing either (parsing is most of math-verify's cost on wrong answers).
 * :func:`surely_different` proves two parsed expressions unequal by evaluating both at random points,

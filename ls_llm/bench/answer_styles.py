@@ -139,6 +139,7 @@ MATH_FORMS = (
     ("bold answer", "**Answer:** ${v}$"),
     ("final answer heading", "**Final Answer**\n\\[\n{a}\n\\]"),
     ("final answer boxed display", "### Final Answer\n\n\\[\n\\boxed{{{v}}}\n\\]"),
+    ("answer is colon", "The answer is: \\({v}\\)"),
 )
 
 
@@ -169,6 +170,9 @@ CHOICE_FORMS = (
     ("final line with text", "Weighing the options above.\n\n{label}) {text}"),
     ("final answer heading", "**Final Answer**\n{label}"),
     ("no wait", "I think it's {other}, no wait, {label}."),
+    ("I choose", "After weighing them, I choose {label}."),
+    ("answer with text", "Answer: ({label}) {text}"),
+    ("final line text", "Weighing the options above.\n\n{text}"),
 )
 
 

@@ -19,15 +19,16 @@ CHOICE_RULES = ("boxed", "stated", "final line")
 
 _TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\{(.*)\}$", re.S)
 # An explicit statement of the choice: "the answer is", "Answer:", "**Answer:**", "The correct option is",
-# "**Final Answer**", "it's". A bare "answer" ("Let me answer a question") is not one.
+# "**Final Answer**", "it's", "I choose", "I'll go with". A bare "answer" ("Let me answer a question") is not one.
 _STATEMENT = re.compile(
     r"\b(?:answer|option|choice)\b(?:\s+(?:is|would\s+be|should\s+be|must\s+be)\b)?(?:\s*(?:\*\*|__))?\s*[:：]"
     r"|\b(?:answer|option|choice)\s+(?:is|would\s+be|should\s+be|must\s+be)\b"
-    r"|\*\*\s*final\s+answer\s*\*\*|\b(?:it's|it\s+is|it\s+must\s+be|no\s+wait,?)(?=\s+[*(\[]*[A-Z]\b)", re.I)
+    r"|\*\*\s*final\s+answer\s*\*\*|\b(?:it's|it\s+is|it\s+must\s+be|no\s+wait,?)(?=\s+[*(\[]*[A-Z]\b)"
+    r"|\b(?:choose|pick|select|go\s+with)(?=\s+(?:option\s+)?[*(\[]*[A-Za-z0-9]{1,2}\b)", re.I)
 # What follows a statement: decoration (bold, $, \text{, "option"), then one label, maybe in brackets.
 _STATED_LABEL = re.compile(
     r"^(?P<deco>[\s*_$]*(?:\\(?:text|textbf|mathrm|mathbf|boxed)\{)?\s*(?:(?:option|choice)\s+)?)"
-    r"(?P<open>[(\[])?\s*(?P<label>[A-Za-z0-9]+)\s*(?P<close>[)\]])?", re.I)
+    r"(?P<open>[(\[])?\s*(?P<label>[A-Za-z0-9]+)(?![-'’])\s*(?P<close>[)\]])?", re.I)  # not "C-section"
 # A label then "is correct" / "is the correct answer": "Option B is correct.", "**B** is the correct answer."
 _IS_CORRECT = re.compile(r"(?:(?<=\s)|^)(?P<deco>(?:(?:option|choice)\s+)?[*_(\[]*)(?P<label>[A-Za-z0-9]+)[*_)\]]*"
                          r"\s+is\s+(?:the\s+)?(?:correct|right|best)\b", re.I | re.M)
@@ -159,7 +160,7 @@ def _final_line(text: str, labels: Sequence[str], options: Sequence[str]) -> tup
         rest = match.group("rest").strip(" *_.")
         if not rest or _by_text(rest, labels, options, prefix=True) == label:
             return where, label
-    label = _by_text(line.strip(" *_#>-"), labels, options)
+    label = _by_text(line.strip(), labels, options) or _by_text(line.strip(" *_#>-"), labels, options)
     return (where, label) if label is not None else None
 
 

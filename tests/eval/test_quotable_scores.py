@@ -174,3 +174,12 @@ def test_share_per_rule_for_results_json():
 ])
 def test_option_texts_that_look_like_labels_or_differ_by_case(options, text, expected):
     assert extract_choice(text, ["A", "B", "C", "D"], options) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("I choose B.", "B"), ("I'll go with B.", "B"), ("Let me choose a method.", None), ("I will go with the flow.", None),
+    ("So it is C-section.", None), ("I hope this helps.", None), ("It is I who decides.", None),
+    ("Reasoning.\n-1 m/s^2", "B"),  # the option's text on the final line, sign included
+])
+def test_more_statements_and_ordinary_words(text, expected):
+    assert extract_choice(text, list("ABCDEFGHIJ"), ["1 m/s^2", "-1 m/s^2"] + ["x"] * 8) == expected
