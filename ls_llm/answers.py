@@ -28,6 +28,7 @@ from ls_llm.answer_forms import (
 
 __all__ = [
     "STATUSES",
+    "answer_key",
     "answer_status",
     "extract_final_answer",
     "find_final_answer",

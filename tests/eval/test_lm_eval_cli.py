@@ -37,3 +37,12 @@ def test_lm_eval_cli_runs_the_tasks_with_local_data(tiny_checkpoint, tmp_path):
     assert results["configs"]["math500"]["metadata"]["data_dir"] == str(data)
     samples = [json.loads(line) for line in next((tmp_path / "out").rglob("samples_math500_*.jsonl")).open()]
     assert samples and all("verdict" in record for record in samples[0]["filtered_resps"][0])
+
+
+def test_tasks_subcommand_prints_the_include_path_and_the_command(capsys):
+    from ls_llm.cli.eval import main
+
+    assert main(["tasks"]) == 0
+    printed = capsys.readouterr().out
+    assert f"--include_path {DEFAULT_TASKS_DIR}" in printed
+    assert "--apply_chat_template" in printed and '"data_dir"' in printed
