@@ -23,7 +23,7 @@ _TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\{(.*)\}$", re.S)
 _STATEMENT = re.compile(
     r"\b(?:answer|option|choice)\b(?:\s+(?:is|would\s+be|should\s+be|must\s+be)\b)?(?:\s*(?:\*\*|__))?\s*[:：]"
     r"|\b(?:answer|option|choice)\s+(?:is|would\s+be|should\s+be|must\s+be)\b"
-    r"|\*\*\s*final\s+answer\s*\*\*|\b(?:it's|it\s+is|it\s+must\s+be|no\s+wait,?)(?=\s+[*(\[]*[A-Z]\b)"
+    r"|\*\*\s*final\s+answer\s*\*\*|\b(?:it's|it\s+is|it\s+must\s+be|no\s+wait,?)(?=\s+[*(\[]*[A-Z0-9]\b)"
     r"|\b(?:choose|pick|select|go\s+with)(?=\s+(?:option\s+)?[*(\[]*[A-Za-z0-9]{1,2}\b)", re.I)
 # What follows a statement: decoration (bold, $, \text{, "option"), then one label, maybe in brackets.
 _STATED_LABEL = re.compile(

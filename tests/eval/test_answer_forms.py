@@ -168,6 +168,13 @@ def test_oracle_on_copied_rows_meets_its_targets():
     assert meets_targets(rows) and all(row["model"] == 100.0 for row in rows), rows
 
 
+def test_oracle_on_every_task_of_the_upstream_fixtures():
+    """GPQA-Diamond, AIME 2025 and numeric ARC labels are only in the upstream fixtures."""
+    rows = run_oracle(MODEL_FORMS.parent / "upstream")
+    assert {"gpqa_diamond", "aime25", "mmlu_pro", "arc_challenge"} <= {row["task"] for row in rows}
+    assert all(row["model"] == 100.0 and row["wrong"] == 0.0 and row["gold"] == 100.0 for row in rows), rows
+
+
 def test_oracle_refuses_a_task_that_does_not_generate(tmp_path, monkeypatch):
     """The stand-in model only answers generate_until requests: a loglikelihood task is refused by name up front."""
     import ls_llm.bench.eval_oracle as oracle

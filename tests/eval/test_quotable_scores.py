@@ -183,3 +183,9 @@ def test_option_texts_that_look_like_labels_or_differ_by_case(options, text, exp
 ])
 def test_more_statements_and_ordinary_words(text, expected):
     assert extract_choice(text, list("ABCDEFGHIJ"), ["1 m/s^2", "-1 m/s^2"] + ["x"] * 8) == expected
+
+
+def test_numeric_labels_in_a_corrected_statement():
+    labels, options = ["1", "2", "3", "4"], ["a wax crayon", "a plastic spoon", "a rubber eraser", "an iron nail"]
+    assert extract_choice("I think it's 1, no wait, 4.", labels, options) == "4"
+    assert extract_choice("It is 2 times larger, so the answer is (3).", labels, options) == "3"
