@@ -31,7 +31,7 @@ import re
 from fractions import Fraction
 
 __all__ = ["answer_key", "bare_value", "has_variable", "normalize_latex", "number_vs_variable", "numeric_verdict",
-           "plain_number", "split_top_level", "surely_different", "ungroup_thousands"]
+           "plain_number", "split_top_level", "surely_different", "ungroup_thousands", "unwrap"]
 
 # 4.5e33, 1e-5, 2.7778e-6 (not 3e^{-2t}: an exponent must follow the e directly).
 _E_NOTATION = re.compile(r"(?<![\w.\\}])([-+]?(?:\d+\.?\d*|\.\d+))[eE]([-+]?\d+)(?![\w.])")
@@ -68,6 +68,20 @@ def normalize_latex(text: str) -> str:
     text = _NUMPY.sub(r"\\\1", text)  # Minerva's "np.arcsin(10/13)" is \arcsin(10/13)
     text = _E_NOTATION.sub(lambda m: f"{m.group(1).rstrip('.')}\\times10^{{{int(m.group(2))}}}", text)
     return _BARE_POINT.sub("", text)
+
+
+_TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\{(.*)\}$", re.S)
+
+
+def unwrap(answer: str | None) -> str | None:
+    """``\\textbf{073}`` -> ``073``: math-verify reads a formatting wrapper around the whole answer as text, and
+    a choice boxed as ``\\text{(C)}`` is ``(C)``."""
+    if answer is None:
+        return None
+    answer = answer.strip()
+    while match := _TEXT_WRAP.match(answer):
+        answer = match.group(1).strip()
+    return answer
 
 
 _SCRIPT_BRACES = re.compile(r"([_^])\{(\w|\\[A-Za-z]+)\}")

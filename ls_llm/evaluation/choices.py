@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ls_llm.answer_forms import unwrap
 from ls_llm.answers import last_boxed, strip_thinking
 
 # A choice of several labels ("B, C") keeps this separator so it can be told apart from a missing answer.
@@ -17,7 +18,6 @@ MULTI_SEPARATOR = ","
 # Which rule found the choice (recorded per sample, like the math rules).
 CHOICE_RULES = ("boxed", "stated", "final line")
 
-_TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\{(.*)\}$", re.S)
 # An explicit statement of the choice: "the answer is", "Answer:", "**Answer:**", "The correct option is",
 # "**Final Answer**", "it's", "I choose", "I'll go with". A bare "answer" ("Let me answer a question") is not one.
 _STATEMENT = re.compile(
@@ -44,17 +44,10 @@ _LINE_LABEL = re.compile(r"^[\s#*_$>-]*(?:(?:option|choice)\s+)?[(\[]?\s*(?P<lab
                          r"(?:[)\]][\s*_]*|[.:][\s*_]+|[\s*_$.]*$)(?P<rest>.*)$", re.I)
 
 
-def _unwrap(answer: str) -> str:
-    answer = answer.strip()
-    while match := _TEXT_WRAP.match(answer):
-        answer = match.group(1).strip()
-    return answer
-
-
 def option_key(text: str, *, fold: bool = True) -> str:
     """An option's text for comparison: no ``$`` delimiters, ``\\text{}`` wrapper, closing full stop or
     repeated spaces, and (``fold``) no case ("$5$ m/s." and "5 m/s" agree)."""
-    text = " ".join(_unwrap(text.replace("$", "")).split()).rstrip(" .")
+    text = " ".join(unwrap(text.replace("$", "")).split()).rstrip(" .")
     return text.casefold() if fold else text
 
 
@@ -85,7 +78,7 @@ def _boxed_choice(boxed: str, labels: Sequence[str], options: Sequence[str]) -> 
     """The label inside a box: ``C``, ``(C)``, ``Option D``, ``\\text{C}``, ``C. text``, the option's text
     (first, so an option that itself opens with "(A) ..." is that option, not A); several labels (``B, C``)
     come back joined by ``MULTI_SEPARATOR`` and are scored wrong."""
-    cleaned = _BOX_PREFIX.sub("", _unwrap(boxed.strip().strip("$ .")))
+    cleaned = _BOX_PREFIX.sub("", unwrap(boxed.strip().strip("$ .")))
     if (label := _match_label(cleaned, labels)) is not None:
         return label
     if (label := _by_text(cleaned, labels, options)) is not None:

@@ -12,10 +12,9 @@ that lands in the per-sample logs; :func:`sample_metrics` turns a doc's k record
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 
-from ls_llm.answer_forms import answer_key
+from ls_llm.answer_forms import answer_key, unwrap
 from ls_llm.answers import find_final_answer, verify_batch
 from ls_llm.evaluation.choices import (  # noqa: F401  (re-exported: the tasks' hooks and tests)
     MULTI_SEPARATOR,
@@ -26,7 +25,6 @@ from ls_llm.evaluation.choices import (  # noqa: F401  (re-exported: the tasks' 
 
 # Worker processes for math-verify; the runner lowers it to 1 where forking is unsafe.
 VERIFY_WORKERS_ENV = "LS_LLM_VERIFY_WORKERS"
-_TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\{(.*)\}$", re.S)
 
 
 def _verify_workers() -> int:
@@ -45,7 +43,7 @@ def score_math(outputs: Sequence[Sequence[str]], golds: Sequence[str], *,
     if len(outputs) != len(golds):
         raise ValueError(f"outputs and golds differ in length: {len(outputs)} != {len(golds)}")
     found = [[find_final_answer(text) for text in samples] for samples in outputs]
-    answers = [[_unwrap(answer) for answer, _ in samples] for samples in found]
+    answers = [[unwrap(answer) for answer, _ in samples] for samples in found]
     flat_answers = [answer for samples in answers for answer in samples]
     flat_golds = [gold for samples, gold in zip(answers, golds, strict=True) for _ in samples]
     tolerances = tolerances if tolerances is not None else [None] * len(golds)
@@ -64,16 +62,6 @@ def _same_text_fallback(answers: list, golds: list, statuses: list[str]) -> list
     # exactly like such a gold is right.
     return ["correct" if status == "unparsable" and answer is not None and answer_key(answer) == answer_key(gold)
             else status for answer, gold, status in zip(answers, golds, statuses, strict=True)]
-
-
-def _unwrap(answer: str | None) -> str | None:
-    """``\\textbf{073}`` -> ``073``: math-verify reads a formatting wrapper around the whole answer as text."""
-    if answer is None:
-        return None
-    answer = answer.strip()
-    while match := _TEXT_WRAP.match(answer):
-        answer = match.group(1).strip()
-    return answer
 
 
 def sample_metrics(records: Sequence[dict]) -> dict[str, float]:
