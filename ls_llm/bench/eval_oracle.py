@@ -1,117 +1,90 @@
 """Oracle check of the evaluation tasks: known-right and known-wrong outputs through the real lm-eval pipeline.
 
-For every task with a data file, a stand-in model answers each problem three ways and lm-eval runs the
-task exactly as ``ls-llm eval`` does (prompt, filter, ``process_results``, aggregation):
+For every task with a data file, a stand-in model answers each problem in every form of
+:mod:`ls_llm.bench.answer_styles` and lm-eval runs the task exactly as ``ls-llm eval`` does (prompt,
+filter, ``process_results``, aggregation):
 
 * gold: the stored gold answer in a box (must score 100%);
-* model-style: the gold as a model writes it (``4.5\\times 10^{33}`` for ``4.5e33``, ``-\\frac{1}{3}`` for
-  ``-1./3``, ``\\dfrac``, braced fractions, sets in another order, a value inside the row's tolerance,
-  the unit in the box), after a ``<think>`` section that boxes a wrong answer; choice tasks answer
-  "The answer is (X)." (MMLU-Pro's own format), "**Answer:** X", ``\\boxed{Option X}``, ... (target >= 99.5%);
-* wrong: a wrong answer in the same style (must score 0%).
+* model-style: the gold as models write it, boxed or stated, in every notation the gold allows, after a
+  ``<think>`` section that states a wrong answer (target >= 99.5%);
+* wrong: wrong answers in the same forms, after a ``<think>`` that states the right one (target <= 0.1%).
 
     python -m ls_llm.bench.eval_oracle --data-dir ../shared/data/eval
 
-prints a markdown table (rows, gold %, model-style %, wrong %) and lists every model-style miss and
-every wrong answer scored right by task and row. Exit status 1 when a target is missed.
+prints a markdown table (rows, outputs, gold %, model-style %, wrong %), a table per form, and lists every
+model-style miss and every wrong answer scored right by task, row and form. Exit status 1 when a target is
+missed.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from ls_llm.answer_forms import normalize_latex, plain_number, split_top_level
+from ls_llm.bench.answer_styles import (  # noqa: F401  (model_style_math, wrong_math: re-exported)
+    CHOICE_FORMS,
+    MATH_FORMS,
+    choice_form,
+    math_form,
+    model_style_math,
+    wrong_math,
+)
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
 
 KINDS = ("gold", "model", "wrong")
-TARGETS = {"gold": 100.0, "model": 99.5, "wrong": 0.0}
-_THOUSANDS = re.compile(r"\d,(?:\\!)?\d{3}\b")
-# "x=", "t\\in", "\\angle BEA_1=", "f(x)=": a name the model leaves out of a bare answer.
-_PREFIX = re.compile(r"^(?:\\angle\s*)?[A-Za-z](?:_\{?\w+\}?)?[A-Za-z0-9_{}]*(?:\([a-z]\))?\s*(?:=|\\in\b)\s*(?=\S)")
-_E = re.compile(r"^([-+]?\d+(?:\.\d*)?)[eE]([-+]?\d+)$")
-_BARE_POINT_FRACTION = re.compile(r"^([-+]?)(\d+)\./(\d+)$")
-_FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
-_CHOICE_STYLES = ("The answer is ({label}).", "**Answer:** {label}", "So \\boxed{{Option {label}}}.",
-                  "The correct option is {label}.", "Final answer: $\\boxed{{\\text{{({label})}}}}$",
-                  "The answer is: **{label}**")
+TARGETS = {"gold": 100.0, "model": 99.5, "wrong": 0.1}
 
 
-def model_style_math(gold: str, *, tolerance: float | None = None, unit: str | None = None, variant: int = 0) -> str:
-    """The gold written the way a model writes it (never the stored text when another form exists).
-
-    ``variant`` (the row number) rotates extras on plain numbers: none, a unit in the box, an ``x =``.
-    """
-    raw = gold.strip()
-    parts = split_top_level(normalize_latex(raw))
-    if len(parts) > 1 and not _THOUSANDS.search(raw):  # a multi-answer gold: the same set in another order
-        return ", ".join(model_style_math(part, tolerance=tolerance) for part in reversed(parts))
-    text = _PREFIX.sub("", normalize_latex(raw))  # a model answers "90", not "\\angle BEA_1=90"
-    if match := _E.match(raw):
-        text = f"{match.group(1).rstrip('.')} \\times 10^{{{int(match.group(2))}}}"
-    elif match := _BARE_POINT_FRACTION.match(raw):
-        text = f"{match.group(1)}\\frac{{{match.group(2)}}}{{{match.group(3)}}}"
-    elif tolerance and (value := plain_number(text)) is not None:
-        text = f"{float(value[0]) + 0.5 * tolerance:g}"  # inside the benchmark's stated error
-    elif re.fullmatch(r"0*\d+", text) and text != "0":
-        text = text.lstrip("0")  # AIME's "025" written "25"
-    else:
-        text = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", text).replace("\\frac", "\\dfrac")
-    if unit:
-        return f"{text} \\text{{ {unit}}}"
-    if plain_number(gold) is not None and variant % 3:
-        return f"{text}\\ \\mathrm{{cm}}" if variant % 3 == 1 else f"x = {text}"
-    return text
+def _think(stated: str) -> str:
+    return f"<think>\nLet me guess first: \\boxed{{{stated}}}. The answer is {stated}. That does not check out.\n</think>\n"
 
 
-def wrong_math(gold: str, other: str, *, tolerance: float | None = None) -> str:
-    """A wrong answer: a plain-number gold moved well outside its tolerance, else another row's gold."""
-    value = plain_number(gold)
-    if value is not None:
-        shift = max(1.0, abs(float(value[0])) * 0.5, 3 * (tolerance or 0))
-        return f"{float(value[0]) + shift:g}"
-    return other
-
-
-def _think(wrong: str) -> str:
-    return f"<think>\nLet me guess first: \\boxed{{{wrong}}}. That does not check out; redo it.\n</think>\n"
-
-
-def math_outputs(docs: list[dict]) -> dict[str, list[str]]:
+def math_outputs(docs: list[dict]) -> dict[str, list[list[str]]]:
+    """``kind -> one list of outputs per doc`` (gold: one; model and wrong: one per form of ``MATH_FORMS``)."""
     outputs = {kind: [] for kind in KINDS}
     for i, doc in enumerate(docs):
+        gold, problem = doc["answer"], doc.get("problem", "")
         other = next((d["answer"] for d in docs[i + 1:] + docs[:i] if "".join(d["answer"].split())
-                      != "".join(doc["answer"].split())), "-98765.4321")
-        wrong = wrong_math(doc["answer"], other, tolerance=doc.get("tolerance"))
-        styled = model_style_math(doc["answer"], tolerance=doc.get("tolerance"), unit=doc.get("unit"), variant=i)
-        outputs["gold"].append(f"The final answer is $\\boxed{{{doc['answer']}}}$.")
-        outputs["model"].append(_think(wrong) + f"So the final answer is $\\boxed{{{styled}}}$.")
-        outputs["wrong"].append(_think(doc["answer"]) + f"So the final answer is $\\boxed{{{wrong}}}$.")
+                      != "".join(gold.split())), "-98765.4321")
+        styled = model_style_math(gold, tolerance=doc.get("tolerance"), unit=doc.get("unit"), variant=i)
+        in_order = model_style_math(gold, tolerance=doc.get("tolerance"), unit=doc.get("unit"), variant=i,
+                                    reorder=False)
+        outputs["gold"].append([f"The final answer is $\\boxed{{{gold}}}$."])
+        outputs["model"].append([])
+        outputs["wrong"].append([])
+        for j, (_, template) in enumerate(MATH_FORMS):
+            wrong = wrong_math(gold, other, tolerance=doc.get("tolerance"), variant=i + j)
+            outputs["model"][-1].append(_think(wrong) + math_form(template, styled, problem, in_order=in_order))
+            outputs["wrong"][-1].append(_think(styled) + math_form(template, wrong, problem))
     return outputs
 
 
-def choice_outputs(docs: list[dict]) -> dict[str, list[str]]:
+def choice_outputs(docs: list[dict]) -> dict[str, list[list[str]]]:
     outputs = {kind: [] for kind in KINDS}
-    for i, doc in enumerate(docs):
-        gold, labels = doc["answer"], doc["labels"]
+    for doc in docs:
+        gold, labels, options = doc["answer"], doc["labels"], doc["options"]
         wrong = labels[(labels.index(gold) + 1) % len(labels)]
-        style = _CHOICE_STYLES[i % len(_CHOICE_STYLES)]
-        outputs["gold"].append(f"\\boxed{{{gold}}}")
-        outputs["model"].append(_think(wrong) + style.format(label=gold))
-        outputs["wrong"].append(_think(gold) + style.format(label=wrong))
+        outputs["gold"].append([f"\\boxed{{{gold}}}"])
+        outputs["model"].append([_think(wrong) + choice_form(t, labels, options, gold, wrong) for _, t in CHOICE_FORMS])
+        outputs["wrong"].append([_think(gold) + choice_form(t, labels, options, wrong, gold) for _, t in CHOICE_FORMS])
     return outputs
 
 
-def _stand_in_lm(respond: Callable[[int], str]):
-    """An lm-eval model that answers each request with ``respond(doc_id)`` (questions repeat in ARC)."""
+def _stand_in_lm(outputs: list[list[str]]):
+    """An lm-eval model that answers the j-th copy of a doc's request with ``outputs[doc_id][j]`` (lm-eval
+    sends the ``repeats`` copies of a request in order and keeps the answers in that order)."""
     from lm_eval.api.model import LM
 
     class StandIn(LM):
         def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-            return [respond(req.doc_id) for req in requests]
+            seen: dict[int, int] = {}
+            answers = []
+            for req in requests:
+                j = seen.get(req.doc_id, 0)
+                seen[req.doc_id] = j + 1
+                answers.append(outputs[req.doc_id][j])
+            return answers
 
         def loglikelihood(self, requests, disable_tqdm: bool = False):
             # lm-eval's LM interface requires it; run_oracle refuses such tasks before any request is made.
@@ -122,46 +95,74 @@ def _stand_in_lm(respond: Callable[[int], str]):
     return StandIn()
 
 
-def run_oracle(data_dir: Path, tasks: list[str] | None = None) -> list[dict]:
-    """One row per task: its size, the % scored correct for each kind of output, and the misses."""
-    from lm_eval.evaluator import evaluate
+def _load(data_dir: Path, tasks: list[str] | None) -> dict:
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=str(DEFAULT_TASKS_DIR), include_defaults=False,
                           metadata={"data_dir": str(data_dir.resolve())})
     names = tasks or sorted(p.name for p in data_dir.iterdir() if (p / "test.jsonl").is_file()
                             and p.name in manager.all_tasks)
-    loaded = manager.load(names)
-    for name, task in loaded["tasks"].items():
+    loaded = manager.load(names)["tasks"]
+    for name, task in loaded.items():
         if task.OUTPUT_TYPE != "generate_until":
             raise ValueError(f"task {name!r} has output_type {task.OUTPUT_TYPE!r}: the oracle scores generated "
                              "answers (generate_until tasks) only")
-        task.set_config(key="repeats", value=1)
+    return loaded
+
+
+def run_oracle(data_dir: Path, tasks: list[str] | None = None) -> list[dict]:
+    """One row per task: its size, the % scored correct for each kind of output, per form, and the misses."""
+    from lm_eval.evaluator import evaluate
+
     rows = []
-    for name, task in sorted(loaded["tasks"].items()):
+    for name, task in sorted(_load(data_dir, tasks).items()):
         docs = list(task.test_docs())
-        outputs = choice_outputs(docs) if "labels" in docs[0] else math_outputs(docs)
-        row = {"task": name, "rows": len(docs), "misses": {}}
+        choice = "labels" in docs[0]
+        outputs = choice_outputs(docs) if choice else math_outputs(docs)
+        forms = [form for form, _ in (CHOICE_FORMS if choice else MATH_FORMS)]
+        row = {"task": name, "rows": len(docs), "outputs": 0, "misses": {}, "forms": {}}
         for kind in KINDS:
-            lm = _stand_in_lm(outputs[kind].__getitem__)
-            result = evaluate(lm=lm, task_dict={name: task}, log_samples=True, bootstrap_iters=0, verbosity="ERROR")
+            task.set_config(key="repeats", value=len(outputs[kind][0]))
+            result = evaluate(lm=_stand_in_lm(outputs[kind]), task_dict={name: task}, log_samples=True,
+                              bootstrap_iters=0, verbosity="ERROR")
             samples = sorted(result["samples"][name], key=lambda s: s["doc_id"])
-            correct = [s["filtered_resps"][0][0]["verdict"] == "correct" for s in samples]
+            names = ["gold"] if kind == "gold" else forms
+            scored = [(s, names[j], rec) for s in samples for j, rec in enumerate(s["filtered_resps"][0])]
+            correct = [rec["verdict"] == "correct" for _, _, rec in scored]
             row[kind] = 100.0 * sum(correct) / len(correct)
-            bad = [s for s, ok in zip(samples, correct, strict=True) if ok != (kind != "wrong")]
-            row["misses"][kind] = [(s["doc_id"], s["target"], s["filtered_resps"][0][0]) for s in bad]
+            row["outputs"] += len(scored)
+            for (_, form, _), ok in zip(scored, correct, strict=True):
+                row["forms"].setdefault((kind, form), []).append(ok)
+            row["misses"][kind] = [(s["doc_id"], form, s["target"], rec) for (s, form, rec), ok
+                                   in zip(scored, correct, strict=True) if ok != (kind != "wrong")]
         rows.append(row)
     return rows
 
 
+def _pct(values: list[bool]) -> str:
+    return f"{100.0 * sum(values) / len(values):.1f}" if values else "-"
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| task | rows | gold % | model-style % | wrong % |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['task']} | {r['rows']} | {r['gold']:.1f} | {r['model']:.1f} | {r['wrong']:.1f} |" for r in rows]
+    lines = ["| task | rows | outputs | gold % | model-style % | wrong % |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['task']} | {r['rows']} | {r['outputs']} | {r['gold']:.1f} | {r['model']:.2f} | {r['wrong']:.2f} |"
+              for r in rows]
+    for forms, label in ((MATH_FORMS, "math"), (CHOICE_FORMS, "choice")):
+        tasks = [r for r in rows if ("model", forms[0][0]) in r["forms"]]
+        if not tasks:
+            continue
+        lines += ["", f"| {label} form | " + " | ".join(f"{r['task']} right % / wrong %" for r in tasks) + " |",
+                  "|---|" + "---:|" * len(tasks)]
+        for form, _ in forms:
+            cells = [f"{_pct(r['forms'].get(('model', form), []))} / {_pct(r['forms'].get(('wrong', form), []))}"
+                     for r in tasks]
+            lines.append(f"| {form} | " + " | ".join(cells) + " |")
+    lines.append("")
     for row in rows:
         for kind in KINDS:
-            for doc_id, target, record in row["misses"][kind]:
-                lines.append(f"- {row['task']} row {doc_id} ({kind}): gold `{target}`, "
-                             f"read `{record['answer']}` -> {record['verdict']}")
+            for doc_id, form, target, record in row["misses"][kind]:
+                lines.append(f"- {row['task']} row {doc_id} ({kind}, {form}): gold `{target}`, "
+                             f"read `{record['answer']}` ({record.get('rule')}) -> {record['verdict']}")
     return "\n".join(lines)
 
 

@@ -5,7 +5,8 @@ strip thinking, last ``\\boxed{}``, plain-number fast path, math-verify in worke
 of output per problem:
 
 * gold solution: the dataset's worked solution when it boxes its answer, else the boxed gold;
-* model-style: the gold as a model writes it, after a ``<think>`` with a wrong box (as in the oracle);
+* model-style: the gold as a model writes it, in the oracle's forms in turn (boxed, stated, per part, ...),
+  after a ``<think>`` that states a wrong answer;
 * wrong: other problems' answers (each pass pairs every problem with a different other problem), the
   slow case for math-verify before the fast paths.
 
@@ -42,12 +43,13 @@ def outputs_by_kind(docs: list[dict], passes: int) -> dict[str, tuple[list[str],
     """``kind -> (outputs, doc index of each output)`` with ``passes`` outputs per problem."""
     oracle = math_outputs(docs)
     n = len(docs)
-    gold = [doc["solution"] if last_boxed(doc["solution"]) else oracle["gold"][i] for i, doc in enumerate(docs)]
+    gold = [doc["solution"] if last_boxed(doc["solution"]) else oracle["gold"][i][0] for i, doc in enumerate(docs)]
     kinds = {"gold solution": [], "model-style": [], "wrong (other problems' answers)": []}
     for p in range(passes):
         for i in range(n):
             kinds["gold solution"].append((gold[i], i))
-            kinds["model-style"].append((oracle["model"][i], i))
+            forms = oracle["model"][i]
+            kinds["model-style"].append((forms[(p + i) % len(forms)], i))  # every form of the oracle in turn
             other = docs[(i + 1 + p) % n]["answer"] if n > 1 else "-98765.4321"
             kinds["wrong (other problems' answers)"].append((f"So the answer is $\\boxed{{{other}}}$.", i))
     return {kind: ([o for o, _ in pairs], [i for _, i in pairs]) for kind, pairs in kinds.items()}

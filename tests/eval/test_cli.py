@@ -28,6 +28,9 @@ def test_hf_backend_whole_path_resumes_and_compares(tiny_checkpoint, tmp_path, c
     results = json.loads((out / "results.json").read_text())
     assert set(results["results"]) >= set(ALL_TASKS)
     assert {"ls_math", "ls_ood"} <= set(results["group_subtasks"])
+    # The share of answers each extraction rule found, per task (issue 22).
+    assert set(results["answer_rules"]) == set(ALL_TASKS)
+    assert all(abs(sum(shares.values()) - 1) < 1e-3 for shares in results["answer_rules"].values())
     assert results["config"]["samples_generated"] == 2 * len(ALL_TASKS)
     for task in ALL_TASKS:
         samples = [json.loads(line) for line in (out / f"samples_{task}.jsonl").read_text().splitlines()]
@@ -113,7 +116,7 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tiny_checkpoint, tmp_path, c
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs the package(s) ['vllm']" in err[0], err
-    assert "make eval-env-cpu" in err[0] and "--backend hf" in err[0]
+    assert "pip install" in err[0] and "--backend hf" in err[0]
     assert not (tmp_path / "out").exists()
 
 

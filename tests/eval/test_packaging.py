@@ -50,7 +50,9 @@ def test_wheel_installed_outside_the_checkout_lists_the_tasks(tmp_path):
     folder = Path(listed.splitlines()[0].removeprefix("task folder: "))
     assert folder.is_relative_to(venv) and folder.name == "tasks", listed
     assert "suites: ls_math, ls_ood" in listed
-    tasks = listed.split("tasks: ", 2)[-1].strip().split(", ")
+    tasks = next(line for line in listed.splitlines() if line.startswith("tasks: ")).removeprefix("tasks: ").split(", ")
+    # lm-eval's own CLI is pointed at the installed copy of the tasks
+    assert f"--include_path {folder} " in listed, listed
     assert tasks == sorted(["aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench",
                             "arc_challenge", "gpqa_diamond", "mmlu_pro"]), listed
     shipped = sorted(p.name for p in folder.iterdir() if p.is_file())
