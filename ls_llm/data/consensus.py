@@ -3,8 +3,8 @@
 Traces are grouped by ``problem_id`` (or, on rows without one, by their identical prompt). Within a problem the
 final answers fall into equivalence classes under the project's one answer-equivalence function
 (:func:`ls_llm.answers.verify_batch`, math-verify in worker processes). math-verify is slow, so classes are
-formed in two steps: a cheap key first (spaces next to a symbol, ``\\dfrac``/``\\left``/``$`` spellings, and the
-exact value of a plain number, so ``\\frac12``, ``1/2`` and ``0.5`` share one key), then math-verify only between
+formed in two steps: the project's cheap key first (:func:`ls_llm.answer_forms.answer_key`: layout, and the exact
+value of a plain number, so ``\\frac12``, ``1/2`` and ``0.5`` share one key), then math-verify only between
 the *distinct* keys of one problem, merged with union-find. A trace with no final answer belongs to no class.
 
 Per trace: ``consensus_share`` (the share of the problem's traces in its class, 0 without an answer) and
@@ -21,11 +21,10 @@ disagrees with a majority holding at least ``suspect_share`` of the traces) or `
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 
-from ls_llm.answer_forms import plain_number
+from ls_llm.answer_forms import answer_key as _text_key
 from ls_llm.answers import verify_batch
 
 __all__ = ["CONSENSUS_STATUSES", "REFERENCE_STATUSES", "ConsensusResult", "answer_key", "consensus",
@@ -34,26 +33,11 @@ __all__ = ["CONSENSUS_STATUSES", "REFERENCE_STATUSES", "ConsensusResult", "answe
 CONSENSUS_STATUSES = ("agrees", "disagrees", "no_majority")
 REFERENCE_STATUSES = ("agrees", "suspect", "disagrees", "missing", "no_majority")
 
-_NOISE = re.compile(r"\\left|\\right|\\[!,;:]|(?<!\\)\$")
-_FRAC = re.compile(r"\\[dt]frac")
-_FRAC_DIGITS = re.compile(r"\\frac(\d)(\d)")  # TeX's \frac12 is \frac{1}{2}
-# Space next to an operator or bracket never matters; between two digits or letters it may ("3 2" is 3·2).
-_SPACE_AT_SYMBOL = re.compile(r"\s*([^\w\s\\])\s*")
-
-
 def answer_key(answer: str | None) -> str | None:
-    """A cheap class key: two answers with one key are the same answer (the converse is math-verify's job)."""
+    """The class key of a final answer (:func:`ls_llm.answer_forms.answer_key`); None without an answer."""
     if answer is None:
         return None
-    text = _FRAC_DIGITS.sub(r"\\frac{\1}{\2}", _FRAC.sub(r"\\frac", _NOISE.sub("", answer)))
-    text = _SPACE_AT_SYMBOL.sub(r"\1", " ".join(text.split())).rstrip(".")
-    if not text:
-        return None
-    try:
-        number = plain_number(text)
-    except (ValueError, ZeroDivisionError):
-        number = None
-    return f"num:{number[0]}" if number is not None else text
+    return _text_key(answer) or None
 
 
 def _prompt_of(row: dict) -> str:
