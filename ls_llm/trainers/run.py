@@ -11,11 +11,13 @@ resume from.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ls_llm.data.folder_lock import folder_lock
 from ls_llm.trainers.checkpoints import (
     ResumePoint,
     check_output_dir,
@@ -117,6 +119,11 @@ def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print
     an output folder this call created unless it holds a complete checkpoint. `callbacks`: extra
     `transformers.TrainerCallback`s added to the trainer (the sweep's tracking)."""
     output_dir = peek_output_dir(argv)
+    with folder_lock(output_dir) if output_dir is not None else contextlib.nullcontext():
+        return _run_locked(kind, argv, output_dir, log=log, callbacks=callbacks)
+
+
+def _run_locked(kind: str, argv: list[str], output_dir: str | None, *, log, callbacks) -> TrainRun:
     existed = output_dir is not None and os.path.exists(output_dir)
     started = False
     try:
