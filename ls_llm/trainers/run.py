@@ -32,6 +32,7 @@ class TrainRun:
     trainer: object
     output_dir: str
     resume: ResumePoint
+    guard: object = None  # trainers.guard.RunGuard: nan_policy and the stop signals
 
 
 def sft_arg_types():
@@ -109,9 +110,13 @@ RUNS: dict[str, Callable[[list[str]], TrainRun]] = {"train": prepare_sft, "disti
 
 def prepare_run(kind: str, argv: list[str]) -> TrainRun:
     """Parse `RECIPE.yaml [--key value | --key=value ...]` and build the trainer of `kind` (train | distill)."""
+    from ls_llm.trainers.guard import install_guard
+
     if kind not in RUNS:
         raise ValueError(f"run kind must be one of {sorted(RUNS)}, got {kind!r}")
-    return RUNS[kind](list(argv))
+    run = RUNS[kind](list(argv))
+    run.guard = install_guard(run.trainer)
+    return run
 
 
 def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print, callbacks=()) -> TrainRun:
@@ -124,19 +129,33 @@ def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print
 
 
 def _run_locked(kind: str, argv: list[str], output_dir: str | None, *, log, callbacks) -> TrainRun:
+    from ls_llm.trainers.guard import NonFiniteTraining, Preempted, SignalStop, preempted, weights_finite
+
     existed = output_dir is not None and os.path.exists(output_dir)
     started = False
+    stop = SignalStop()
     try:
-        run = prepare_run(kind, argv)
-        trainer = run.trainer
-        for callback in callbacks:
-            trainer.add_callback(callback)
-        if trainer.is_world_process_zero() and run.resume.message():
-            log(run.resume.message())
-        started = True
-        trainer.train(resume_from_checkpoint=run.resume.checkpoint)
-        trainer.save_model(run.output_dir)
-        trainer.accelerator.wait_for_everyone()  # no rank exits while another is still in a collective
+        with stop.installed():
+            run = prepare_run(kind, argv)
+            trainer, run.guard.stop = run.trainer, stop
+            for callback in callbacks:
+                trainer.add_callback(callback)
+            if trainer.is_world_process_zero() and run.resume.message():
+                log(run.resume.message())
+            started = True
+            trainer.train(resume_from_checkpoint=run.resume.checkpoint)
+            stop.phase = "saving"
+            if run.guard.stopped_by:
+                raise preempted(trainer, run.guard, run.output_dir)
+            if not weights_finite(trainer):
+                raise NonFiniteTraining(f"the weights are not finite after step {trainer.state.global_step}: the "
+                                        "final model is not saved. Lower learning_rate")
+            trainer.save_model(run.output_dir)
+            trainer.accelerator.wait_for_everyone()  # no rank exits while another is still in a collective
+    except Preempted:
+        if output_dir is not None and not existed and not resumable(output_dir):
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
     except BaseException:
         if output_dir is not None and started and resumable(output_dir):
             log(f"kept {output_dir}: it holds a complete checkpoint; continue with --resume_from_checkpoint true")
