@@ -3,7 +3,8 @@ second command while the first one is mid-run (the "two writers" cases of issue 
 
     python tests/pause_driver.py MODULE:ATTR[.ATTR] COMMAND [ARGS ...]
 
-The first call of MODULE:ATTR creates the file $READY, then waits until the file $GO exists.
+The first call of MODULE:ATTR (the $PAUSE_AT-th, if set) writes this process's pid into the file $READY, then
+waits until the file $GO exists. Without $READY the command runs unpaused (the other ranks of a launch).
 """
 
 import importlib
@@ -19,18 +20,24 @@ def _pause_in(target: str) -> None:
     for parent in parents:
         owner = getattr(owner, parent)
     inner = getattr(owner, name)
+    calls = [0]
 
     def paused(*args, **kwargs):
-        open(os.environ["READY"], "w").close()
-        while not os.path.exists(os.environ["GO"]):
-            time.sleep(0.05)
+        calls[0] += 1
+        if calls[0] == int(os.environ.get("PAUSE_AT", "1")):
+            with open(os.environ["READY"] + ".tmp", "w") as f:
+                f.write(str(os.getpid()))
+            os.replace(os.environ["READY"] + ".tmp", os.environ["READY"])
+            while not os.path.exists(os.environ["GO"]):
+                time.sleep(0.05)
         return inner(*args, **kwargs)
 
     setattr(owner, name, paused)
 
 
 if __name__ == "__main__":
-    _pause_in(sys.argv[1])
+    if os.environ.get("READY"):
+        _pause_in(sys.argv[1])
     from ls_llm.cli import main
 
     sys.exit(main(sys.argv[2:]))
