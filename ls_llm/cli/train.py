@@ -7,7 +7,13 @@ missing model, a finished run in output_dir) is found before training; any failu
 exits 2 with one line naming the problem and leaves no output directory behind (unless it holds a complete
 checkpoint: `--resume_from_checkpoint true` continues from the newest complete one).
 
+Signals: SIGTERM, SIGUSR1 and SIGINT finish the current optimizer step, write a complete checkpoint, print where
+and how to resume, and exit 128 + the signal number; a second signal stops at once (`ls_llm/trainers/guard.py`).
+A non-finite loss or gradient stops training naming the step (`nan_policy: stop`, exit 2) or skips the step
+(`nan_policy: skip_step`). A second run writing the same output_dir is refused, naming the first one's pid.
+
 Multi-GPU: accelerate launch --config_file accelerate_configs/ddp.yaml -m ls_llm.cli train RECIPE.yaml
+Multi-node on SLURM: slurm/train.slurm (docs/reliability.md).
 """
 
 from __future__ import annotations
