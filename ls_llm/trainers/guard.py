@@ -18,7 +18,8 @@ written, one line names it and how to resume, and the command exits 128 + the si
 several processes the ranks agree at each step (one tiny all-reduce of the signal number, only when the world has
 more than one process), so a signal to one rank stops all of them after the same step, with one checkpoint. A
 signal while the run is being prepared stops it at once (nothing to save; the folder it created is removed); a
-second signal stops at once; one during the final save lets the save finish.
+second Ctrl-C stops at once (a repeated SIGTERM is ignored: launchers pass the one stop on again); a signal
+during the final save lets the save finish.
 """
 
 from __future__ import annotations
@@ -59,11 +60,16 @@ class SignalStop:
 
     def _handle(self, signum, frame) -> None:
         name = signal.Signals(signum).name
-        if self.signum or self.phase == "preparing":
+        if self.phase == "preparing":
             self.signum = self.signum or signum
-            raise Preempted(f"stopped by {name} before training started; nothing to save" if self.phase == "preparing"
-                            else f"stopped by a second {name}: the checkpoint of this step was not written",
-                            128 + signum)
+            raise Preempted(f"stopped by {name} before training started; nothing to save", 128 + signum)
+        if self.signum:
+            # A launcher (torchrun, srun) passes the one stop on as SIGTERM to processes that already got it:
+            # only a second Ctrl-C means "stop now".
+            if signum == signal.SIGINT == self.signum:
+                raise Preempted("stopped by a second SIGINT: the checkpoint of this step was not written",
+                                128 + signum)
+            return
         self.signum = signum
         if self.phase == "training":
             print(f"ls-llm: {name} received: finishing this optimizer step, then saving a checkpoint",
@@ -109,7 +115,9 @@ def weights_finite(trainer) -> bool:
     bad = torch.zeros((), dtype=torch.float32, device=trainer.args.device)
     for t in _local_shards(trainer.model_wrapped if trainer.model_wrapped is not None else trainer.model):
         if t.numel() and t.is_floating_point():
-            bad = torch.maximum(bad, (~torch.isfinite(t)).any().to(bad))
+            # min and max carry a NaN or an inf through, with no temporary the size of the tensor
+            low, high = torch.aminmax(t)
+            bad = torch.maximum(bad, (~torch.isfinite(torch.stack([low, high]))).any().to(bad))
     if trainer.accelerator.num_processes > 1:
         import torch.distributed as dist
 

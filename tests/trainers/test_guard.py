@@ -182,11 +182,20 @@ def test_sigterm_before_training_leaves_no_folder(h, tmp_path):
     assert not out.exists()
 
 
-def test_second_signal_stops_at_once(h, tmp_path):
+def test_second_ctrl_c_stops_at_once_a_repeated_sigterm_does_not(h, tmp_path):
+    """torchrun and srun pass a stop on as SIGTERM to workers that got it already: that must not cost the
+    checkpoint. A second Ctrl-C is the user's "now"."""
     out = tmp_path / "run"
     proc = _launch(_argv(h, out, "--max_steps", "400", "--save_strategy", "no"))
-    _signal_after_logged_steps(proc, signal.SIGTERM, 1)
-    time.sleep(0.01)
+    _signal_after_logged_steps(proc, signal.SIGINT, 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err[-3000:]
+    assert proc.returncode == 128 + signal.SIGINT and "Traceback" not in err, err[-3000:]
+    assert "stopped by SIGINT after step" in err and len(list(out.glob("checkpoint-*"))) == 1
+
+    proc = _launch(_argv(h, tmp_path / "twice", "--max_steps", "400", "--save_strategy", "no"))
+    _signal_after_logged_steps(proc, signal.SIGINT, 1)
+    time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGINT and "Traceback" not in err, err[-3000:]
