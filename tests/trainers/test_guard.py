@@ -199,3 +199,31 @@ def test_second_ctrl_c_stops_at_once_a_repeated_sigterm_does_not(h, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGINT and "Traceback" not in err, err[-3000:]
+
+
+def test_nan_under_gradient_accumulation_names_the_optimizer_step(h, tmp_path, capsys, nan_at_step_3):
+    """A NaN in the micro-batches of optimizer step 3 (accumulation 2) stops at that step, not at a micro-batch."""
+    out = tmp_path / "run"
+    assert main(_argv(h, out, "--gradient_accumulation_steps", "2", "--per_device_train_batch_size", "2")) == 2
+    assert "training diverged at step 3:" in _one_error_line(capsys.readouterr().err)
+    assert incomplete_reason(out / "checkpoint-2") is None and _all_finite(out / "checkpoint-2" / "model.safetensors")
+
+
+def test_nan_under_ddp_every_rank_stops_at_the_same_step(h, tmp_path):
+    """Two gloo ranks: the gradient norm is reduced, so both ranks see the same non-finite norm and stop together
+    (no rank is left waiting in a collective); nothing is saved as a model."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "accelerate_configs" / "cpu_ddp_2proc.yaml"), "--main_process_port", port, "-m", "ls_llm.cli",
+           "train", *_argv(h, out, "--learning_rate", "1e6", "--max_steps", "20", "--per_device_train_batch_size", "2")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("ls-llm train: error: training diverged at step")]
+    assert len(lines) == 2 and lines[0] == lines[1], proc.stderr[-3000:]  # both ranks, the same step
+    assert not (out / "model.safetensors").exists()
