@@ -86,16 +86,34 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
         yield
         return
     path = lock_path(folder)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = _acquire(path, os.fspath(folder))
-    if fd is None:
-        yield
-        return
+    parent = os.path.dirname(path)
+    created = parent
+    while not os.path.exists(created) and os.path.dirname(created) != created:
+        created = os.path.dirname(created)  # the nearest existing ancestor: folders below it are ours to remove
+    os.makedirs(parent, exist_ok=True)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-        yield
+        fd = _acquire(path, os.fspath(folder))
+        if fd is None:
+            yield
+            return
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # before the release, so the next owner never sees a file about to vanish
+            os.close(fd)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # before the release, so the next owner never sees a file about to vanish
-        os.close(fd)
+        _remove_empty(parent, below=created)
+
+
+def _remove_empty(folder: str, *, below: str) -> None:
+    """Remove `folder` and its parents up to (not including) `below` while they are empty: the folders the lock
+    created for a run that then left nothing (a failed run removes its own folder)."""
+    while folder != below and folder.startswith(below + os.sep):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        folder = os.path.dirname(folder)

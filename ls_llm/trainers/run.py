@@ -7,6 +7,10 @@ refused unless `overwrite_output_dir` or `resume_from_checkpoint` is set) and `r
 is resolved to the newest *complete* checkpoint (`checkpoints.resolve_resume`). A run that fails, before or
 during training, removes the output folder it created unless that folder holds a complete checkpoint to
 resume from.
+
+While it runs, `run_recipe` holds the output folder's lock (`ls_llm.data.folder_lock`: a second writer is refused,
+naming the first one's pid) and the trainer carries `ls_llm.trainers.guard`: a non-finite loss or gradient stops
+or skips the step (`nan_policy`), and SIGTERM / SIGUSR1 / SIGINT end training with a complete checkpoint.
 """
 
 from __future__ import annotations

@@ -131,6 +131,16 @@ def test_lock_is_exclusive_and_released(tmp_path):
             pass
 
 
+def test_lock_leaves_no_folder_it_created(tmp_path):
+    with folder_lock(tmp_path / "a" / "b" / "run"):
+        assert (tmp_path / "a" / "b").is_dir()
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "kept").mkdir()
+    with folder_lock(tmp_path / "kept" / "run"):
+        (tmp_path / "kept" / "run").mkdir()  # the run wrote its folder: it stays, and so does its parent
+    assert (tmp_path / "kept" / "run").is_dir()
+
+
 def test_only_rank_0_locks(tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     with folder_lock(tmp_path / "run"):
