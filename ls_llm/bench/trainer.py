@@ -87,7 +87,12 @@ def _trainer(variant: str, args: argparse.Namespace, out_dir: str):
         cfg, cls = SFTConfig(label_smoothing_factor=0.1, **common), SFTTrainer
     else:
         cfg, cls = SFTConfig(**common), SFTTrainer
-    return cls(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer = cls(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    if cls is LsSFTTrainer:  # as `ls-llm train` runs it (trainers/run.prepare_run): with the NaN / signal guard
+        from ls_llm.trainers.guard import install_guard
+
+        install_guard(trainer)
+    return trainer
 
 
 def _tokenizer(fast_cls):

@@ -45,6 +45,9 @@ def guarded(command: str, fn: Callable[[], int | None]) -> int:
         if _is_io_error(err):
             return report(command, err)
         raise
-    except KeyboardInterrupt:
-        print(f"ls-llm {command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or a stop signal after its checkpoint (trainers/guard.Preempted)
+        status = getattr(err, "exit_status", None)
+        message = str(err) if status is not None else "interrupted"
+        if message:
+            print(f"ls-llm {command}: {message}", file=sys.stderr)
+        return 130 if status is None else status

@@ -73,9 +73,14 @@ def _main(ns) -> int:
         try:
             only = None if ns.only is None else {c.strip() for c in ns.only.split(",") if c.strip()}
             failed = run_sweep(sweep, shard=ns.shard, max_cells=ns.max_cells, only=only)
-        except ValueError as err:
+        except ValueError as err:  # a bad sweep, or a cell another sweep is running (FolderLocked)
             print(f"ls-llm sweep: error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt as err:  # Ctrl-C or a stop signal: the cell's run says what it kept
+            status = getattr(err, "exit_status", 130)
+            print(f"ls-llm sweep: {err or 'interrupted'} (the interrupted cell starts again at the next run)",
+                  file=sys.stderr)
+            return status
     paths = write_report(sweep, collect(sweep), root / "report")
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
     if failed:

@@ -7,7 +7,13 @@ missing model, a finished run in output_dir) is found before training; any failu
 exits 2 with one line naming the problem and leaves no output directory behind (unless it holds a complete
 checkpoint: `--resume_from_checkpoint true` continues from the newest complete one).
 
+Signals: SIGTERM, SIGUSR1 and SIGINT finish the current optimizer step, write a complete checkpoint, print where
+and how to resume, and exit 128 + the signal number; a second signal stops at once (`ls_llm/trainers/guard.py`).
+A non-finite loss or gradient stops training naming the step (`nan_policy: stop`, exit 2) or skips the step
+(`nan_policy: skip_step`). A second run writing the same output_dir is refused, naming the first one's pid.
+
 Multi-GPU: accelerate launch --config_file accelerate_configs/ddp.yaml -m ls_llm.cli train RECIPE.yaml
+Multi-node on SLURM: slurm/train.slurm (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -33,11 +39,18 @@ def run_command(argv: list[str] | None, *, command: str, usage: str) -> int:
     from ls_llm.cli.errors import guarded
 
     def body():
+        from ls_llm.trainers.guard import Preempted
         from ls_llm.trainers.run import run_recipe
 
-        run = run_recipe(command, argv)
+        try:
+            run = run_recipe(command, argv)
+        except Preempted as stopped:  # a stop signal, after its checkpoint: say where, and end every rank alike
+            if str(stopped):
+                print(f"ls-llm {command}: {stopped}", file=sys.stderr)
+            end_process_group(stopped.exit_status)
+            return stopped.exit_status
         if run.trainer.is_world_process_zero():
-            print(_summary(run.trainer, run.output_dir).replace("ls-llm train:", f"ls-llm {command}:", 1))
+            print(_summary(run).replace("ls-llm train:", f"ls-llm {command}:", 1))
         end_process_group()
 
     return guarded(command, body)
@@ -47,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(argv, command="train", usage=USAGE)
 
 
-def end_process_group() -> None:
+def end_process_group(status: int = 0) -> None:
     """Under `accelerate launch` (gloo, DeepSpeed), tear the process group down before the interpreter does: left
     to interpreter shutdown, its threads can abort the process ("terminate called without an active exception",
     exit -6) after a run that finished and saved."""
@@ -60,13 +73,14 @@ def end_process_group() -> None:
         # had finished and saved): everything is written, so this rank ends here, skipping that shutdown.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(status)
 
 
-def _summary(trainer, output_dir: str) -> str:
+def _summary(run) -> str:
     from ls_llm.trainers.checkpoints import checkpoints
     from ls_llm.trainers.metrics import loss_curve
 
+    trainer, output_dir = run.trainer, run.output_dir
     args = trainer.args
     found = checkpoints(output_dir)
     lines = [
@@ -77,6 +91,10 @@ def _summary(trainer, output_dir: str) -> str:
     ]
     if found:
         lines.append(f"last checkpoint: {found[-1].resolve()}")
+    skipped = getattr(run.guard, "skipped", [])
+    if skipped:
+        lines.append(f"skipped {len(skipped)} optimizer step(s) with a non-finite gradient (nan_policy: skip_step): "
+                     f"steps {', '.join(map(str, skipped[:10]))}{' ...' if len(skipped) > 10 else ''}")
     return "\n".join(lines)
 
 

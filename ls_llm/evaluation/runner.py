@@ -15,6 +15,7 @@ import random
 import time
 from pathlib import Path
 
+from ls_llm.data.folder_lock import folder_lock
 from ls_llm.data.io import write_atomic
 from ls_llm.evaluation import report
 from ls_llm.evaluation.backends import build_lm, check_backend, get_backend, resolve_backend
@@ -118,13 +119,17 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
     names = resolve_tasks(cfg, manager)
     loaded = manager.load(names)  # reads (and validates) the data
     apply_overrides(cfg, loaded["tasks"])
-
-    from lm_eval.evaluator import evaluate as lm_eval_evaluate
-
     _seed_everything(cfg.seed)
     os.environ[VERIFY_WORKERS_ENV] = str(cfg.verify_workers)
     start = time.time()
     fingerprint = run_fingerprint(checkpoint, cfg)
+    with folder_lock(cfg.output_dir):  # one writer per run folder: a second eval into it is refused, naming the first
+        return _evaluate_into(cfg, loaded, checkpoint=checkpoint, fingerprint=fingerprint, start=start)
+
+
+def _evaluate_into(cfg: EvalConfig, loaded, *, checkpoint, fingerprint: str, start: float) -> dict:
+    from lm_eval.evaluator import evaluate as lm_eval_evaluate
+
     inner = build_lm(cfg)  # an engine that does not start leaves no run folder behind
     out = cfg.output_dir
     out.mkdir(parents=True, exist_ok=True)

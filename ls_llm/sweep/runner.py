@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ls_llm.data.folder_lock import FolderLocked, folder_lock
 from ls_llm.data.io import read_jsonl, write_text
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
 from ls_llm.sweep.config import Cell, SweepConfig
@@ -223,7 +224,13 @@ def audited_train(sweep: SweepConfig, cell: Cell, data: dict[str, Path], cell_di
 
 
 def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Path) -> dict:
-    """Train (or distill), evaluate, and write the cell's result.json; returns the result."""
+    """Train (or distill), evaluate, and write the cell's result.json; returns the result. The cell folder is
+    locked while it runs: a second sweep reaching a cell that another one is running is refused (FolderLocked)."""
+    with folder_lock(root / "cells" / cell.cell_id):
+        return _run_cell(sweep, cell, data, root=root)
+
+
+def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Path) -> dict:
     cell_dir = root / "cells" / cell.cell_id
     model_dir = cell_dir / "model"
     if cell_dir.exists():
@@ -333,6 +340,8 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
         try:
             with isolated_environ():
                 run_cell(sweep, cell, data, root=root)
+        except FolderLocked:
+            raise  # another sweep is running this cell: stop this one, naming it, rather than race it
         except (RuntimeError, ValueError, OSError, ImportError) as err:
             logger.error("sweep %s: cell %s failed: %s", sweep.name, cell.cell_id, err)
             failed.append(cell)

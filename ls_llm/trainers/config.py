@@ -95,8 +95,24 @@ class LsSFTConfig(SFTConfig):
                   "its checkpoints first (resuming with resume_from_checkpoint is not an overwrite)."},
     )
 
+    nan_policy: str = field(
+        default="stop",
+        metadata={"help": "What a non-finite loss or gradient norm does: 'stop' (stop with one line naming the step, "
+                  "exit 2; the last checkpoint is kept) or 'skip_step' (skip that optimizer step and go on). See "
+                  "ls_llm/trainers/guard.py."},
+    )
+    # transformers' filter replaces a NaN/inf micro-batch loss by the window's running mean (0 at a window's start),
+    # so a diverged run logged `loss 0.0000`; a logged loss here is what was computed (see nan_policy).
+    logging_nan_inf_filter: bool = field(
+        default=False, metadata={"help": "Hide non-finite losses in the logs (transformers' filter); off."}
+    )
+
     def __post_init__(self):
         super().__post_init__()
+        from ls_llm.trainers.guard import NAN_POLICIES
+
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}")
         if self.assistant_only_loss and self.completion_only_loss is None:
             # The loader emits prompt/completion rows, on which trl's default is completion-only: that would drop
             # the earlier assistant turns of a multi-turn row. Assistant-only means every assistant turn.

@@ -135,17 +135,20 @@ def build_cache_from_recipe(argv: list[str]) -> str:
     (_, _, args, model_args), tokenizer, data, _ = load_inputs(argv, distill_arg_types(), training=False)
     if args.teacher_cache_dir is None:
         raise ValueError("teacher_cache_dir is required: it is where the cache is written")
-    existed = os.path.exists(args.teacher_cache_dir)
-    output_existed = os.path.exists(args.output_dir)  # trl's Trainer creates it while preparing the rows
-    try:
-        written = BUILDERS[args.teacher_cache_backend](args, model_args, tokenizer, data["train"])
-    except BaseException:
-        if not existed and not _has_shard(args.teacher_cache_dir):
-            shutil.rmtree(args.teacher_cache_dir, ignore_errors=True)
-        raise
-    finally:
-        if not output_existed and os.path.isdir(args.output_dir) and not os.listdir(args.output_dir):
-            os.rmdir(args.output_dir)
+    from ls_llm.data.folder_lock import folder_lock
+
+    with folder_lock(args.teacher_cache_dir):  # a second writer of this cache is refused, naming the first
+        existed = os.path.exists(args.teacher_cache_dir)
+        output_existed = os.path.exists(args.output_dir)  # trl's Trainer creates it while preparing the rows
+        try:
+            written = BUILDERS[args.teacher_cache_backend](args, model_args, tokenizer, data["train"])
+        except BaseException:
+            if not existed and not _has_shard(args.teacher_cache_dir):
+                shutil.rmtree(args.teacher_cache_dir, ignore_errors=True)
+            raise
+        finally:
+            if not output_existed and os.path.isdir(args.output_dir) and not os.listdir(args.output_dir):
+                os.rmdir(args.output_dir)
     return f"teacher cache complete in {args.teacher_cache_dir} ({written} shard(s) written by this run)"
 
 

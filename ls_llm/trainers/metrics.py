@@ -7,6 +7,8 @@ of how tokens were split into micro-batches, processes and accumulation steps.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ls_llm.objectives.engine import TokenStats
@@ -74,11 +76,12 @@ def loss_curve(log_history: list[dict], *, width: int = 40, rows: int = 12) -> s
         return "(no training steps were logged)"
     k = min(rows, len(logs))
     picks = sorted({round(i * (len(logs) - 1) / max(k - 1, 1)) for i in range(k)})
-    top = max(r["loss"] for r in logs) or 1.0
+    # A non-finite loss prints as nan/inf with no bar (never as 0), and does not set the bars' scale.
+    top = max((r["loss"] for r in logs if math.isfinite(r["loss"])), default=0.0) or 1.0
     lines = [f"{'step':>6}  {'loss':>8}  {'ce':>8}  {'acc':>6}"]
     for i in picks:
         r = logs[i]
-        bar = "#" * max(1, round(width * r["loss"] / top))
+        bar = "#" * max(1, round(width * r["loss"] / top)) if math.isfinite(r["loss"]) else "(non-finite)"
         lines.append(f"{r['step']:>6}  {r['loss']:>8.4f}  {r.get('ce_loss', float('nan')):>8.4f}  "
                      f"{r.get('mean_token_accuracy', float('nan')):>6.3f}  {bar}")
     return "\n".join(lines)

@@ -7,15 +7,21 @@ refused unless `overwrite_output_dir` or `resume_from_checkpoint` is set) and `r
 is resolved to the newest *complete* checkpoint (`checkpoints.resolve_resume`). A run that fails, before or
 during training, removes the output folder it created unless that folder holds a complete checkpoint to
 resume from.
+
+While it runs, `run_recipe` holds the output folder's lock (`ls_llm.data.folder_lock`: a second writer is refused,
+naming the first one's pid) and the trainer carries `ls_llm.trainers.guard`: a non-finite loss or gradient stops
+or skips the step (`nan_policy`), and SIGTERM / SIGUSR1 / SIGINT end training with a complete checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ls_llm.data.folder_lock import folder_lock
 from ls_llm.trainers.checkpoints import (
     ResumePoint,
     check_output_dir,
@@ -30,6 +36,7 @@ class TrainRun:
     trainer: object
     output_dir: str
     resume: ResumePoint
+    guard: object = None  # trainers.guard.RunGuard: nan_policy and the stop signals
 
 
 def sft_arg_types():
@@ -107,9 +114,13 @@ RUNS: dict[str, Callable[[list[str]], TrainRun]] = {"train": prepare_sft, "disti
 
 def prepare_run(kind: str, argv: list[str]) -> TrainRun:
     """Parse `RECIPE.yaml [--key value | --key=value ...]` and build the trainer of `kind` (train | distill)."""
+    from ls_llm.trainers.guard import install_guard
+
     if kind not in RUNS:
         raise ValueError(f"run kind must be one of {sorted(RUNS)}, got {kind!r}")
-    return RUNS[kind](list(argv))
+    run = RUNS[kind](list(argv))
+    run.guard = install_guard(run.trainer)
+    return run
 
 
 def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print, callbacks=()) -> TrainRun:
@@ -117,21 +128,40 @@ def run_recipe(kind: str, argv: list[str], *, log: Callable[[str], None] = print
     an output folder this call created unless it holds a complete checkpoint. `callbacks`: extra
     `transformers.TrainerCallback`s added to the trainer (the sweep's tracking)."""
     output_dir = peek_output_dir(argv)
+    with folder_lock(output_dir) if output_dir is not None else contextlib.nullcontext():
+        return _run_locked(kind, argv, output_dir, log=log, callbacks=callbacks)
+
+
+def _run_locked(kind: str, argv: list[str], output_dir: str | None, *, log, callbacks) -> TrainRun:
+    from ls_llm.trainers.guard import NonFiniteTraining, Preempted, SignalStop, preempted, weights_finite
+
     existed = output_dir is not None and os.path.exists(output_dir)
     started = False
+    stop = SignalStop()
     try:
-        run = prepare_run(kind, argv)
-        trainer = run.trainer
-        for callback in callbacks:
-            trainer.add_callback(callback)
-        if trainer.is_world_process_zero() and run.resume.message():
-            log(run.resume.message())
-        if trainer.is_world_process_zero() and getattr(trainer, "length_report", None):
-            log(trainer.length_report)  # rows max_length dropped or cut, said before training
-        started = True
-        trainer.train(resume_from_checkpoint=run.resume.checkpoint)
-        trainer.save_model(run.output_dir)
-        trainer.accelerator.wait_for_everyone()  # no rank exits while another is still in a collective
+        with stop.installed():
+            run = prepare_run(kind, argv)
+            trainer, run.guard.stop = run.trainer, stop
+            for callback in callbacks:
+                trainer.add_callback(callback)
+            if trainer.is_world_process_zero() and run.resume.message():
+                log(run.resume.message())
+            if trainer.is_world_process_zero() and getattr(trainer, "length_report", None):
+                log(trainer.length_report)  # rows max_length dropped or cut, said before training
+            started = True
+            trainer.train(resume_from_checkpoint=run.resume.checkpoint)
+            stop.phase = "saving"
+            if run.guard.stopped_by:
+                raise preempted(trainer, run.guard, run.output_dir)
+            if not weights_finite(trainer):
+                raise NonFiniteTraining(f"the weights are not finite after step {trainer.state.global_step}: the "
+                                        "final model is not saved. Lower learning_rate")
+            trainer.save_model(run.output_dir)
+            trainer.accelerator.wait_for_everyone()  # no rank exits while another is still in a collective
+    except Preempted:
+        if output_dir is not None and not existed and not resumable(output_dir):
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
     except BaseException:
         if output_dir is not None and started and resumable(output_dir):
             log(f"kept {output_dir}: it holds a complete checkpoint; continue with --resume_from_checkpoint true")
