@@ -241,8 +241,10 @@ def _check_labels(y: Tensor, vocab: int) -> None:
 def _denominator(num_items_in_batch, n_valid: int, *, dtype, device) -> Tensor:
     if num_items_in_batch is None:
         return torch.tensor(float(max(n_valid, 1)), dtype=dtype, device=device)
-    # An all-ignored batch gives 0 / 1 = 0, never 0 / 0.
-    return torch.as_tensor(num_items_in_batch, device=device).to(dtype).clamp_min(1.0)
+    # An all-ignored (or all-zero-weight) batch gives 0 / 1 = 0, never 0 / 0. Only an empty count is replaced: a
+    # weighted count (objectives/weighted.py) may be a positive number below 1, which is a true denominator.
+    denom = torch.as_tensor(num_items_in_batch, device=device).to(dtype)
+    return torch.where(denom > 0, denom, torch.ones_like(denom))
 
 
 class _FusedHeadLoss(torch.autograd.Function):
