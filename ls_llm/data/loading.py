@@ -165,6 +165,9 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, weights=No
     opts = RenderOptions(args.dataset_system_prompt, args.dataset_answer_instruction, args.dataset_rendering)
     out, skipped = [], _Skipped()
     where = _where(entry.source) if weights is not None else ""
+    if weights is not None and weights.column not in mapped_columns:
+        raise ValueError(f"{where}: the trace weight column {weights.column!r} is not one of its columns "
+                         f"{sorted(mapped_columns)}")
     for index, raw in enumerate(rows):
         row = {mapping.get(k, k): v for k, v in raw.items()}
         row_id = _row_id(row, entry.source, index)
