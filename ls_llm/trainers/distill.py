@@ -96,9 +96,6 @@ class LsDistillTrainer(LsSFTTrainer):
         if args.routing_plan() is not None:
             raise ValueError("segment_objectives / trace_objectives / smoothing_prior: answer are not supported by "
                              "distillation yet; route objectives with `ls-llm train`")
-        if args.trace_weights() is not None:
-            raise ValueError("trace_weight_column / trace_weight_from are not supported by distillation yet; weight "
-                             "traces with `ls-llm train`")
         if not args.cached and teacher_model is None:
             raise ValueError("online distillation needs teacher_model (or set teacher_cache_dir)")
         super().__init__(model, args, *rest, **kwargs)

@@ -164,3 +164,11 @@ def test_threshold_weights(h, tmp_path):
     for name in plain:
         assert torch.equal(thresh[name], plain[name]), name
     assert log["zero_weight_traces"] == 1
+
+
+def test_distillation_refuses_trace_weights(tmp_path):
+    from ls_llm.trainers.distill_config import LsDistillConfig
+
+    with pytest.raises(ValueError, match="not supported by distillation"):  # at recipe time, before any loading
+        LsDistillConfig(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", bf16=False,
+                        teacher_model_name_or_path="teacher", trace_weight_column="consensus_share")
