@@ -172,3 +172,14 @@ def test_distillation_refuses_trace_weights(tmp_path):
     with pytest.raises(ValueError, match="not supported by distillation"):  # at recipe time, before any loading
         LsDistillConfig(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", bf16=False,
                         teacher_model_name_or_path="teacher", trace_weight_column="consensus_share")
+
+
+def test_padding_free_batches_weight_each_row(h, tmp_path):
+    """Rows concatenated into one padding-free row keep their own weights: the same update as padded rows."""
+    data, share = _messages(h), {"trace_weight_from": {"column": "share"}}
+    trainer, free, free_log = _train(h, tmp_path, data, vocab=None, padding_free=True, max_length=None, **share)
+    assert next(iter(trainer.get_train_dataloader()))["input_ids"].shape[0] == 1
+    _, padded, padded_log = _train(h, tmp_path, data, vocab=None, **share)
+    for name in padded:
+        torch.testing.assert_close(free[name], padded[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert free_log["trace_weight_token_share"] == pytest.approx(padded_log["trace_weight_token_share"], rel=1e-6)
