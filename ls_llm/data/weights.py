@@ -43,7 +43,7 @@ class TraceWeights:
     table: dict[str, float] | None = None
     default: float | None = None
     threshold: float | None = None
-    _field: str = field(default="trace_weight_from", compare=False)
+    recipe_field: str = field(default="trace_weight_from", compare=False)  # named in errors
 
     @classmethod
     def from_recipe(cls, column: str | None, spec: dict | None) -> TraceWeights | None:
@@ -54,7 +54,7 @@ class TraceWeights:
         if column is not None:
             if not isinstance(column, str) or not column:
                 raise ValueError(f"trace_weight_column must be a column name, got {column!r}")
-            return cls(column, _field="trace_weight_column")
+            return cls(column, recipe_field="trace_weight_column")
         if spec is None:
             return None
         return cls._parse(spec)
@@ -91,11 +91,11 @@ class TraceWeights:
         """The weight of ``row``; ``where`` says where the row is (file and row) in the error."""
         value = row.get(self.column)
         if value is None:
-            raise ValueError(f"{where}: no {self.column!r} value ({self._field}), got {value!r}")
+            raise ValueError(f"{where}: no {self.column!r} value ({self.recipe_field}), got {value!r}")
         if self.table is not None:
             found = self.table.get(str(value), self.default)
             if found is None:
-                raise ValueError(f"{where}: {self.column}={value!r} is not listed in {self._field}.map "
+                raise ValueError(f"{where}: {self.column}={value!r} is not listed in {self.recipe_field}.map "
                                  f"({sorted(self.table)}) and no default is set")
             return found
         if self.threshold is not None:

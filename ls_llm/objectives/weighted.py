@@ -5,10 +5,11 @@ count Σ w_i over the trained tokens of the global batch instead of the plain co
 
     L = Σ_i w_i ℓ_i / Σ_i w_i
 
-over the whole optimizer step. The engine forms gradients in the forward, so the weight must scale each row of
-dloss/dz there: dL/dz_i = w_i · dℓ_i/dz_i / Σ w (the engine applies the 1/Σ w). A weight of exactly 1 multiplies
-by 1.0, which is exact in floating point: the weighted computation with every w = 1 is the unweighted one bit
-for bit. The wrapper composes with any kernel, including a RoutedKernel that reorders tokens (its ``order`` is
+over the whole optimizer step. The engine forms gradients in the forward, so row i of dloss/dz must be scaled:
+dL/dz_i = w_i · dℓ_i/dz_i / Σ w. The kernel weights the (rows,) losses itself and hands the engine the weights
+as ``row_weight``; the engine applies them on the small side, dL/dh_i = w_i (dz_i W) and dL/dW = dzᵀ (diag(w) h),
+so weighting costs no pass over the (rows, V) chunk. A weight of exactly 1 multiplies by 1.0, which is exact in
+floating point: the weighted computation with every w = 1 is the unweighted one bit for bit. The wrapper composes with any kernel, including a RoutedKernel that reorders tokens (its ``order`` is
 applied to the weights too).
 
 Statistics: the inner kernel's (unweighted ce, accuracy, ...), ``loss`` weighted as trained, and ``weight``
@@ -43,12 +44,15 @@ class WeightedKernel:
             weight = weight.index_select(0, order)
         return replace(self, inner=inner, weight=weight, order=order)
 
+    @property
+    def row_weight(self) -> Tensor:
+        """Read by the engine after ``select``: it scales row i of dloss/dz by row_weight[i]."""
+        return self.weight
+
     def __call__(self, z: Tensor, y: Tensor, start: int, ws, *, need_grad: bool, need_stats: bool):
         out, dz = self.inner(z, y, start, ws, need_grad=need_grad, need_stats=need_stats)
         w = self.weight[start:start + z.shape[0]].to(out["loss"].dtype)
         out["loss"] = out["loss"] * w
-        if dz is not None:
-            dz.mul_(w.to(dz.dtype).unsqueeze(1))
         if need_stats:
             out[WEIGHT_STAT] = w
         return out, dz

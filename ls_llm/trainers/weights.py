@@ -36,7 +36,7 @@ def prepare_weighted_dataset(dataset, weights: TraceWeights, *, name: str = "tra
         return dataset.remove_columns([WEIGHT_COLUMN]) if WEIGHT_COLUMN in dataset.column_names else dataset
     if WEIGHT_COLUMN not in dataset.column_names:
         if weights.column not in dataset.column_names:
-            raise ValueError(f"{weights._field} names column {weights.column!r}, which the {name} dataset does "
+            raise ValueError(f"{weights.recipe_field} names column {weights.column!r}, which the {name} dataset does "
                              f"not have (columns: {sorted(dataset.column_names)})")
         values = [weights.weight({weights.column: v}, f"{name} dataset row {i + 1}")
                   for i, v in enumerate(dataset[weights.column])]
