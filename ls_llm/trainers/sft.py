@@ -9,7 +9,9 @@ Normalisation is trl's and transformers': the objective sums per-token losses ov
 divides by `num_items_in_batch`, the number of trained tokens of the whole optimizer step (all accumulation
 steps, all processes). Each micro-batch therefore contributes its exact share of the global-batch mean,
 whatever the split; DDP then averages gradients across processes, which the loss undoes by multiplying by
-the number of processes (as `Trainer.compute_loss` does).
+the number of processes (as `Trainer.compute_loss` does). With per-trace weights (`trace_weight_column`, see
+`weights.py`) each token's loss is scaled by its trace's weight and `num_items_in_batch` is the weighted count
+Σ w·n of the same tokens, so the same argument holds for Σ w·ℓ / Σ w·n.
 """
 
 from __future__ import annotations
