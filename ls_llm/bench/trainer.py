@@ -15,6 +15,11 @@ is where the three paths differ:
 
     python -m ls_llm.bench.trainer --variants ls_label_smoothing ls_routed    # the routing comparison only
 
+- ls_weighted: ls_label_smoothing with per-trace weights (trainers/weights.py; rows weighted 1, 0.5, 0.25, 2 in
+  turn); to set against ls_label_smoothing (target: tokens/s within 3%).
+
+    python -m ls_llm.bench.trainer --variants ls_label_smoothing ls_weighted  # the weights comparison only
+
 Each variant runs in its own process (fresh allocator, honest peak RSS); all ratios come from one run of
 this script, since timings on shared machines drift between runs. Throughput = trained tokens / wall time of
 the measured steps (after one warm-up step). Peak step memory = peak RSS during the measured steps minus the
@@ -31,7 +36,8 @@ import sys
 import tempfile
 import time
 
-VARIANTS = ("ls_label_smoothing", "trl_label_smoothing", "trl_nll", "ls_routed")
+VARIANTS = ("ls_label_smoothing", "trl_label_smoothing", "trl_nll", "ls_routed", "ls_weighted")
+TRACE_WEIGHTS = (1.0, 0.5, 0.25, 2.0)
 
 
 def _rss(field: str) -> int:
@@ -72,6 +78,8 @@ def _trainer(variant: str, args: argparse.Namespace, out_dir: str):
             for _ in range(args.batch * (args.steps + 1))]
     if variant == "ls_routed":  # the answer span: each row's last `--answer` tokens (segment 1), the rest reasoning
         rows = [{**r, "ls_segments": [int(i >= args.seq - args.answer) for i in range(args.seq)]} for r in rows]
+    if variant == "ls_weighted":
+        rows = [{**r, "w": TRACE_WEIGHTS[i % len(TRACE_WEIGHTS)]} for i, r in enumerate(rows)]
     common = dict(output_dir=out_dir, per_device_train_batch_size=args.batch, max_steps=args.steps + 1,
                   learning_rate=1e-4, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
                   bf16=False, gradient_checkpointing=False, disable_tqdm=True, max_length=args.seq, seed=0,
@@ -80,6 +88,9 @@ def _trainer(variant: str, args: argparse.Namespace, out_dir: str):
     model = _model(args.vocab, args.hidden, args.layers)
     if variant == "ls_label_smoothing":
         cfg, cls = LsSFTConfig(objective="label_smoothing", alpha=0.1, **common), LsSFTTrainer
+    elif variant == "ls_weighted":
+        cfg = LsSFTConfig(objective="label_smoothing", alpha=0.1, trace_weight_column="w", **common)
+        cls = LsSFTTrainer
     elif variant == "ls_routed":
         answer_ls = {"answer": {"objective": "label_smoothing", "alpha": 0.1}}
         cfg, cls = LsSFTConfig(objective="ce", segment_objectives=answer_ls, **common), LsSFTTrainer
@@ -145,7 +156,7 @@ def table(results: dict[str, dict]) -> str:
         lines.append(f"| {name} | {r['tokens_per_s']:.0f} | {r['peak_rss_gb']:.2f} | {r['step_mem_gb']:.2f} | "
                      f"{r['first_loss']:.4f} |")
     lines.append("")
-    ls, trl_ls, nll, routed = (results.get(v) for v in VARIANTS)
+    ls, trl_ls, nll, routed, weighted = (results.get(v) for v in VARIANTS)
     if ls and trl_ls:
         lines += [f"- throughput vs trl label smoothing: {ls['tokens_per_s'] / trl_ls['tokens_per_s']:.2f}x "
                   "(target >= 1.3x)",
@@ -158,6 +169,9 @@ def table(results: dict[str, dict]) -> str:
                   "(target within 5%)",
                   f"- routed / unrouted step memory: {routed['step_mem_gb'] / max(ls['step_mem_gb'], 1e-9):.3f}x "
                   f"(peak RSS {routed['peak_rss_gb']:.2f} vs {ls['peak_rss_gb']:.2f} GB)"]
+    if ls and weighted:
+        lines.append(f"- weighted / unweighted label smoothing throughput: "
+                     f"{weighted['tokens_per_s'] / ls['tokens_per_s']:.3f}x (target within 3%)")
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ls_llm.data.args import LsDataArguments, MixtureEntry
 from ls_llm.data.formats import FORMATS, MissingFieldError, RenderOptions, detect_format
+from ls_llm.data.weights import WEIGHT_COLUMN
 
 __all__ = [
     "LsDataArguments",
@@ -176,9 +177,12 @@ def _meta(row: dict, name: str) -> str | None:
     return None
 
 
-def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = ()) -> list[dict]:
+def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = (),
+                 weights=None) -> list[dict]:
     """Convert raw rows of one source; rows missing required fields are skipped or rejected. Columns named in
-    ``keep`` are copied as they are where a row has them (``ls-llm audit``: problem_id, a verifier's score)."""
+    ``keep`` are copied as they are where a row has them (``ls-llm audit``: problem_id, a verifier's score).
+    ``weights`` (a data.weights.TraceWeights) adds each row's trace weight, refusing a bad one with the source and
+    row named."""
     columns = list(rows.column_names) if hasattr(rows, "column_names") else list(rows[0]) if rows else []
     mapping = args.field_map
     mapped_columns = [mapping.get(c, c) for c in columns]
@@ -188,6 +192,10 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tupl
     convert = FORMATS[fmt]
     opts = RenderOptions(args.dataset_system_prompt, args.dataset_answer_instruction, args.dataset_rendering)
     out, skipped = [], _Skipped()
+    where = _where(entry.source) if weights is not None else ""
+    if weights is not None and weights.column not in mapped_columns:
+        raise ValueError(f"{where}: the trace weight column {weights.column!r} is not one of its columns "
+                         f"{sorted(mapped_columns)}")
     for index, raw in enumerate(rows):
         row = {mapping.get(k, k): v for k, v in raw.items()}
         row_id = _row_id(row, entry.source, index)
@@ -209,6 +217,8 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tupl
                 **{k: row[k] for k in keep if k in row},
             }
         )
+        if weights is not None:
+            out[-1][WEIGHT_COLUMN] = weights.weight(row, f"{where} row {index + 1} (id {row_id!r})")
     if skipped.count and not out:
         raise ValueError(
             f"every row of {entry.source!r} (format {fmt!r}) misses a required field "
@@ -242,9 +252,16 @@ def _report_skipped(skipped: _Skipped, total: int, source: str, fmt: str, args: 
     logger.warning("skipping %s", message)
 
 
-def load_source_rows(entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = ()) -> list[dict]:
-    """Read and convert one source into output rows (see ``OUTPUT_COLUMNS``; ``keep``: see ``convert_rows``)."""
-    return convert_rows(read_raw(entry), entry, args, keep=keep)
+def load_source_rows(entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = (),
+                     weights=None) -> list[dict]:
+    """Read and convert one source into output rows (see ``OUTPUT_COLUMNS``; ``keep``, ``weights``: see
+    ``convert_rows``)."""
+    return convert_rows(read_raw(entry), entry, args, keep=keep, weights=weights)
+
+
+def _where(source: str) -> str:
+    files = _local_files(source)
+    return f"data file {files[0]!r}" if files and len(files) == 1 else f"source {source!r}"
 
 
 def _mix(parts: list[list[dict]], weights: list[float | None], seed: int) -> list[dict]:
@@ -296,7 +313,7 @@ def _to_dataset(rows: list[dict]):
     # unaudited source): take the union of all rows' keys, None where a row lacks one.
     extra = sorted({k for r in rows for k in r} - set(features))
     for key in extra:
-        features[key] = datasets.Value("bool") if key == "corrupted" else datasets.Value("string")
+        features[key] = datasets.Value({"corrupted": "bool", WEIGHT_COLUMN: "float64"}.get(key, "string"))
     rows = [{k: r.get(k) for k in features} for r in rows]
     return datasets.Dataset.from_list(rows, features=features)
 
@@ -321,19 +338,19 @@ def _split_validation(rows: list[dict], size: float | None, seed: int) -> tuple[
     return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
 
 
-def load_rows(args: LsDataArguments, *, keep: tuple[str, ...] = ()) -> list[dict]:
+def load_rows(args: LsDataArguments, *, keep: tuple[str, ...] = (), weights=None) -> list[dict]:
     """All converted (and mixed) rows as plain dicts: no validation split, no noise (``keep``: see
-    ``convert_rows``)."""
+    ``convert_rows``); with ``weights`` each row carries its trace weight in ``WEIGHT_COLUMN``."""
     entries = args.entries()
-    parts = [load_source_rows(entry, args, keep=keep) for entry in entries]
+    parts = [load_source_rows(entry, args, keep=keep, weights=weights) for entry in entries]
     rows = _mix(parts, [e.weight for e in entries], args.dataset_seed)
     return rows if args.dataset_max_samples is None else rows[: args.dataset_max_samples]
 
 
-def split_and_noise(args: LsDataArguments, *, tokenizer=None) -> tuple[list[dict], list[dict]]:
+def split_and_noise(args: LsDataArguments, *, tokenizer=None, weights=None) -> tuple[list[dict], list[dict]]:
     """(train, validation) rows exactly as `load_traces` trains on them, before the dataset conversion: loaded,
     converted, mixed, split, and the noise applied to train (its manifest written when `noise_manifest` is set)."""
-    rows = load_rows(args)
+    rows = load_rows(args, weights=weights)
     train, validation = _split_validation(rows, args.dataset_validation_size, args.dataset_seed)
     if args.noise_type:
         from ls_llm.data.noise import apply_noise_from_args
@@ -342,7 +359,7 @@ def split_and_noise(args: LsDataArguments, *, tokenizer=None) -> tuple[list[dict
     return train, validation
 
 
-def load_traces(args: LsDataArguments, *, tokenizer=None):
+def load_traces(args: LsDataArguments, *, tokenizer=None, weights=None):
     """Load, convert, mix, split and (train only) noise the recipe's data.
 
     Returns a ``datasets.DatasetDict`` with ``train`` and, when ``dataset_validation_size`` is
@@ -350,10 +367,11 @@ def load_traces(args: LsDataArguments, *, tokenizer=None):
     prompt/completion form, see the module docstring), ``answer`` (gold, None when unknown),
     ``source``, ``subject``, ``level``; with noise also ``corrupted`` and ``noise`` (how).
     ``tokenizer`` is needed only for ``noise_type='token'`` (else ``noise_tokenizer`` is loaded).
+    ``weights`` (data.weights.TraceWeights): each row's trace weight in the float column ``WEIGHT_COLUMN``.
     """
     import datasets
 
-    train, validation = split_and_noise(args, tokenizer=tokenizer)
+    train, validation = split_and_noise(args, tokenizer=tokenizer, weights=weights)
     out = datasets.DatasetDict({"train": _to_dataset(train)})
     if validation:
         out["validation"] = _to_dataset(validation)

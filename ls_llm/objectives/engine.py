@@ -13,7 +13,9 @@ What changes from one use to another is a *kernel*: the per-chunk math. The engi
       dL/dW      += dzᵀ h_chunk   (V × H, float32 accumulator)
       dL/db      += Σ_rows dz
 
-- reduction (Σ losses / num_items_in_batch) and the named statistics (sums over tokens).
+- reduction (Σ losses / num_items_in_batch) and the named statistics (sums over tokens);
+- per-token gradient weights: a selected kernel may carry ``row_weight`` (one per selected token, in visiting
+  order); row i of dloss/dz is then scaled by it, on the small side (rows of dL/dh and of h), never over V.
 
 So the forward pass is the whole computation (three matmuls per chunk), backward only scales the stored
 gradients by the incoming grad_output, and no more than one chunk of tokens × V logits is alive. Kernels:
@@ -170,16 +172,26 @@ class _HeadSource:
         if low:
             z.copy_(out)
 
-    def backprop_(self, dz: Tensor, start: int, ws: Workspace) -> None:
+    def backprop_(self, dz: Tensor, start: int, ws: Workspace, row_weight: Tensor | None = None) -> None:
+        # Per-row weights (objectives/weighted.py) scale dL/dz row by row; applied on the small side:
+        # (diag(w) dz) W = diag(w) (dz W) and (diag(w) dz)ᵀ h = dzᵀ (diag(w) h).
         rows = dz.shape[0]
         if self.g_h is not None:
             dz_lp = dz if self.weight.dtype == self.acc else ws.get("z_lp", rows, self.weight.dtype).copy_(dz)
-            self.g_h[start:start + rows] = torch.mm(dz_lp, self.weight).mul_(self.scale)
+            g_h = torch.mm(dz_lp, self.weight).mul_(self.scale)
+            self.g_h[start:start + rows] = g_h if row_weight is None else g_h.mul_(_column(row_weight, g_h.dtype))
         if self.g_w is not None:
             hc = self.h[start:start + rows].to(self.acc) * self.scale
+            if row_weight is not None:
+                hc.mul_(_column(row_weight, hc.dtype))
             torch.mm(dz.t(), hc, out=self.g_w) if start == 0 else self.g_w.addmm_(dz.t(), hc)
         if self.g_b is not None:
-            self.g_b.add_(dz.sum(dim=0) * self.scale)
+            dz_b = dz if row_weight is None else dz * _column(row_weight, dz.dtype)
+            self.g_b.add_(dz_b.sum(dim=0) * self.scale)
+
+
+def _column(row_weight: Tensor, dtype: torch.dtype) -> Tensor:
+    return row_weight.to(dtype).unsqueeze(1)
 
 
 class _LogitsSource:
@@ -192,8 +204,11 @@ class _LogitsSource:
     def logits_(self, z: Tensor, start: int, ws: Workspace) -> None:
         z.copy_(self.flat.index_select(0, self.idx[start:start + z.shape[0]]))
 
-    def backprop_(self, dz: Tensor, start: int, ws: Workspace) -> None:
-        self.grad.index_copy_(0, self.idx[start:start + dz.shape[0]], dz.mul_(self.scale).to(self.grad.dtype))
+    def backprop_(self, dz: Tensor, start: int, ws: Workspace, row_weight: Tensor | None = None) -> None:
+        dz.mul_(self.scale)
+        if row_weight is not None:
+            dz.mul_(_column(row_weight, dz.dtype))
+        self.grad.index_copy_(0, self.idx[start:start + dz.shape[0]], dz.to(self.grad.dtype))
 
 
 def _run(kernel, source, y: Tensor, *, n: int, vocab: int, rows: int, softcap: float | None, acc: torch.dtype,
@@ -201,6 +216,7 @@ def _run(kernel, source, y: Tensor, *, n: int, vocab: int, rows: int, softcap: f
     """The chunk loop: per-token kernel outputs concatenated over chunks (gradients accumulate in ``source``)."""
     ws = Workspace(rows, vocab, dtype=acc, device=device)
     outs: dict[str, list[Tensor]] = defaultdict(list)
+    row_weight = getattr(kernel, "row_weight", None)  # per selected token, in visiting order (objectives/weighted.py)
     for start in range(0, max(n, 1), rows):  # one empty chunk when n = 0, so every output name exists
         z = ws.get("z", min(rows, n - start))
         source.logits_(z, start, ws)
@@ -215,7 +231,7 @@ def _run(kernel, source, y: Tensor, *, n: int, vocab: int, rows: int, softcap: f
         if dz is not None:
             if tanh is not None:
                 dz.mul_(tanh.square_().neg_().add_(1.0))
-            source.backprop_(dz, start, ws)
+            source.backprop_(dz, start, ws, None if row_weight is None else row_weight[start:start + dz.shape[0]])
     return {name: torch.cat(parts) for name, parts in outs.items()}
 
 
@@ -241,8 +257,10 @@ def _check_labels(y: Tensor, vocab: int) -> None:
 def _denominator(num_items_in_batch, n_valid: int, *, dtype, device) -> Tensor:
     if num_items_in_batch is None:
         return torch.tensor(float(max(n_valid, 1)), dtype=dtype, device=device)
-    # An all-ignored batch gives 0 / 1 = 0, never 0 / 0.
-    return torch.as_tensor(num_items_in_batch, device=device).to(dtype).clamp_min(1.0)
+    # An all-ignored (or all-zero-weight) batch gives 0 / 1 = 0, never 0 / 0. Only an empty count is replaced: a
+    # weighted count (objectives/weighted.py) may be a positive number below 1, which is a true denominator.
+    denom = torch.as_tensor(num_items_in_batch, device=device).to(dtype)
+    return torch.where(denom > 0, denom, torch.ones_like(denom))
 
 
 class _FusedHeadLoss(torch.autograd.Function):

@@ -75,6 +75,18 @@ class LsSFTConfig(SFTConfig):
         metadata={"help": "Column value -> objective spec (may nest its own segment_objectives) or 'drop' (remove "
                   "those rows), e.g. {wrong: {objective: label_smoothing, alpha: 0.5}, unparsable: drop}."},
     )
+    trace_weight_column: str | None = field(
+        default=None,
+        metadata={"help": "Dataset column holding each trace's weight, a finite number >= 0 that scales all its "
+                  "token losses (0 = drop it); the loss is Σ w·ℓ / Σ w·n over the global batch. See "
+                  "ls_llm/trainers/weights.py and docs/training.md."},
+    )
+    trace_weight_from: dict | str | None = field(
+        default=None,
+        metadata={"help": "A weight derived from a column: {column: C} (its value), {column: C, threshold: t} (1 "
+                  "if value >= t else 0) or {column: C, map: {value: weight, ...}, default: w}; instead of "
+                  "trace_weight_column. See ls_llm/data/weights.py."},
+    )
     objective_warmup_steps: int = field(
         default=0,
         metadata={"help": "Optimizer steps of plain ce before switching to `objective` (needed by negative "
@@ -131,6 +143,10 @@ class LsSFTConfig(SFTConfig):
 
         self.segment_objectives = as_mapping("segment_objectives", self.segment_objectives)
         self.trace_objectives = as_mapping("trace_objectives", self.trace_objectives)
+        self.trace_weight_from = as_mapping("trace_weight_from", self.trace_weight_from)
+        if self.trace_weights() is not None and self.packing:
+            raise ValueError("packing: true with trace_weight_column / trace_weight_from: a trace's weight is per "
+                             "row, which packing merges; set packing: false")
         if self.routing_plan() is not None and self.packing:
             raise ValueError("packing: true with segment_objectives / trace_objectives / smoothing_prior: answer: "
                              "routing needs each row's segments, which packing drops; set packing: false")
@@ -142,6 +158,12 @@ class LsSFTConfig(SFTConfig):
         params = {k: v for k, v in self.objective_kwargs().items() if k != "chunk_size"}
         default = ObjectiveSpec(self.objective, params, self.smoothing_prior)
         return build_plan(default, self.segment_objectives, self.trace_objective_column, self.trace_objectives)
+
+    def trace_weights(self):
+        """The per-trace weights the recipe asks for (a data.weights.TraceWeights), or None."""
+        from ls_llm.data.weights import TraceWeights
+
+        return TraceWeights.from_recipe(self.trace_weight_column, self.trace_weight_from)
 
     def _check_ranges(self) -> None:
         # transformers accepts these and fails mid-training (or never trains); name them before any loading.

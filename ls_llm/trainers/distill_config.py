@@ -67,6 +67,9 @@ class LsDistillConfig(LsSFTConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.trace_weights() is not None:  # the distillation loss has no weighted path yet
+            raise ValueError("trace_weight_column / trace_weight_from are not supported by distillation yet; weight "
+                             "traces with `ls-llm train`")
         from ls_llm.objectives.base import check_range
         from ls_llm.objectives.divergences import DIVERGENCES
 

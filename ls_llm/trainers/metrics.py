@@ -23,7 +23,10 @@ LOGGED_NAMES: dict[str, str] = {
     "entropy": "entropy",
     "p_y": "mean_p_y",
     "divergence": "distill_divergence",
+    "weight": "trace_weight_token_share",  # Σ w / trained tokens: the weighted share of tokens (trainers/weights.py)
 }
+# Summed over the window and logged as counts, not averaged.
+COUNTS = ("zero_weight_traces",)
 
 
 class StatSums:
@@ -58,10 +61,12 @@ class StatSums:
         for k, v in values.items():
             if k in skip:
                 continue
-            if k.startswith("n_tokens/"):  # per-segment token counts: logged as counts over the window
+            if k.startswith("n_tokens/") or k in COUNTS:  # per-segment token counts etc.: counts over the window
                 out[k] = v
                 continue
             count = values[TokenStats.divisor(k)]
+            if k in ("loss", "objective") and "weight" in values:
+                count = values["weight"]  # a weighted run's loss is Σ w·ℓ / Σ w, as trained
             if count <= 0:  # no token of this segment in the window: no mean to log (not a 0)
                 continue
             stat, sep, group = k.partition("/")

@@ -3,7 +3,8 @@
 Smoothing towards the unigram distribution of the targets (instead of uniform over a 150k vocabulary) keeps
 the smoothing mass on tokens that occur in reasoning traces. Counted once, from the dataset trl has prepared,
 over exactly the tokens the collator trains on: trl folds the completion / assistant masks into a `labels`
-column (-100 where not trained).
+column (-100 where not trained). With per-trace weights (trainers/weights.py) each trace's tokens count with
+its weight, so a trace of weight 0 adds nothing, as if dropped, and one of weight 2 counts twice.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ def unigram_prior(dataset, vocab_size: int, *, segment: int | None = None, batch
     """Relative frequency of each token id among the trained tokens of a trl-prepared dataset (float64, sums to 1);
     with ``segment``, among the trained tokens of that segment only (the ``ls_segments`` column, see
     trainers/routing.py): ``smoothing_prior: answer`` counts the answer spans."""
+    from ls_llm.data.weights import WEIGHT_COLUMN
+
     column = "labels" if "labels" in dataset.column_names else "input_ids"
     columns = [column] if segment is None else [column, "ls_segments"]
+    weighted = WEIGHT_COLUMN in dataset.column_names
+    columns += [WEIGHT_COLUMN] if weighted else []
     counts = torch.zeros(vocab_size, dtype=torch.float64)
     for batch in dataset.select_columns(columns).iter(batch_size=batch_size):
         for row, ids in enumerate(batch[column]):
@@ -26,7 +31,8 @@ def unigram_prior(dataset, vocab_size: int, *, segment: int | None = None, batch
             ids = ids[ids >= 0]
             if ids.numel() and int(ids.max()) >= vocab_size:
                 raise ValueError(f"token id {int(ids.max())} in the training data is >= the head's vocab {vocab_size}")
-            counts += torch.bincount(ids, minlength=vocab_size).double()
+            found = torch.bincount(ids, minlength=vocab_size).double()
+            counts += found * batch[WEIGHT_COLUMN][row] if weighted else found
     total = counts.sum()
     if total == 0:
         which = "unigram" if segment is None else "answer"

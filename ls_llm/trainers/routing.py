@@ -237,18 +237,25 @@ class RoutingCollator:
         batch = self.base([{k: v for k, v in e.items() if k not in own} for e in examples])
         seg = [torch.as_tensor(e[SEGMENT_COLUMN], dtype=torch.long) for e in examples]
         trace = [torch.full_like(s, int(e[TRACE_COLUMN])) for s, e in zip(seg, examples, strict=True)]
-        shape = batch["labels"].shape
         for key, parts in ((SEGMENT_COLUMN, seg), (TRACE_COLUMN, trace)):
-            if getattr(self.base, "padding_free", False):
-                out = torch.full((1, shape[1]), NOT_TRAINED, dtype=torch.long)
-                flat = torch.cat(parts)
-                out[0, :flat.numel()] = flat
-            else:
-                out = torch.full(shape, NOT_TRAINED, dtype=torch.long)
-                for i, p in enumerate(parts):
-                    out[i, :p.numel()] = p
-            batch[key] = out
+            batch[key] = like_labels(batch, parts, NOT_TRAINED, padding_free=getattr(self.base, "padding_free", False))
         return batch
+
+
+def like_labels(batch: dict, parts: list[torch.Tensor], fill, *, padding_free: bool) -> torch.Tensor:
+    """Per-example token values ``parts`` laid out like the collated ``labels``: one row per example padded with
+    ``fill``, or (padding-free) concatenated into one row."""
+    shape = batch["labels"].shape
+    dtype = parts[0].dtype if parts else torch.long
+    if padding_free:
+        out = torch.full((1, shape[1]), fill, dtype=dtype)
+        flat = torch.cat(parts)
+        out[0, :flat.numel()] = flat
+        return out
+    out = torch.full(shape, fill, dtype=dtype)
+    for i, p in enumerate(parts):
+        out[i, :p.numel()] = p
+    return out
 
 
 def route_ids(segments: torch.Tensor, traces: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,9 @@ Normalisation is trl's and transformers': the objective sums per-token losses ov
 divides by `num_items_in_batch`, the number of trained tokens of the whole optimizer step (all accumulation
 steps, all processes). Each micro-batch therefore contributes its exact share of the global-batch mean,
 whatever the split; DDP then averages gradients across processes, which the loss undoes by multiplying by
-the number of processes (as `Trainer.compute_loss` does).
+the number of processes (as `Trainer.compute_loss` does). With per-trace weights (`trace_weight_column`, see
+`weights.py`) each token's loss is scaled by its trace's weight and `num_items_in_batch` is the weighted count
+Σ w·n of the same tokens, so the same argument holds for Σ w·ℓ / Σ w·n.
 """
 
 from __future__ import annotations
@@ -27,20 +29,30 @@ from ls_llm.trainers.prior import unigram_prior
 from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
 
 
+def _weighted(kernel, weights: torch.Tensor | None):
+    from ls_llm.objectives.weighted import WeightedKernel
+
+    return kernel if weights is None else WeightedKernel(kernel, weights)
+
+
 def objective_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objective, num_items_in_batch=None,
-                   truncation: float = 0.0, seq_ids: torch.Tensor | None = None):
-    """Head function (runs inside the lm_head forward): (loss, named TokenStats)."""
+                   truncation: float = 0.0, seq_ids: torch.Tensor | None = None, weights: torch.Tensor | None = None):
+    """Head function (runs inside the lm_head forward): (loss, named TokenStats). ``weights``: per-token trace
+    weights (trainers/weights.py), with num_items_in_batch their weighted count."""
+    from ls_llm.objectives.engine import ObjectiveKernel, head_loss
+
     if truncation > 0:
         # Rank sequences by the loss being optimised, without a graph; then train on the kept ones only.
         token_losses = objective.token_losses(hidden, labels=labels, spec=spec)
         keep = truncation_keep_mask(token_losses, labels, seq_ids, truncation)
         labels = labels.masked_fill(~keep, spec.ignore_index)
-    return objective.head_loss(hidden, labels, spec, num_items_in_batch=num_items_in_batch, return_stats=True)
+    return head_loss(_weighted(ObjectiveKernel(objective), weights), hidden, labels, spec,
+                     num_items_in_batch=num_items_in_batch, chunk_size=objective.chunk_size, return_stats=True)
 
 
 def routed_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objectives, route: torch.Tensor,
                 segments: torch.Tensor, num_items_in_batch=None, chunk_size: int | None = None,
-                truncation: float = 0.0, seq_ids: torch.Tensor | None = None):
+                truncation: float = 0.0, seq_ids: torch.Tensor | None = None, weights: torch.Tensor | None = None):
     """Head function for routed objectives (trainers/routing.py): token i trained by objectives[route[i]]."""
     from ls_llm.data.segments import SEGMENTS
     from ls_llm.objectives.routing import routed_head_loss, routed_kernel, routed_token_losses
@@ -50,7 +62,7 @@ def routed_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objectives,
         token_losses = routed_token_losses(kernel, hidden, labels, spec, chunk_size=chunk_size)
         keep = truncation_keep_mask(token_losses, labels, seq_ids, truncation)
         labels = labels.masked_fill(~keep, spec.ignore_index)
-    return routed_head_loss(kernel, hidden, labels, spec, num_items_in_batch=num_items_in_batch,
+    return routed_head_loss(_weighted(kernel, weights), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
                             chunk_size=chunk_size, return_stats=True)
 
 
@@ -115,6 +127,9 @@ class LsSFTTrainer(SFTTrainer):
         self.routing = self.args.routing_plan()
         if self.routing is not None:
             self._prepare_routing()
+        self.trace_weights = self.args.trace_weights()
+        if self.trace_weights is not None:
+            self._prepare_weights()
         self.objective, self.warmup_objective = self._build_objectives(base)
         self._stat_sums = {"train": StatSums(), "eval": StatSums()}
 
@@ -189,12 +204,39 @@ class LsSFTTrainer(SFTTrainer):
             self.eval_dataset = prepare(self.eval_dataset, name="eval")
         self.data_collator = RoutingCollator(self.data_collator)
 
+    def _prepare_weights(self) -> None:
+        """Resolve and check the training set's trace weights, drop any from eval sets, and collate them."""
+        from ls_llm.trainers.weights import WeightCollator, prepare_weighted_dataset
+
+        prepare = functools.partial(prepare_weighted_dataset, weights=self.trace_weights)
+        self.train_dataset = prepare(self.train_dataset)
+        if isinstance(self.eval_dataset, dict):
+            self.eval_dataset = {k: prepare(v, name=f"eval {k}") for k, v in self.eval_dataset.items()}
+        elif self.eval_dataset is not None:
+            self.eval_dataset = prepare(self.eval_dataset, name="eval")
+        self.data_collator = WeightCollator(self.data_collator)
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device):
+        """With trace weights: the weighted count Σ w·n of the step's trained tokens over every process."""
+        from ls_llm.trainers.weights import TOKEN_WEIGHTS, weighted_count
+
+        if not batch_samples or TOKEN_WEIGHTS not in batch_samples[0]:
+            return super()._get_num_items_in_batch(batch_samples, device)
+        count = sum(weighted_count(b, shifts_labels=self._loss_shifts_labels) for b in batch_samples).to(device)
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            count = self.accelerator.gather(count.reshape(1)).sum()
+        return count
+
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
         from ls_llm.trainers.routing import SEGMENT_COLUMN, TRACE_COLUMN
 
         if getattr(self, "routing", None) is not None and SEGMENT_COLUMN not in self._signature_columns:
             self._signature_columns = [*self._signature_columns, SEGMENT_COLUMN, TRACE_COLUMN]
+        from ls_llm.data.weights import WEIGHT_COLUMN
+
+        if getattr(self, "trace_weights", None) is not None and WEIGHT_COLUMN not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, WEIGHT_COLUMN]
 
     def _truncation(self, mode: str) -> float:
         active = mode == "train" and self.state.global_step >= self.args.loss_truncation_warmup_steps
@@ -202,8 +244,12 @@ class LsSFTTrainer(SFTTrainer):
 
     def head_loss(self, model, inputs: dict, num_items_in_batch, mode: str):
         """The one hook subclasses override: run `model` with a head function -> (loss, named TokenStats)."""
+        from ls_llm.trainers.weights import TOKEN_WEIGHTS
+
         truncation = self._truncation(mode)
         extra = {}
+        if TOKEN_WEIGHTS in inputs:
+            extra["weights"] = inputs.pop(TOKEN_WEIGHTS)
         if truncation > 0:
             extra["seq_ids"] = sequence_ids(inputs["input_ids"], inputs.get("position_ids"))
         if self.routing is not None:
@@ -220,9 +266,14 @@ class LsSFTTrainer(SFTTrainer):
         return model(**inputs, ls_head_fn=head_fn, ls_extra=extra)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        from ls_llm.trainers.weights import ROW_WEIGHTS, ZERO_WEIGHT_TRACES
+
         mode = "train" if self.model.training else "eval"
         inputs = dict(inputs)
+        row_weights = inputs.pop(ROW_WEIGHTS, None)
         loss, stats = self.head_loss(model, inputs, num_items_in_batch, mode)
+        if row_weights is not None:
+            stats[ZERO_WEIGHT_TRACES] = (row_weights == 0).sum().float()
         inputs = {k: v for k, v in inputs.items() if not k.startswith("ls_")}
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # num_items_in_batch counts every process's tokens and DDP averages gradients: undo the average.

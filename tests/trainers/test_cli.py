@@ -81,3 +81,71 @@ def test_recipe_trains_and_summarizes(h, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "objective=label_smoothing" in out and "model saved to" in out
     assert (Path(tmp_path / "run") / "model.safetensors").exists()
+
+
+def _weighted_file(tmp_path, bad_row: int, value) -> str:
+    """The weighted fixture with one row's consensus_share replaced (raw JSON text, so NaN / Infinity stay)."""
+    lines = (Path(__file__).resolve().parents[1] / "fixtures" / "trainers" / "arith_weighted.jsonl").read_text().splitlines()
+    row = json.loads(lines[bad_row - 1])
+    if value is _MISSING:
+        row.pop("consensus_share")
+        text = json.dumps(row)
+    else:
+        row["consensus_share"] = "@@"
+        text = json.dumps(row).replace('"@@"', value)
+    lines[bad_row - 1] = text
+    path = tmp_path / "weighted.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+_MISSING = object()
+BAD_WEIGHTS = {  # case -> (row, raw JSON value, what the message must show)
+    "negative": (3, "-0.5", "-0.5"),
+    "nan": (5, "NaN", "nan"),
+    "inf": (2, "Infinity", "inf"),
+    "text": (7, '"high"', "'high'"),
+    "bool": (4, "true", "True"),
+    "missing": (6, _MISSING, "None"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_WEIGHTS))
+def test_bad_trace_weight_stops_before_training(h, tmp_path, capsys, case):
+    row, value, shown = BAD_WEIGHTS[case]
+    data = _weighted_file(tmp_path, row, value)
+    code = main(_argv(h, tmp_path, "--trace_weight_column", "consensus_share", dataset_name=data))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    line = err.strip().splitlines()[-1]  # earlier lines: datasets' progress bars
+    assert "Traceback" not in err, err
+    assert data in line and f"row {row} " in line and shown in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_trace_weight_column_that_does_not_exist(h, tmp_path, capsys):
+    data = str(h.FIXTURES / "arith_weighted.jsonl")
+    code = main(_argv(h, tmp_path, "--trace_weight_from", '{"column": "consensus_shar"}', dataset_name=data))
+    err = capsys.readouterr().err
+    assert code == 2 and "consensus_shar" in err and data in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_trace_weight_map_value_not_listed(h, tmp_path, capsys):
+    data = str(h.FIXTURES / "arith_weighted.jsonl")
+    table = '{"column": "consensus_status", "map": {"agrees": 1.0, "disagrees": 0.0}}'
+    code = main(_argv(h, tmp_path, "--trace_weight_from", table, dataset_name=data))
+    err = capsys.readouterr().err
+    assert code == 2 and "row 3 " in err and "'no_majority' is not listed" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_weighted_recipe_trains_from_the_cli(h, tmp_path, capsys):
+    data = str(h.FIXTURES / "arith_weighted.jsonl")
+    table = '{"column": "consensus_status", "map": {"agrees": 1.0, "no_majority": 0.5, "disagrees": 0.0}}'
+    argv = _argv(h, tmp_path, "--trace_weight_from", table, "--max_steps", "2", "--save_strategy", "no",
+                 dataset_name=data)
+    assert main(argv) == 0
+    history = json.loads((tmp_path / "run" / "trainer_state.json").read_text())["log_history"] \
+        if (tmp_path / "run" / "trainer_state.json").exists() else None
+    assert (tmp_path / "run" / "model.safetensors").exists(), history

@@ -38,8 +38,13 @@ def _argv(h, out, batch):
 ROUTED = ["--segment_objectives", json.dumps({"answer": {"objective": "label_smoothing", "alpha": 0.3,
                                                          "smoothing_prior": "answer"}})]
 
+# Per-trace weights (trainers/weights.py) from a consensus column, mixed 0 / 0.5 / 1, on top of the routing above.
+WEIGHTED = ["--dataset_name", str(ROOT / "tests" / "fixtures" / "trainers" / "arith_weighted.jsonl"),
+            "--trace_weight_from", json.dumps({"column": "consensus_status",
+                                               "map": {"agrees": 1.0, "no_majority": 0.5, "disagrees": 0.0}}), *ROUTED]
 
-@pytest.mark.parametrize("extra", [[], ROUTED], ids=["unrouted", "routed"])
+
+@pytest.mark.parametrize("extra", [[], ROUTED, WEIGHTED], ids=["unrouted", "routed", "weighted"])
 def test_two_process_ddp_equals_one_process(h, tmp_path, extra):
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
               str(ROOT / "accelerate_configs" / "cpu_ddp_2proc.yaml"), "--main_process_port", str(_free_port()),

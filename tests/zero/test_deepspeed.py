@@ -106,6 +106,16 @@ def test_zero3_routed_objectives(tmp_path, tiny_weights):
     _assert_partitioned(tmp_path / "zero")
 
 
+def test_zero3_trace_weights(tmp_path, tiny_weights):
+    """Per-trace weights (0 / 0.5 / 1 from a consensus column): Σ w·ℓ / Σ w·n over both ranks' rows."""
+    weighted = ["--dataset_name", str(FIX / "trainers" / "arith_weighted.jsonl"), "--trace_weight_from",
+                json.dumps({"column": "consensus_status", "map": {"agrees": 1.0, "no_majority": 0.5, "disagrees": 0.0}})]
+    _launch(3, "train", _train_argv(tmp_path / "zero", 2, *weighted, weights=tiny_weights))
+    _single("train", _train_argv(tmp_path / "single", 4, *weighted, weights=tiny_weights))
+    _compare(tmp_path / "zero", tmp_path / "single")
+    _assert_partitioned(tmp_path / "zero")
+
+
 def test_zero3_lora_with_trained_head_copy(tmp_path, tiny_weights):
     """LoRA on q/v and `modules_to_save: [lm_head]`: the head copy lives in a submodule of the head wrapper."""
     peft = ["--use_peft", "true", "--lora_target_modules", "q_proj", "v_proj", "--lora_modules_to_save", "lm_head",
