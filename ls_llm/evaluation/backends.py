@@ -24,6 +24,7 @@ class Backend:
     install_hint: str = ""
     check: Callable[[EvalConfig], None] = lambda cfg: None  # refusals known before any weights load
     close: Callable[[object], None] = lambda lm: None  # release the model's processes / memory after the run
+    per_request_seed: bool = False  # a `seed` in a request's generation kwargs seeds that request alone
 
 
 VLLM_FLAGS = {"fraction_flag": "--gpu-memory-utilization", "max_len_flag": "--max-model-len",
@@ -107,7 +108,7 @@ def _hf_device(cfg: EvalConfig) -> str | None:
 
 BACKENDS: dict[str, Backend] = {
     "vllm": Backend(_vllm_class, _vllm_args, requires=_vllm_requires, device=lambda cfg: None, check=_vllm_check,
-                    close=_vllm_close,
+                    close=_vllm_close, per_request_seed=True,  # lm-eval passes the kwargs to SamplingParams
                     install_hint='GPU: pip install -e ".[eval,vllm]"; CPU: make eval-env-cpu, then run '
                                  ".venv-eval/bin/ls-llm (eval/README.md, Environments); or use --backend hf"),
     "hf": Backend(_hf_class, _hf_args, requires=lambda cfg: [], device=_hf_device),
