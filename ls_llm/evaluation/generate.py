@@ -97,15 +97,14 @@ def check_manifest(out: Path, manifest: dict) -> None:
         raise ValueError(f"{path}: not valid JSON ({err}); choose another --out") from err
     for key in ("model_fingerprint", "settings"):
         if old.get(key) != manifest[key]:
-            raise ValueError(f"out {str(out)!r} holds samples from other settings ({_first_difference(old.get(key), manifest[key], key)}); "
+            raise ValueError(f"out {str(out)!r} holds samples from other settings ({_differences(old.get(key), manifest[key], key)}); "
                              "its samples must not be mixed with these: choose another --out")
 
 
-def _first_difference(old, new, key: str) -> str:
+def _differences(old, new, key: str) -> str:
     if isinstance(old, dict) and isinstance(new, dict):
-        for name in sorted(set(old) | set(new)):
-            if old.get(name) != new.get(name):
-                return f"{name}: {old.get(name)!r} there, {new.get(name)!r} now"
+        names = [name for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+        return "; ".join(f"{name}: {old.get(name)!r} there, {new.get(name)!r} now" for name in names)
     return f"{key}: {old!r} there, {new!r} now"
 
 
