@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 
-def _from_yaml(path: str) -> dict:
+def read_config(path: str) -> dict:
     import dataclasses
 
     import yaml
@@ -50,22 +50,29 @@ def build_parser(defaults: dict | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _run(argv: list[str]) -> int:
+def config_from_args(argv: list[str]):
+    """The :class:`GenerateConfig` of a command line (its `--config` file's fields, then the flags)."""
+    from ls_llm.evaluation.generate_config import GenerateConfig
+
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     config = pre.parse_known_args(argv)[0].config
-    ns = build_parser(_from_yaml(config) if config else None).parse_args(argv)
-    from ls_llm.evaluation.generate import TRACES_FILE, generate_traces
-    from ls_llm.evaluation.generate_config import GenerateConfig
-
+    ns = build_parser(read_config(config) if config else None).parse_args(argv)
     values = {k: v for k, v in vars(ns).items() if k != "config"}
     for name in ("model_args", "field_map"):  # JSON text on the command line, a mapping in YAML
         if values.get(name) is not None and not isinstance(values[name], str):
             values[name] = json.dumps(values[name])
-    manifest = generate_traces(GenerateConfig(**values))
+    return GenerateConfig(**values)
+
+
+def _run(argv: list[str]) -> int:
+    from ls_llm.evaluation.generate import MANIFEST_FILE, TRACES_FILE, generate_traces
+
+    cfg = config_from_args(argv)
+    manifest = generate_traces(cfg)
     print(f"{manifest['rows']} traces ({manifest['problems']} problems x {manifest['num_samples']}; "
           f"{manifest['samples_generated']} generated, {manifest['samples_replayed']} resumed) in "
-          f"{Path(ns.out) / TRACES_FILE}; manifest: {Path(ns.out) / 'manifest.json'}")
+          f"{cfg.out_dir / TRACES_FILE}; manifest: {cfg.out_dir / MANIFEST_FILE}")
     return 0
 
 
