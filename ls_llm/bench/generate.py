@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         ids = chat_ids(model, problems)
         samples = args.problems * args.k
         for backend in args.backends.split(","):
-            def own():
+            def own(backend=backend):
                 if backend == "hf":
                     return raw_hf(model, ids, k=args.k, max_gen_toks=args.max_gen_toks, batch_size=args.batch_size)
                 return raw_vllm(model, ids, k=args.k, max_gen_toks=args.max_gen_toks)
