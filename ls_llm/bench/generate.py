@@ -10,7 +10,7 @@ left-padded batches of `--batch-size` (the size `ls-llm generate` uses), or vLLM
 prompts at once. `ls-llm generate` is timed by its manifest's `generate_seconds` (the generation calls, journal
 writes included; model load, problem reading and the final write are reported apart as its wall time). One
 warm-up call each; the backend's own call is timed once before and once after `ls-llm generate` (a shared machine's
-load drifts; the ratio is against their mean).
+load drifts; the ratio is against their mean). One torch thread by default (`--threads`).
 """
 
 from __future__ import annotations
@@ -110,7 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-gen-toks", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16, help="hf: batch size of both sides")
     parser.add_argument("--size", default="tiny", help="model size of bench.vllm_generate (tiny, small)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (vLLM's CPU build serves with 1; "
+                        "on a shared machine 2 spinning threads make every wall time a measure of the others' load)")
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     from ls_llm.bench.vllm_generate import build_model
 
     table = ["| backend | model | problems x k, max tokens | backend's own samples/s (before / after) | ls-llm generate samples/s "
