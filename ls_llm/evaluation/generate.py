@@ -78,6 +78,18 @@ def _prompt_turns(messages: list[dict]) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages[:last]]
 
 
+def check_context(lm, problems: list[Problem], contexts: list[str], max_gen_toks: int) -> None:
+    """Refuse a prompt that does not fit the model's context with max_gen_toks: lm-eval would cut the prompt's
+    beginning (HF: silently) or shorten the generation, and the traces would answer another question."""
+    limit = int(lm.max_length)
+    for problem, context in zip(problems, contexts, strict=True):
+        tokens = len(lm.tok_encode(context))
+        if tokens + max_gen_toks > limit:
+            raise ValueError(f"problem {problem.problem_id!r}: its prompt ({tokens} tokens) + max_gen_toks "
+                             f"{max_gen_toks} exceed the model's context of {limit} tokens; lower --max-gen-toks "
+                             "(vllm: or raise --max-model-len)")
+
+
 def sample_seed(seed: int, context: str, index: int) -> int:
     """A per-sample seed: the same sample gets the same seed in every run, whatever the batch it lands in."""
     digest = hashlib.sha256(f"{seed}|{index}|{context}".encode()).digest()
@@ -183,6 +195,7 @@ def generate_traces(cfg: GenerateConfig) -> dict:
     inner = build_lm(eval_cfg)  # an engine that does not start leaves no folder behind
     try:
         contexts = [inner.apply_chat_template(problem.prompt) for problem in problems]
+        check_context(inner, problems, contexts, cfg.max_gen_toks)
         requests = _requests(problems, contexts, cfg, backend.per_request_seed)
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(cfg.out_dir / MANIFEST_FILE, _dump(manifest | {"complete": False}))

@@ -169,6 +169,7 @@ BAD = {
     "unknown_columns": (lambda t: ["--data", str(_write(t / "x.jsonl", '{"foo": 1}\n'))], "foo"),
     "missing_data": (lambda t: ["--data", str(t / "missing.jsonl")], "missing.jsonl"),
     "bad_top_p": (lambda t: ["--top-p", "1.5"], "top_p"),
+    "longer_than_context": (lambda t: ["--max-gen-toks", "1020"], "exceed the model's context of 1024 tokens"),
 }
 
 
