@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "noise": ("ls_llm.cli.noise", "write a noisy copy of a trace dataset with a manifest"),
     "audit": ("ls_llm.cli.audit", "measure how many traces have a wrong final answer; find noisy ones without one"),
     "eval": ("ls_llm.cli.eval", "evaluate a checkpoint with lm-eval"),
+    "generate": ("ls_llm.cli.generate", "sample k traces per problem with a teacher (resumable)"),
     "sweep": ("ls_llm.cli.sweep", "run a grid of recipes and collect results"),
 }
 

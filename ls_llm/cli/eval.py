@@ -34,15 +34,12 @@ def _bool(text: str) -> bool:
     return values[text.lower()]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from ls_llm.evaluation.config import EvalConfig
-
-    parser = argparse.ArgumentParser(
-        prog="ls-llm eval",
-        description="Evaluate a checkpoint with lm-eval. `ls-llm eval compare RUN_DIR...` compares runs.",
-    )
-    hints = typing.get_type_hints(EvalConfig)
-    for spec in fields(EvalConfig):
+def dataclass_parser(config_cls, *, prog: str, description: str) -> argparse.ArgumentParser:
+    """One flag per field of the typed config ``config_cls`` (``--max-gen-toks`` for ``max_gen_toks``), its help
+    the field's; a field without a default is a required flag. `ls-llm eval` and `ls-llm generate` use it."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    hints = typing.get_type_hints(config_cls)
+    for spec in fields(config_cls):
         scalar, is_list = _flag_type(hints[spec.name])
         flag = "--" + spec.name.replace("_", "-")
         kwargs = {"dest": spec.name, "help": spec.metadata.get("help", ""), "type": _bool if scalar is bool else scalar}
@@ -54,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["default"] = spec.default
         parser.add_argument(flag, **kwargs)
     return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ls_llm.evaluation.config import EvalConfig
+
+    return dataclass_parser(EvalConfig, prog="ls-llm eval", description="Evaluate a checkpoint with lm-eval. "
+                            "`ls-llm eval compare RUN_DIR...` compares runs.")
 
 
 def _run(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from typing import ClassVar
 __all__ = ["DEFAULT_ANSWER_INSTRUCTION", "LsDataArguments", "MixtureEntry", "add_source_flags", "source_args"]
 
 DEFAULT_ANSWER_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-_FORMAT_CHOICES = ("auto", "messages", "prompt_completion", "problem_solution", "question_answer", "r1")
+_FORMAT_CHOICES = ("auto", "messages", "prompt_completion", "problem_solution", "question_answer", "r1", "problem")
 _MISSING_CHOICES = ("skip", "error")
 _MIXTURE_KEYS = {"source", "weight", "config", "split", "format", "name"}
 

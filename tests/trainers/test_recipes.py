@@ -1,7 +1,7 @@
 """Every recipe under recipes/ parses into its command's dataclasses (unknown keys would fail).
 
 The command is told by the path: recipes with "distill" in a folder or file name belong to `ls-llm distill`
-(or `distill-cache`), the others to `ls-llm train`."""
+(or `distill-cache`), those with "generate" to `ls-llm generate --config`, the others to `ls-llm train`."""
 
 import importlib
 from pathlib import Path
@@ -11,7 +11,9 @@ import pytest
 from ls_llm.cli.recipe import parse_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "data" not in p.parts)
+ALL_RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "data" not in p.parts)
+GENERATE = [p for p in ALL_RECIPES if any("generate" in part for part in p.relative_to(ROOT / "recipes").parts)]
+RECIPES = [p for p in ALL_RECIPES if p not in GENERATE]
 
 
 def _commands(path: Path) -> list[str]:
@@ -43,3 +45,10 @@ def test_recipe_parses(path):
         assert any(getattr(p, "output_dir", None) for p in parsed)
         return
     pytest.fail("; ".join(errors))
+
+
+@pytest.mark.parametrize("path", GENERATE, ids=lambda p: str(p.relative_to(ROOT / "recipes")))
+def test_generate_config_parses(path):
+    from ls_llm.cli.generate import config_from_args
+
+    assert config_from_args(["--config", str(path)]).num_samples >= 1
