@@ -143,7 +143,7 @@ def resolve_backend(cfg: EvalConfig) -> None:
     if cfg.backend == "auto":
         cfg.backend = "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
         if cfg.backend == "hf":
-            print("ls-llm eval: vLLM is not installed, so the hf backend (transformers) generates; "
+            print("ls-llm: vLLM is not installed, so the hf backend (transformers) generates; "
                   "--backend vllm after installing vLLM is much faster", file=sys.stderr)
 
 

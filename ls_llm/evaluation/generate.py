@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ls_llm.answers import extract_final_answer
+from ls_llm.data.folder_lock import folder_lock
 from ls_llm.data.io import write_atomic, write_jsonl
 from ls_llm.evaluation.generate_config import GenerateConfig
 
@@ -178,12 +179,21 @@ def trace_rows(problems: list[Problem], texts: Iterable[str], num_samples: int) 
 
 def generate_traces(cfg: GenerateConfig) -> dict:
     """Sample ``cfg.num_samples`` completions per problem into ``cfg.out``; returns the manifest written."""
+    from ls_llm.evaluation.backends import resolve_backend
+
+    eval_cfg = cfg.eval_config()
+    resolve_backend(eval_cfg)  # "auto": vLLM where importable, else hf, said in one line
+    cfg.backend = eval_cfg.backend  # the settings and the journal name the backend that generates
+    with folder_lock(cfg.out_dir):  # one writer per run folder: a second generate into it is refused, naming the first
+        return _generate_into(cfg, cfg.eval_config())
+
+
+def _generate_into(cfg: GenerateConfig, eval_cfg) -> dict:
     from ls_llm.evaluation.backends import build_lm, check_backend, get_backend
     from ls_llm.evaluation.checkpoint import check_checkpoint
     from ls_llm.evaluation.resume import JournaledLM
     from ls_llm.evaluation.runner import JOURNAL_FILE, _seed_everything, checkpoint_fingerprint
 
-    eval_cfg = cfg.eval_config()
     checkpoint = check_checkpoint(cfg.model, need_tokenizer="tokenizer" not in eval_cfg.extra_model_args)
     fingerprint = checkpoint_fingerprint(checkpoint)
     manifest = {"model": str(checkpoint), "model_fingerprint": fingerprint, "settings": cfg.settings()}

@@ -60,8 +60,9 @@ class GenerateConfig:
     max_model_len: int | None = _like_eval("max_model_len")
     enforce_eager: bool | None = _like_eval("enforce_eager")
     dtype: str = _like_eval("dtype")
-    batch_size: str = field(default="auto", metadata=_help(
-        f"batch size (vllm: auto; hf: an integer, auto = {HF_AUTO_BATCH})"))
+    batch_size: str | None = field(default=None, metadata=_help(
+        f"batch size (default: hf on CPU the largest that fits the free memory, as `ls-llm eval`; else auto; "
+        f"hf: auto = {HF_AUTO_BATCH})"))
     device: str | None = _like_eval("device")
     resume_chunk: int | None = field(default=None, metadata=_help(
         f"samples generated between two journal writes (default vllm: 1024 x data-parallel size, hf: "
@@ -82,7 +83,7 @@ class GenerateConfig:
     def eval_config(self) -> EvalConfig:
         """The same run as `ls-llm eval` sees it: what the backends take."""
         shared = {name: getattr(self, name) for name in _EVAL_FIELDS if hasattr(self, name)}
-        shared["batch_size"] = str(self.batch_size)
+        shared["batch_size"] = None if self.batch_size is None else str(self.batch_size)
         if self.backend == "hf" and shared["batch_size"] == "auto":
             shared["batch_size"] = str(HF_AUTO_BATCH)
         return EvalConfig(**shared | {"output": self.out, "num_samples": self.num_samples})
@@ -108,7 +109,8 @@ class GenerateConfig:
         if self.resume_chunk is not None:
             return self.resume_chunk
         if self.backend == "hf":
-            return HF_CHUNK_BATCHES * int(self.eval_config().batch_size)
+            batch = self.eval_config().batch_size
+            return HF_CHUNK_BATCHES * (int(batch) if batch is not None else HF_AUTO_BATCH)
         return self.eval_config().chunk_size
 
     def settings(self) -> dict:

@@ -301,3 +301,41 @@ def test_predicted_answer_is_the_final_answer_outside_thinking():
     problem = Problem("p", [{"role": "user", "content": "?"}], "4", {})
     texts = ["<think>maybe \\boxed{3}</think> so \\boxed{\\frac{1}{2}}", "<think>\\boxed{3}</think> no answer"]
     assert [r["predicted_answer"] for r in trace_rows([problem], texts, 2)] == ["\\frac{1}{2}", None]
+
+
+def test_second_generate_into_a_running_folder_is_refused(teacher, tmp_path, capsys):
+    """Issue 23, case 1 for `ls-llm generate`: one writer per run folder, the second named with the first's pid."""
+    out = tmp_path / "run"
+    argv = _argv(teacher, out, "--temperature", "0")
+    env = {**os.environ, "READY": str(tmp_path / "ready"), "GO": str(tmp_path / "go")}
+    first = subprocess.Popen([sys.executable, str(ROOT / "tests" / "pause_driver.py"),
+                              "ls_llm.evaluation.backends:build_lm", "generate", *argv], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while not (tmp_path / "ready").exists():
+            assert first.poll() is None and time.time() < deadline, first.communicate()[1][-3000:]
+            time.sleep(0.1)
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.splitlines() if "error:" in ln]
+        assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+        assert str(out) in lines[0] and f"pid {first.pid}" in lines[0], lines[0]
+        (tmp_path / "go").touch()
+        assert first.wait(timeout=300) == 0  # the first run is not disturbed by the refused one
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    assert len(_rows(out)) == 2 * sum(1 for _ in PROBLEMS.open(encoding="utf-8"))
+
+
+def test_backend_auto_resolves_before_the_manifest(teacher, tmp_path):
+    """`--backend auto` (the default) is resolved first: the manifest and the journal name the backend that ran."""
+    pytest.importorskip("lm_eval")
+    if __import__("importlib").util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is importable here: auto would pick it")
+    out = tmp_path / "auto"
+    argv = [a for a in _argv(teacher, out, "--temperature", "0") if a not in ("--backend", "hf")]
+    assert main(argv) == 0
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["settings"]["backend"] == "hf"
