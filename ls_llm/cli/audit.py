@@ -111,7 +111,13 @@ def _scores(ns, rows: list[dict]):
 
 
 def run(ns: argparse.Namespace) -> dict:
-    from ls_llm.data.audit import audit_traces, format_report, output_names, write_audit
+    from ls_llm.data.audit import (
+        audit_traces,
+        format_report,
+        output_names,
+        references_everywhere,
+        write_audit,
+    )
     from ls_llm.data.detectors import verifier_flags
     from ls_llm.data.io import check_writable
     from ls_llm.data.loading import load_rows
@@ -124,7 +130,8 @@ def run(ns: argparse.Namespace) -> dict:
         verifier_flags(rows, opts.verifier_column, opts.verifier_threshold, source=ns.data)
     manifest, manifest_from = _manifest(ns, rows)
     if ns.out:  # fail before the (long) verification, not after it; create nothing yet
-        for name in output_names(plot=not ns.no_plot, detection=manifest is not None).values():
+        detection = manifest is not None or references_everywhere(rows)
+        for name in output_names(plot=not ns.no_plot, detection=detection).values():
             check_writable(f"{ns.out}/{name}", overwrite=ns.overwrite, field="--out file", create_parent=False)
     scores, data_tokenizer = _scores(ns, rows) if ns.score_model else (None, None)
     result = audit_traces(rows, opts, source=ns.data, scores=scores, manifest=manifest, workers=ns.workers,

@@ -108,10 +108,23 @@ def audit_traces(rows: list[dict], opts: DetectorOptions, *, source: str, scores
                          "--score-model or --verifier-column was given")
     result.columns = columns
     result.report["detectors"] = section
+    flags = detector_flags({"audit_status": result.statuses, **columns})
     if manifest is not None:
-        flags = detector_flags({"audit_status": result.statuses, **columns})
         result.report["detection"] = score_against_manifest(flags, manifest)
+        result.report["detection_truth"] = "noise manifest"
+    elif references_everywhere(rows) and set(flags) - {"reference"}:
+        # No manifest (a teacher's own traces): the reference verdict is the truth the other detectors are scored
+        # against, i.e. how much of what a reference would find they find without one.
+        truth = [{"corrupted": status in BAD_STATUSES, "type": "wrong vs reference"} for status in result.statuses]
+        result.report["detection"] = score_against_manifest(
+            {name: f for name, f in flags.items() if name != "reference"}, truth)
+        result.report["detection_truth"] = "reference answers"
     return result
+
+
+def references_everywhere(rows: list[dict]) -> bool:
+    """Every row has a reference answer: without a noise manifest the detectors are scored against it."""
+    return bool(rows) and all(row.get("answer") not in (None, "") for row in rows)
 
 
 def _chart_groups(report: dict) -> list[tuple[str, dict]]:
@@ -169,7 +182,8 @@ def write_audit(
         if plot:
             plot_report(result.report, stage / names["chart"])
         if "detection_chart" in names:
-            plot_detection(result.report["detection"], stage / names["detection_chart"])
+            plot_detection(result.report["detection"], stage / names["detection_chart"],
+                           truth=result.report["detection_truth"])
         write_text(stage / names["report"], json.dumps(result.report, indent=2) + "\n")
     return {key: str(out / name) for key, name in names.items()}
 
@@ -196,7 +210,7 @@ def format_report(report: dict) -> str:
             lines.append(f"consensus: {c['problems']} problems, traces {c['consensus_status']}, "
                          f"references {c['reference_status']}")
     if "detection" in report:
-        lines += ["against the noise manifest:", format_detection(report["detection"])]
+        lines += [f"against the {report.get('detection_truth', 'noise manifest')}:", format_detection(report["detection"])]
     return "\n".join(lines)
 
 

@@ -123,8 +123,9 @@ def format_detection(scores: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_detection(scores: dict, path: str | Path) -> None:
-    """Grouped bars: precision, recall and F1 of each detector (overall) against the noise manifest."""
+def plot_detection(scores: dict, path: str | Path, *, truth: str = "noise manifest") -> None:
+    """Grouped bars: precision, recall and F1 of each detector (overall) against the truth (the noise manifest, or
+    the reference answers)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,7 +139,7 @@ def plot_detection(scores: dict, path: str | Path) -> None:
         ax.bar(xs, [scores[n]["overall"][metric] for n in names], width, color=color, label=metric)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylim(0, 1.25)  # room for the legend above the bars
-    ax.set_ylabel("against the noise manifest")
+    ax.set_ylabel(f"against the {truth}")
     ax.legend(loc="upper center", ncol=3, fontsize=8)
     ax.set_title("Noisy-trace detectors")
     fig.tight_layout()

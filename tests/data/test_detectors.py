@@ -229,3 +229,20 @@ def test_detector_columns_reach_trace_routing(tmp_path, capsys):
     train = load_traces(LsDataArguments(dataset_name=str(tmp_path / "out" / "traces.jsonl")))["train"]
     assert train["consensus_status"] == ["agrees"] * 4 + ["disagrees"] + ["agrees"] * 7
     assert set(train["reference_status"]) == {"agrees"} and set(train["audit_status"]) == {"correct", "wrong"}
+
+
+def test_cli_detectors_scored_against_the_reference_without_a_manifest(tmp_path, capsys):
+    """A teacher's own traces carry no manifest: with a reference on every row, each other detector is scored
+    against the reference verdict (hand-counted: consensus flags the two minority traces, both wrong; a third
+    wrong trace sits in a problem whose four traces all disagree with the reference and agree with each other)."""
+    path, rows = _traces(tmp_path, noisy={(0, 1), (3, 2)} | {(5, s) for s in range(4)})
+    code, out = _audit([path, "--out", tmp_path / "out", "--workers", 1], capsys)
+    assert code == 0, out.err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["detection_truth"] == "reference answers"
+    got = report["detection"]["consensus"]["overall"]
+    assert (got["rows"], got["corrupted"], got["flagged"]) == (48, 6, 2)
+    assert got["precision"] == pytest.approx(1.0) and got["recall"] == pytest.approx(2 / 6)
+    assert "reference" not in report["detection"]  # the truth is not scored against itself
+    assert "against the reference answers:" in out.out
+    assert (tmp_path / "out" / "detectors.png").exists()
