@@ -47,3 +47,28 @@ def test_vllm_backend_whole_path_and_resume(vllm_checkpoint, tmp_path):
     assert main(args) == 0  # resumed: everything replayed from the journal
     again = json.loads((out / "results.json").read_text())
     assert again["config"]["samples_generated"] == 0 and again["results"] == results["results"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("parallel", [[], ["--tensor-parallel-size", "2"], ["--data-parallel-size", "2"]])
+def test_vllm_generate_on_gpus(vllm_checkpoint, tmp_path, parallel):
+    """`ls-llm generate` on vLLM's GPU build, one GPU and (where two are present) tensor / data parallel: every
+    problem gets its k samples, and a re-run replays them all from the journal."""
+    pytest.importorskip("vllm")
+    import torch
+
+    if parallel and torch.cuda.device_count() < 2:
+        pytest.skip("needs 2 GPUs")
+    from ls_llm.cli.generate import main as generate
+
+    out = tmp_path / "traces"
+    args = ["--model", str(vllm_checkpoint), "--data", str(FIXTURES / "generate_problems.jsonl"), "--num-samples", "3",
+            "--out", str(out), "--backend", "vllm", "--max-gen-toks", "16", "--max-model-len", "1024",
+            "--gpu-memory-utilization", "0.3", "--temperature", "0.7", *parallel]
+    assert generate(args) == 0
+    rows = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
+    problems = {r["problem_id"] for r in rows}
+    assert len(rows) == 3 * len(problems) and {r["sample_index"] for r in rows} == {0, 1, 2}
+    assert generate(args) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["samples_generated"] == 0 and manifest["rows"] == len(rows)
