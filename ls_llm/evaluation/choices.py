@@ -38,6 +38,9 @@ _RUNS_ON = re.compile(r"[ \t]+(?!(?:because|since|as|which|for)\b)[a-z]")
 _ENDS = re.compile(r"[ \t]*[.!]?[ \t*]*(?:\n|$)")
 _BOX_PREFIX = re.compile(r"^(?:option|choice|answer)\s*[:.]?\s*", re.I)
 _SEPARATOR = re.compile(r"\s*(?:,|&|/|;|\band\b|\\text\{\s*and\s*\})\s*", re.I)
+# What separates the choices of a hedged statement: "(A) or (B)", "A/B", "A, B and C", "blue or green".
+_HEDGE = re.compile(r"\s*(?:,|&|/|;|\bor\b|\band\b)\s*", re.I)
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 _LABEL_HEAD = re.compile(r"^[(\[]?\s*([A-Za-z0-9]+)\s*(?:[)\]]|[.:]\s|[.:]?$)")
 # The final line as a label: "(B)", "**B**", "B", "B) <option text>", "Option B.", "### B".
 _LINE_LABEL = re.compile(r"^[\s#*_$>-]*(?:(?:option|choice)\s+)?[(\[]?\s*(?P<label>[A-Za-z0-9]+)\s*"
@@ -106,6 +109,9 @@ def _stated(text: str, labels: Sequence[str], options: Sequence[str]) -> list[tu
     found = []
     for statement in _STATEMENT.finditer(text):
         tail = text[statement.end():].lstrip(" *_:$\n")  # not "(": an option may open with "(A) ..."
+        if (hedge := _hedge(tail.split("\n", 1)[0], labels, options)) is not None:
+            found.append((statement.start(), hedge))  # several choices stated: scored as a hedge, never credited
+            continue
         by_text = _by_text(tail.split("\n", 1)[0], labels, options, prefix=True)
         by_label = _stated_label(text, statement.end(), labels, options)
         # "The answer is C." names label C even where option A's text is "C" (a chemical symbol); a longer
@@ -120,6 +126,24 @@ def _stated(text: str, labels: Sequence[str], options: Sequence[str]) -> list[tu
         if label is not None and (match.group("label").isupper() or match.group("deco").strip()):
             found.append((match.start(), label))
     return found
+
+
+def _hedge(line: str, labels: Sequence[str], options: Sequence[str]) -> str | None:
+    """The labels of a statement that names two or more choices ("(A) or (B)", "A/B", "blue or green"), joined
+    with MULTI_SEPARATOR as a boxed hedge is; None when its first sentence names one choice or is not a list."""
+    sentence = _SENTENCE_END.split(line, 1)[0].strip(" *_$")
+    parts = [part.strip(" *_$") for part in _HEDGE.split(sentence)]
+    if len(parts) < 2 or not all(parts) or _by_text(sentence, labels, options) or _by_text(line.strip(" *_$"),
+                                                                                          labels, options):
+        return None  # one option whose own text has a comma or an "and" ("sunlight and water") is no hedge
+    named = []
+    for part in parts:
+        head = _LABEL_HEAD.match(part)
+        label = _match_label(head.group(1), labels) if head and len(part) <= 3 else None
+        named.append(label or _by_text(part, labels, options))
+    if not all(named) or len(set(named)) < 2:
+        return None
+    return MULTI_SEPARATOR.join(sorted(set(named), key=labels.index))
 
 
 def _stated_label(text: str, at: int, labels: Sequence[str], options: Sequence[str]) -> tuple[str, str] | None:
@@ -151,10 +175,20 @@ def _final_line(text: str, labels: Sequence[str], options: Sequence[str]) -> tup
     match = _LINE_LABEL.match(line)
     if match is not None and (label := _match_label(match.group("label"), labels)) is not None:
         rest = match.group("rest").strip(" *_.")
+        if rest and len(lines) > 1 and _lists_option(lines[-2], labels, options):
+            return None  # the options listed again ("A) red\nB) blue"): the last one is not a choice
         if not rest or _by_text(rest, labels, options, prefix=True) == label:
             return where, label
     label = _by_text(line.strip(), labels, options) or _by_text(line.strip(" *_#>-"), labels, options)
     return (where, label) if label is not None else None
+
+
+def _lists_option(line: str, labels: Sequence[str], options: Sequence[str]) -> bool:
+    """The line is one entry of the options' list: a label followed by that label's option text."""
+    match = _LINE_LABEL.match(line)
+    label = _match_label(match.group("label"), labels) if match is not None else None
+    rest = match.group("rest").strip(" *_.") if match is not None else ""
+    return label is not None and bool(rest) and _by_text(rest, labels, options, prefix=True) == label
 
 
 def find_choice(text: str, labels: Sequence[str], options: Sequence[str] = ()) -> tuple[str | None, str | None]:

@@ -189,3 +189,31 @@ def test_numeric_labels_in_a_corrected_statement():
     labels, options = ["1", "2", "3", "4"], ["a wax crayon", "a plastic spoon", "a rubber eraser", "an iron nail"]
     assert extract_choice("I think it's 1, no wait, 4.", labels, options) == "4"
     assert extract_choice("It is 2 times larger, so the answer is (3).", labels, options) == "3"
+
+
+@pytest.mark.parametrize("text", ["The answer is (A) or (B)", "**Answer:** (A) or (B)", "Answer: A/B",
+                                  "I choose A, B and C", "The answer is A or B."])
+def test_a_hedged_statement_is_never_credited(text):
+    """Several choices stated after "the answer is" score like a hedged box: wrong whatever the gold (the first
+    named was credited)."""
+    labels = ["A", "B", "C", "D"]
+    choice = extract_choice(text, labels, ARC_OPTIONS)
+    assert choice_verdict(choice, "A", labels) != "correct" and choice_verdict(choice, "B", labels) != "correct"
+
+
+def test_a_hedge_between_option_texts_is_never_credited():
+    labels, options = ["A", "B", "C", "D"], ["red", "blue", "green", "yellow"]
+    choice = extract_choice("The answer: blue or green", labels, options)
+    assert choice_verdict(choice, "B", labels) == "wrong" and choice_verdict(choice, "C", labels) == "wrong"
+
+
+@pytest.mark.parametrize("text", ["A) red\nB) blue\nC) green\nD) yellow", "Let me list the options:\nA) red\nB) blue"])
+def test_the_options_listed_again_are_no_answer(text):
+    """The last line of an echoed option list is not the model's choice (it was read as "D")."""
+    assert extract_choice(text, ["A", "B", "C", "D"], ["red", "blue", "green", "yellow"]) is None
+
+
+def test_an_answer_after_the_list_still_counts():
+    options = ["red", "blue", "green", "yellow"]
+    assert extract_choice("A) red\nB) blue\n\nThe answer is B", ["A", "B", "C", "D"], options) == "B"
+    assert extract_choice("So the answer is B\nB) blue", ["A", "B", "C", "D"], options) == "B"
