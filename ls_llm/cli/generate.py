@@ -46,8 +46,28 @@ def build_parser(defaults: dict | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--config", help="flat YAML of the same fields (command-line flags win)")
     for action in parser._actions:
         if defaults and action.dest in defaults:
-            action.required, action.default = False, defaults[action.dest]
+            action.required, action.default = False, _as_flag(action, defaults[action.dest])
     return parser
+
+
+def _as_flag(action: argparse.Action, value):
+    """A config value as its flag would give it: argparse converts (and checks) a string default with the flag's
+    type, so `limit: [1]` or `temperature: high` is refused as on the command line, not let through."""
+    if value is None or action.type is None:
+        return value
+    if isinstance(value, (list, dict)) and action.type is str:  # a JSON field (field_map, model_args) as YAML
+        return json.dumps(value)
+    if isinstance(value, (list, dict)):
+        raise ValueError(f"config field {action.dest!r}: {value!r} is a {type(value).__name__}, not a single value")
+    if isinstance(value, bool) and action.type is not _bool_type():
+        raise ValueError(f"config field {action.dest!r}: {value!r} is a boolean, not a {action.type.__name__}")
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _bool_type():
+    from ls_llm.cli.eval import _bool
+
+    return _bool
 
 
 def config_from_args(argv: list[str]):

@@ -72,8 +72,8 @@ def detector_flags(columns: dict[str, list]) -> dict[str, list[bool]]:
 
 
 def read_manifest(path: str | Path, rows: list[dict]) -> list[dict]:
-    """The manifest's entries aligned with ``rows``: by ``id`` when every row's id is in it, else by position (the
-    manifest then must have one entry per row)."""
+    """The manifest's entries aligned with ``rows``: by ``id`` when every row's id is in it; by position only when
+    its entries carry no ids (one entry per row); ids that do not name every row are refused."""
     entries = read_jsonl(path)
     for n, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("corrupted"), bool):
@@ -81,6 +81,10 @@ def read_manifest(path: str | Path, rows: list[dict]) -> list[dict]:
     by_id = {e.get("id"): e for e in entries if e.get("id") is not None}
     if len(by_id) == len(entries) and all(r.get("id") in by_id for r in rows):
         return [by_id[r["id"]] for r in rows]
+    if by_id:  # ids that do not name these rows: another data set's manifest, never aligned by position
+        missing = next(r.get("id") for r in rows if r.get("id") not in by_id)
+        raise ValueError(f"noise manifest {str(path)!r} has no entry for row id {missing!r}: it is not this data's "
+                         "manifest (--noise-manifest names the one `ls-llm noise` wrote beside the data)")
     if len(entries) != len(rows):
         raise ValueError(f"noise manifest {str(path)!r} has {len(entries)} entries for {len(rows)} rows and its ids do "
                          "not name every row: it is not this data's manifest")

@@ -31,7 +31,7 @@ class FolderLocked(ValueError):
 
 
 def lock_path(folder: str | os.PathLike) -> str:
-    folder = os.path.abspath(os.fspath(folder))
+    folder = os.path.realpath(os.fspath(folder))  # a symlink and its target are one folder, one lock
     parent, name = os.path.split(folder.rstrip(os.sep))
     return os.path.join(parent, f".{name}.lock")
 

@@ -19,6 +19,7 @@ or infinite, a value that is not a number (identity / threshold), or a value the
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 # The column the resolved weight travels in, from the loader to the trainer (trainers/weights.py).
@@ -76,7 +77,7 @@ class TraceWeights:
         if table is not None:
             if not isinstance(table, dict) or not table:
                 raise ValueError(f"{name}.map must be a non-empty mapping value -> weight, got {table!r}")
-            table = {str(k): _check_weight(f"{name}.map.{k}", v) for k, v in table.items()}
+            table = {_map_key(k): _check_weight(f"{name}.map.{k}", v) for k, v in table.items()}
         elif "default" in spec:
             raise ValueError(f"{name}.default needs a map (it is the weight of values the map does not list)")
         if threshold is not None:
@@ -93,7 +94,7 @@ class TraceWeights:
         if value is None:
             raise ValueError(f"{where}: no {self.column!r} value ({self.recipe_field}), got {value!r}")
         if self.table is not None:
-            found = self.table.get(str(value), self.default)
+            found = self.table.get(_map_key(value), self.default)
             if found is None:
                 raise ValueError(f"{where}: {self.column}={value!r} is not listed in {self.recipe_field}.map "
                                  f"({sorted(self.table)}) and no default is set")
@@ -102,6 +103,21 @@ class TraceWeights:
             number = _check_number(where, self.column, value, finite=False)
             return 1.0 if number >= self.threshold else 0.0
         return _check_number(where, self.column, value, finite=True)
+
+
+def _map_key(value) -> str:
+    """A map key and a column value compared alike: a number by its value (1, 1.0 and "1" are one key), a bool as
+    true/false (YAML's `true` and a JSON true), anything else as its text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        number = float(value)
+        if math.isfinite(number):
+            return repr(int(number)) if number.is_integer() else repr(number)
+    return str(value).strip().lower() if str(value).strip().lower() in ("true", "false") else str(value)
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def _check_number(where: str, column: str, value, *, finite: bool) -> float:

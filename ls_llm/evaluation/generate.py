@@ -63,6 +63,10 @@ def load_problems(cfg: GenerateConfig) -> list[Problem]:
         key = json.dumps(prompt, sort_keys=True, ensure_ascii=False)
         if key not in problems:  # several traces of one problem: one problem, its first row's id and answer
             problems[key] = Problem(row["id"], prompt, row.get("answer"), {k: row.get(k) for k in META_COLUMNS})
+        elif row.get("answer") not in (None, "", problems[key].answer) and problems[key].answer not in (None, ""):
+            raise ValueError(f"data {cfg.data!r}: rows {problems[key].problem_id!r} and {row['id']!r} have the same "
+                             f"prompt and two reference answers ({problems[key].answer!r}, {row['answer']!r}); a "
+                             "problem has one reference")
         if cfg.limit is not None and len(problems) == cfg.limit:
             break
     if not problems:

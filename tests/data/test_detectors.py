@@ -246,3 +246,15 @@ def test_cli_detectors_scored_against_the_reference_without_a_manifest(tmp_path,
     assert "reference" not in report["detection"]  # the truth is not scored against itself
     assert "against the reference answers:" in out.out
     assert (tmp_path / "out" / "detectors.png").exists()
+
+
+def test_a_manifest_of_other_rows_is_refused(tmp_path):
+    """Ids that do not name the rows: another data set's manifest (it was aligned by position and scored)."""
+    from ls_llm.data.detectors import read_manifest
+
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "corrupted": False}) + "\n" for i in ("x", "y", "z")))
+    with pytest.raises(ValueError, match="no entry for row id 'a'"):
+        read_manifest(path, [{"id": "a"}, {"id": "b"}, {"id": "c"}])
+    path.write_text("".join(json.dumps({"corrupted": c}) + "\n" for c in (True, False, True)))  # no ids: by position
+    assert [e["corrupted"] for e in read_manifest(path, [{"id": "a"}, {"id": "b"}, {"id": "c"}])] == [True, False, True]

@@ -20,6 +20,14 @@ def test_forms():
     assert [_w(table, v) for v in ("agrees", "disagrees", True, "other")] == [1.0, 0.0, 0.5, 0.2]
 
 
+
+def test_a_map_matches_values_as_the_column_holds_them():
+    """A value equal to a key matches it whatever its spelling: `1` and `1.0` (an integer column read as float),
+    `true` and "true" (the default took 1.0 for 1.0 under {1: 0.0})."""
+    spec = {"map": {1: 0.0, "true": 0.25, 2.5: 0.5}, "default": 1.0}
+    assert [_w(spec, v) for v in (1, 1.0, "1", True, "true", 2.5, "2.5", 3)] == [0.0, 0.0, 0.0, 0.25, 0.25, 0.5,
+                                                                                  0.5, 1.0]
+
 @pytest.mark.parametrize("spec,value,match", [
     ({}, -1.0, "row 7: c=-1.0 is not a finite number >= 0"),
     ({}, math.nan, "c=nan"),

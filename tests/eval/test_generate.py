@@ -170,6 +170,11 @@ BAD = {
     "missing_data": (lambda t: ["--data", str(t / "missing.jsonl")], "missing.jsonl"),
     "bad_top_p": (lambda t: ["--top-p", "1.5"], "top_p"),
     "longer_than_context": (lambda t: ["--max-gen-toks", "1020"], "exceed the model's context of 1024 tokens"),
+    "two_references": (lambda t: ["--data", str(_write(t / "two.jsonl", '{"problem": "What is 1+1?", "answer": "2"}\n'
+                                                        '{"problem": "What is 1+1?", "answer": "3"}\n'))],
+                       "two reference answers"),
+    "config_list_value": (lambda t: ["--config", str(_write(t / "c.yaml", "limit: [1]\n"))], "'limit': [1] is a list"),
+    "config_bool_value": (lambda t: ["--config", str(_write(t / "c.yaml", "top_p: true\n"))], "'top_p': True is a"),
 }
 
 

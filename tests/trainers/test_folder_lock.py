@@ -145,3 +145,15 @@ def test_only_rank_0_locks(tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     with folder_lock(tmp_path / "run"):
         assert not Path(lock_path(tmp_path / "run")).exists()
+
+
+def test_a_symlink_to_a_locked_folder_is_the_same_folder(tmp_path):
+    """Two writers, one through a symlink to the other's folder: one lock (both were granted)."""
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    with folder_lock(tmp_path / "real" / "run"):
+        os.symlink(tmp_path / "real" / "run", tmp_path / "runlink")
+        with pytest.raises(FolderLocked), folder_lock(tmp_path / "runlink"):
+            pass
+        with pytest.raises(FolderLocked), folder_lock(tmp_path / "link" / "run"):
+            pass
