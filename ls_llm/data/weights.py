@@ -30,8 +30,8 @@ _FROM_KEYS = ("column", "map", "default", "threshold")
 def _check_weight(where: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{where} must be a number >= 0, got {value!r}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{where} must be a finite number >= 0, got {value!r}")
+    if not (math.isfinite(value) and 0 <= value <= MAX_WEIGHT):
+        raise ValueError(f"{where} must be a finite number in [0, {MAX_WEIGHT:g}], got {value!r}")
     return float(value)
 
 
@@ -126,4 +126,9 @@ def _check_number(where: str, column: str, value, *, finite: bool) -> float:
     value = float(value)
     if math.isnan(value) or (finite and not (math.isfinite(value) and value >= 0)):
         raise ValueError(f"{where}: {column}={value!r} is not a finite number >= 0")
+    if finite and value > MAX_WEIGHT:  # the loss weighs tokens in float32: beyond this a weight is inf there
+        raise ValueError(f"{where}: {column}={value!r} is larger than {MAX_WEIGHT:g} (float32 cannot hold it)")
     return value
+
+
+MAX_WEIGHT = 3.0e38

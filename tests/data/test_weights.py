@@ -32,6 +32,7 @@ def test_a_map_matches_values_as_the_column_holds_them():
     ({}, -1.0, "row 7: c=-1.0 is not a finite number >= 0"),
     ({}, math.nan, "c=nan"),
     ({}, math.inf, "c=inf"),
+    ({}, 1e39, "c=1e\\+39 is larger than"),
     ({}, "0.5x", "c='0.5x' is not a number"),
     ({}, True, "c=True is not a number"),
     ({}, None, "row 7: no 'c' value"),
