@@ -50,13 +50,10 @@ def _atomic(path: Path, mode: str) -> Iterator[IO]:
 def _umask() -> int:
     """The process umask, read without changing it where Linux allows (os.umask sets it to read it, a race
     with threads that create files meanwhile)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

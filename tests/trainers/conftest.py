@@ -52,13 +52,45 @@ def config(tmp_path, **kw):
     return LsSFTConfig(**base)
 
 
+def sgd_step(tmp_path, data, *, vocab=None, steps=1, **kw):
+    """(trainer, parameter change, first logged metrics) of `steps` plain SGD steps (lr 1, no clipping) of a tiny
+    model on `data`: the updates the routing and weighting tests compare."""
+    from ls_llm.trainers import LsSFTTrainer
+
+    tok = tokenizer()
+    model = tiny_model(vocab or len(tok), seed=1)
+    base = dict(max_steps=steps, optim="sgd", learning_rate=1.0, max_grad_norm=0.0, logging_steps=1,
+                per_device_train_batch_size=4)
+    trainer = LsSFTTrainer(model=model, args=config(tmp_path, **{**base, **kw}), train_dataset=data,
+                           processing_class=tok)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer.train()
+    delta = {n: p.detach() - before[n] for n, p in model.named_parameters()}
+    return trainer, delta, next(r for r in trainer.state.log_history if "ce_loss" in r)
+
+
+def cli_argv(out, *extra, **paths):
+    """`ls-llm train` arguments for the tiny recipe (tests/fixtures/trainers/tiny.yaml) into `out`; keyword
+    arguments replace its model / tokenizer / data paths."""
+    from ls_llm.data.synthetic import tokenizer_path
+
+    values = {"model_name_or_path": str(FIXTURES / "tiny-qwen2" / "config.json"),
+              "tokenizer_name_or_path": tokenizer_path(), "dataset_name": str(FIXTURES / "arith_train.jsonl"),
+              "output_dir": str(out), **paths}
+    argv = [str(FIXTURES / "tiny.yaml")]
+    for key, value in values.items():
+        argv += [f"--{key}", value]
+    return argv + list(extra)
+
+
 @pytest.fixture
 def h():
     """The builders above, for test modules (importlib import mode cannot import conftest)."""
     import types
 
     return types.SimpleNamespace(tiny_model=tiny_model, tokenizer=tokenizer, message_rows=message_rows,
-                                 token_dataset=token_dataset, config=config, FIXTURES=FIXTURES)
+                                 token_dataset=token_dataset, config=config, FIXTURES=FIXTURES,
+                                 sgd_step=sgd_step, cli_argv=cli_argv)
 
 
 @pytest.fixture(autouse=True)

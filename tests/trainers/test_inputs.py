@@ -21,17 +21,6 @@ def _library_logs_to_this_stderr():
             handler.stream = sys.stderr
 
 
-def _argv(h, out, *extra, **paths):
-    from ls_llm.data.synthetic import tokenizer_path
-
-    values = {"model_name_or_path": str(h.FIXTURES / "tiny-qwen2" / "config.json"),
-              "tokenizer_name_or_path": tokenizer_path(), "dataset_name": str(h.FIXTURES / "arith_train.jsonl"),
-              "output_dir": str(out), **paths}
-    argv = [str(h.FIXTURES / "tiny.yaml")]
-    for key, value in values.items():
-        argv += [f"--{key}", value]
-    return argv + list(extra)
-
 
 def _one_error_line(err: str, command: str = "train") -> str:
     lines = [line for line in err.splitlines() if line.startswith(f"ls-llm {command}: error:")]
@@ -80,7 +69,7 @@ def test_recipe_shape_and_types_are_one_line(h, tmp_path, capsys, case):
     if case == "env_empty_with_include":  # an empty `env:` beside include is no error: it trains
         text += "max_steps: 1\nsave_strategy: 'no'\n"
     recipe = _write(tmp_path / "recipe.yaml", text.format(tiny=h.FIXTURES / "tiny.yaml"))
-    argv = _argv(h, tmp_path / "run")
+    argv = h.cli_argv(tmp_path / "run")
     argv[0] = recipe
     if words is None:
         assert main(argv) == 0
@@ -108,7 +97,7 @@ def test_recipe_values_that_convert_are_kept(h, tmp_path):
 def test_recipe_not_utf8_names_file_and_line(h, tmp_path, capsys):
     recipe = _write(tmp_path / "recipe.yaml", f"include: {h.FIXTURES / 'tiny.yaml'}\n".encode()
                     + b"# caf\xe9 latin-1\n")
-    argv = _argv(h, tmp_path / "run")
+    argv = h.cli_argv(tmp_path / "run")
     argv[0] = recipe
     assert main(argv) == 2
     line = _one_error_line(capsys.readouterr().err)
@@ -136,7 +125,7 @@ def _pretrained(h, path: Path, vocab_size: int, **overrides) -> str:
 
 def test_model_vocabulary_smaller_than_tokenizer_is_refused_before_training(h, tmp_path, capsys):
     model = _pretrained(h, tmp_path / "v100", 100)  # the shipped tokenizer has 418 tokens
-    assert main(_argv(h, tmp_path / "run", "--model_init_from_config", "false", model_name_or_path=model)) == 2
+    assert main(h.cli_argv(tmp_path / "run", "--model_init_from_config", "false", model_name_or_path=model)) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "v100" in line and "100" in line and "418" in line, line
     assert not (tmp_path / "run").exists()
@@ -148,7 +137,7 @@ def test_model_path_that_is_a_file_or_lacks_config(h, tmp_path, capsys, case):
     if case == "no_config":
         (model / "config.json").unlink()
     path = model / "model.safetensors" if case == "weights_file" else model
-    assert main(_argv(h, tmp_path / "run", "--model_init_from_config", "false", model_name_or_path=str(path))) == 2
+    assert main(h.cli_argv(tmp_path / "run", "--model_init_from_config", "false", model_name_or_path=str(path))) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert str(path) in line and ("is a file" if case == "weights_file" else "no config.json") in line, line
 
@@ -172,7 +161,7 @@ def test_read_only_output_dir_is_refused_before_training(h, tmp_path, capsys, mo
         monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == out and mode & os.W_OK
                             else access(p, mode, **kw))
     try:
-        assert main(_argv(h, out, "--max_steps", "2")) == 2
+        assert main(h.cli_argv(out, "--max_steps", "2")) == 2
         captured = capsys.readouterr()
         line = _one_error_line(captured.err)
         assert str(out) in line and "read-only" in line, line
@@ -199,7 +188,7 @@ def _token_counts(h, max_length: int) -> tuple[int, int]:
 def test_rows_dropped_or_cut_by_max_length_are_said_before_training(h, tmp_path, capsys):
     dropped, cut = _token_counts(h, 45)
     assert dropped and cut  # the fixture exercises both
-    assert main(_argv(h, tmp_path / "run", "--max_length", "45", "--max_steps", "1", "--save_strategy", "no")) == 0
+    assert main(h.cli_argv(tmp_path / "run", "--max_length", "45", "--max_steps", "1", "--save_strategy", "no")) == 0
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith("max_length=45"))
     assert f"{dropped} of 24 train rows dropped" in line and "prompt" in line, line
@@ -208,7 +197,7 @@ def test_rows_dropped_or_cut_by_max_length_are_said_before_training(h, tmp_path,
 
 def test_max_length_below_every_prompt_is_one_line(h, tmp_path, capsys):
     assert _token_counts(h, 8)[0] == 24
-    assert main(_argv(h, tmp_path / "run", "--max_length", "8")) == 2
+    assert main(h.cli_argv(tmp_path / "run", "--max_length", "8")) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "max_length=8" in line and "every train prompt" in line and "24 rows" in line, line
     assert not (tmp_path / "run").exists()
@@ -233,10 +222,10 @@ def _plant_payload(path: Path) -> None:
 
 def test_pickle_payload_in_a_checkpoint_is_one_line_and_not_advertised(h, tmp_path, capfd):
     out = tmp_path / "run"
-    assert main(_argv(h, out, "--max_steps", "2")) == 0
+    assert main(h.cli_argv(out, "--max_steps", "2")) == 0
     _plant_payload(out / "checkpoint-2" / "rng_state.pth")
     capfd.readouterr()
-    assert main(_argv(h, out, "--max_steps", "4", "--resume_from_checkpoint", "true")) == 2
+    assert main(h.cli_argv(out, "--max_steps", "4", "--resume_from_checkpoint", "true")) == 2
     captured = capfd.readouterr()
     line = _one_error_line(captured.err)
     assert "checkpoint-2/rng_state.pth" in line and "weights-only" in line and "posix.system" in line, line
@@ -251,7 +240,7 @@ def test_pickle_payload_as_model_weights_is_one_line(h, tmp_path, capfd):
     (model / "model.safetensors").unlink()  # transformers 5 writes only safetensors: a .bin model from elsewhere
     _plant_payload(model / "pytorch_model.bin")
     capfd.readouterr()
-    assert main(_argv(h, tmp_path / "run", "--model_init_from_config", "false", model_name_or_path=str(model))) == 2
+    assert main(h.cli_argv(tmp_path / "run", "--model_init_from_config", "false", model_name_or_path=str(model))) == 2
     captured = capfd.readouterr()
     line = _one_error_line(captured.err)
     assert "pytorch_model.bin" in line and "weights-only" in line, line
@@ -265,7 +254,7 @@ def test_resuming_a_tied_embedding_model_does_not_report_the_tied_head_missing(h
     model = tmp_path / "tied"
     h.tiny_model(418, tie_word_embeddings=True).save_pretrained(model)
     out = tmp_path / "run"
-    argv = _argv(h, out, "--model_init_from_config", "false", model_name_or_path=str(model))
+    argv = h.cli_argv(out, "--model_init_from_config", "false", model_name_or_path=str(model))
     assert main(argv + ["--max_steps", "2"]) == 0
     capfd.readouterr()
     assert main(argv + ["--max_steps", "4", "--resume_from_checkpoint", "true"]) == 0
@@ -282,7 +271,7 @@ def test_tied_parameter_names_against_the_model_config(h):
 
 
 def test_validation_rows_cut_by_max_length_are_said_too(h, tmp_path, capsys):
-    argv = _argv(h, tmp_path / "run", "--max_length", "45", "--max_steps", "1", "--save_strategy", "no",
+    argv = h.cli_argv(tmp_path / "run", "--max_length", "45", "--max_steps", "1", "--save_strategy", "no",
                  "--dataset_validation_size", "8", "--eval_strategy", "steps", "--eval_steps", "100")
     assert main(argv) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("max_length=45"))

@@ -47,17 +47,6 @@ def _library_logs_to_this_stderr():
             handler.stream = sys.stderr  # not setStream: it flushes the closed one
 
 
-def _argv(h, out, *extra, **paths):
-    from ls_llm.data.synthetic import tokenizer_path
-
-    values = {"model_name_or_path": str(h.FIXTURES / "tiny-qwen2" / "config.json"),
-              "tokenizer_name_or_path": tokenizer_path(), "dataset_name": str(h.FIXTURES / "arith_train.jsonl"),
-              "output_dir": str(out), **paths}
-    argv = [str(h.FIXTURES / "tiny.yaml")]
-    for key, value in values.items():
-        argv += [f"--{key}", value]
-    return argv + list(extra)
-
 
 def _steps_logged(text: str) -> int:
     return sum(1 for line in text.splitlines() if line.startswith("{'loss'"))
@@ -71,13 +60,13 @@ def _one_error_line(err: str, command: str = "train") -> str:
 
 def test_killed_while_saving_resumes_from_last_complete_checkpoint(h, tmp_path, capsys):
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, *_argv(h, out)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, *h.cli_argv(out)], capture_output=True, text=True,
                           env={**os.environ, "KILL_AT": "4"}, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert (out / "checkpoint-4" / "model.safetensors").is_file()  # a partial checkpoint beside a complete one
     assert incomplete_reason(out / "checkpoint-4") and incomplete_reason(out / "checkpoint-2") is None
 
-    assert main(_argv(h, out, "--resume_from_checkpoint", "true")) == 0
+    assert main(h.cli_argv(out, "--resume_from_checkpoint", "true")) == 0
     stdout = capsys.readouterr().out
     assert f"skipped incomplete {out / 'checkpoint-4'}" in stdout and "checkpoint-2" in stdout
     assert _steps_logged(stdout) == 4  # steps 3..6: resumed from step 2
@@ -112,7 +101,7 @@ def test_resolve_resume_skips_empty_truncated_and_mismatched(tmp_path):
 
 def test_finished_run_is_not_overwritten(h, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = _argv(h, out, "--max_steps", "2", "--save_strategy", "no")
+    argv = h.cli_argv(out, "--max_steps", "2", "--save_strategy", "no")
     assert main(argv) == 0
     before = (out / "model.safetensors").read_bytes()
     capsys.readouterr()
@@ -152,7 +141,7 @@ USER_ERRORS = {
 @pytest.mark.parametrize("case", sorted(USER_ERRORS))
 def test_user_error_is_one_line_exit_2_nothing_left(h, tmp_path, capsys, case):
     extra, paths, recipe, words = USER_ERRORS[case]
-    argv = _argv(h, tmp_path / "run", *extra, **{k: make(tmp_path) for k, make in paths.items()})
+    argv = h.cli_argv(tmp_path / "run", *extra, **{k: make(tmp_path) for k, make in paths.items()})
     if recipe is not None:
         argv[0] = _recipe(h, tmp_path, recipe)
     assert main(argv) == 2
@@ -163,7 +152,7 @@ def test_user_error_is_one_line_exit_2_nothing_left(h, tmp_path, capsys, case):
 
 def test_debug_env_shows_the_traceback(h, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LS_LLM_DEBUG", "1")
-    assert main(_argv(h, tmp_path / "run", "--max_length", "0")) == 2
+    assert main(h.cli_argv(tmp_path / "run", "--max_length", "0")) == 2
     assert "Traceback" in capsys.readouterr().err
 
 
@@ -177,7 +166,7 @@ def _full_disk(limit_bytes: int):
 
 def test_full_disk_mid_run_exits_2_and_removes_the_folder(h, tmp_path):
     out = tmp_path / "run"
-    argv = _argv(h, out, "--max_steps", "1", "--save_strategy", "no")
+    argv = h.cli_argv(out, "--max_steps", "1", "--save_strategy", "no")
     env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf")}
     proc = subprocess.run([sys.executable, "-m", "ls_llm.cli", "train", *argv], capture_output=True, text=True,
                           env=env, preexec_fn=_full_disk(100_000), timeout=300, cwd=ROOT)
@@ -202,13 +191,13 @@ def test_full_disk_while_saving_a_checkpoint_keeps_the_run_resumable(h, tmp_path
 
     out = tmp_path / "run"
     monkeypatch.setattr(LsSFTTrainer, "_save_rng_state", full_disk_at_step_4)
-    assert main(_argv(h, out)) == 2
+    assert main(h.cli_argv(out)) == 2
     captured = capsys.readouterr()
     line = _one_error_line(captured.err)
     assert "No space left on device" in line and "checkpoint-4" in line
     assert "--resume_from_checkpoint true" in captured.out and incomplete_reason(out / "checkpoint-2") is None
     monkeypatch.setattr(LsSFTTrainer, "_save_rng_state", save_rng)
-    assert main(_argv(h, out, "--resume_from_checkpoint", "true")) == 0
+    assert main(h.cli_argv(out, "--resume_from_checkpoint", "true")) == 0
     stdout = capsys.readouterr().out
     assert "skipped incomplete" in stdout and _steps_logged(stdout) == 4
 

@@ -19,20 +19,6 @@ def _rows(h, n=8, verdicts=True):
     return Dataset.from_list(rows)
 
 
-def _train(h, tmp_path, data, *, steps=1, **kw):
-    from ls_llm.trainers import LsSFTTrainer
-
-    tok = h.tokenizer()
-    model = h.tiny_model(len(tok), seed=1)
-    base = dict(max_steps=steps, optim="sgd", learning_rate=1.0, max_grad_norm=0.0, logging_steps=1,
-                per_device_train_batch_size=4)
-    args = h.config(tmp_path, **{**base, **kw})
-    trainer = LsSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    trainer.train()
-    delta = {n: p.detach() - before[n] for n, p in model.named_parameters()}
-    return trainer, delta, next(r for r in trainer.state.log_history if "ce_loss" in r)
-
 
 @pytest.mark.parametrize("kw,match", [
     ({"segment_objectives": {"anwser": {"alpha": 0.1}}}, "unknown segment 'anwser'"),
@@ -71,8 +57,8 @@ def test_plan_from_json_text_and_nesting(h, tmp_path):
 
 def test_same_objective_on_every_segment_is_unrouted_training_exactly(h, tmp_path):
     data = _rows(h, verdicts=False)
-    _, plain, plain_log = _train(h, tmp_path, data, objective="label_smoothing", alpha=0.2)
-    _, routed, routed_log = _train(h, tmp_path, data, objective="label_smoothing", alpha=0.2,
+    _, plain, plain_log = h.sgd_step(tmp_path, data, objective="label_smoothing", alpha=0.2)
+    _, routed, routed_log = h.sgd_step(tmp_path, data, objective="label_smoothing", alpha=0.2,
                                    segment_objectives={"answer": {"alpha": 0.2}, "reasoning": {}})
     for name in plain:
         assert torch.equal(plain[name], routed[name]), name
@@ -86,10 +72,10 @@ def test_same_objective_on_every_segment_is_unrouted_training_exactly(h, tmp_pat
 def test_trace_drop_is_training_on_the_filtered_dataset(h, tmp_path):
     data = _rows(h)
     kept = data.filter(lambda r: r["audit_verdict"] != "unparsable")
-    trainer, dropped, _ = _train(h, tmp_path, data, steps=2, per_device_train_batch_size=2,
+    trainer, dropped, _ = h.sgd_step(tmp_path, data, steps=2, per_device_train_batch_size=2,
                                  trace_objective_column="audit_verdict", trace_objectives={"unparsable": "drop"})
     assert len(trainer.train_dataset) == len(kept) < len(data)
-    _, filtered, _ = _train(h, tmp_path, kept, steps=2, per_device_train_batch_size=2)
+    _, filtered, _ = h.sgd_step(tmp_path, kept, steps=2, per_device_train_batch_size=2)
     for name in filtered:
         assert torch.equal(dropped[name], filtered[name]), name
 
@@ -99,8 +85,8 @@ def test_accumulation_with_mixed_routes(h, tmp_path):
     routing = dict(segment_objectives=LS_ANSWER, trace_objective_column="audit_verdict",
                    trace_objectives={"wrong": {"objective": "focal", "gamma": 1.5},
                                      "unparsable": {"objective": "gce", "q": 0.5}})
-    _, big, big_log = _train(h, tmp_path, data, per_device_train_batch_size=4, gradient_accumulation_steps=1, **routing)
-    _, small, small_log = _train(h, tmp_path, data, per_device_train_batch_size=1, gradient_accumulation_steps=4,
+    _, big, big_log = h.sgd_step(tmp_path, data, per_device_train_batch_size=4, gradient_accumulation_steps=1, **routing)
+    _, small, small_log = h.sgd_step(tmp_path, data, per_device_train_batch_size=1, gradient_accumulation_steps=4,
                                  **routing)
     for name in big:
         assert big[name].abs().max() > 0 or "bias" in name, f"{name} did not move"
@@ -112,7 +98,7 @@ def test_accumulation_with_mixed_routes(h, tmp_path):
 def test_answer_prior_covers_only_answer_tokens(h, tmp_path):
     from ls_llm.data.segments import ANSWER
 
-    trainer, _, log = _train(h, tmp_path, _rows(h, verdicts=False), segment_objectives=LS_ANSWER)
+    trainer, _, log = h.sgd_step(tmp_path, _rows(h, verdicts=False), segment_objectives=LS_ANSWER)
     prior = trainer.route_objectives[1].prior
     assert float(prior.sum()) == pytest.approx(1.0, abs=1e-12)
     answer_ids = {i for row in trainer.train_dataset for i, s in zip(row["input_ids"], row["ls_segments"]) if s == ANSWER}
@@ -126,7 +112,7 @@ def test_pretokenized_rows_with_their_own_segments(h, tmp_path):
 
     rows = [dict(r, ls_segments=[int(i >= len(r["input_ids"]) - 3) for i in range(len(r["input_ids"]))])
             for r in h.token_dataset([9, 14, 6, 11], 128)]
-    trainer, _, log = _train(h, tmp_path, Dataset.from_list(rows), segment_objectives=LS_ANSWER)
+    trainer, _, log = h.sgd_step(tmp_path, Dataset.from_list(rows), segment_objectives=LS_ANSWER)
     assert log["n_tokens/answer"] == 4 * 3  # the first token of a row is never a target; the last three are
     assert log["n_tokens/reasoning"] == sum(n - 1 - 3 for n in (9, 14, 6, 11))
 

@@ -13,6 +13,11 @@ LS_ANSWER = {"answer": {"objective": "label_smoothing", "alpha": 0.3, "smoothing
 VERDICTS = ["agrees", "disagrees", "no_majority", "agrees", "disagrees", "agrees", "no_majority", "agrees"]
 
 
+
+def _step(h, tmp_path, data, **kw):
+    """h.sgd_step on the 128-token vocabulary the float64 references below are built with."""
+    return h.sgd_step(tmp_path, data, **{"vocab": 128, **kw})
+
 def _tokens(h, weights=None, lengths=LENGTHS):
     data = h.token_dataset(lengths, 128)
     return data if weights is None else data.add_column("w", weights)
@@ -30,24 +35,10 @@ def _messages(h, n=8):
     return Dataset.from_list(rows)
 
 
-def _train(h, tmp_path, data, *, vocab=128, steps=1, **kw):
-    from ls_llm.trainers import LsSFTTrainer
-
-    tok = h.tokenizer()
-    model = h.tiny_model(vocab or len(tok), seed=1)
-    base = dict(max_steps=steps, optim="sgd", learning_rate=1.0, max_grad_norm=0.0, logging_steps=1,
-                per_device_train_batch_size=4)
-    args = h.config(tmp_path, **{**base, **kw})
-    trainer = LsSFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    trainer.train()
-    delta = {n: p.detach() - before[n] for n, p in model.named_parameters()}
-    return trainer, delta, next(r for r in trainer.state.log_history if "ce_loss" in r)
-
 
 def test_unit_weights_are_unweighted_training_bitwise(h, tmp_path):
-    _, plain, plain_log = _train(h, tmp_path, _tokens(h), objective="label_smoothing", alpha=0.2)
-    _, ones, ones_log = _train(h, tmp_path, _tokens(h, [1.0] * 4), objective="label_smoothing", alpha=0.2,
+    _, plain, plain_log = _step(h, tmp_path, _tokens(h), objective="label_smoothing", alpha=0.2)
+    _, ones, ones_log = _step(h, tmp_path, _tokens(h, [1.0] * 4), objective="label_smoothing", alpha=0.2,
                                trace_weight_column="w")
     for name in plain:
         assert torch.equal(plain[name], ones[name]), name
@@ -57,7 +48,7 @@ def test_unit_weights_are_unweighted_training_bitwise(h, tmp_path):
 
 def test_weights_match_a_float64_reference(h, tmp_path):
     """One SGD step at lr 1 moves the parameters by -∇L with L = Σ_r w_r Σ_t ce_rt / Σ_r w_r n_r."""
-    trainer, delta, log = _train(h, tmp_path, _tokens(h, WEIGHTS), trace_weight_column="w")
+    trainer, delta, log = _step(h, tmp_path, _tokens(h, WEIGHTS), trace_weight_column="w")
     model = h.tiny_model(128, seed=1).double()
     total, count = 0.0, 0.0
     for row, w in zip(_tokens(h), WEIGHTS, strict=True):
@@ -77,24 +68,24 @@ def test_weights_match_a_float64_reference(h, tmp_path):
 
 def test_weight_two_equals_the_row_twice(h, tmp_path):
     lengths = [9, 30, 14]
-    _, doubled, _ = _train(h, tmp_path, _tokens(h, [1.0, 2.0, 1.0], lengths), trace_weight_column="w")
-    _, twice, _ = _train(h, tmp_path, _tokens(h, None, [*lengths, 30]).select([0, 1, 2, 1]))
+    _, doubled, _ = _step(h, tmp_path, _tokens(h, [1.0, 2.0, 1.0], lengths), trace_weight_column="w")
+    _, twice, _ = _step(h, tmp_path, _tokens(h, None, [*lengths, 30]).select([0, 1, 2, 1]))
     for name in twice:
         torch.testing.assert_close(doubled[name], twice[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_weight_zero_equals_dropping_the_row(h, tmp_path):
-    _, zero, _ = _train(h, tmp_path, _tokens(h, [1.0, 1.0, 0.0, 1.0]), trace_weight_column="w")
+    _, zero, _ = _step(h, tmp_path, _tokens(h, [1.0, 1.0, 0.0, 1.0]), trace_weight_column="w")
     kept = _tokens(h).select([0, 1, 3])
-    _, dropped, _ = _train(h, tmp_path, kept, per_device_train_batch_size=3)
+    _, dropped, _ = _step(h, tmp_path, kept, per_device_train_batch_size=3)
     for name in zero:
         torch.testing.assert_close(zero[name], dropped[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_accumulation_invariance_with_mixed_weights(h, tmp_path):
-    _, big, big_log = _train(h, tmp_path, _tokens(h, WEIGHTS), trace_weight_column="w",
+    _, big, big_log = _step(h, tmp_path, _tokens(h, WEIGHTS), trace_weight_column="w",
                              objective="label_smoothing", alpha=0.1)
-    _, small, small_log = _train(h, tmp_path, _tokens(h, WEIGHTS), trace_weight_column="w",
+    _, small, small_log = _step(h, tmp_path, _tokens(h, WEIGHTS), trace_weight_column="w",
                                  objective="label_smoothing", alpha=0.1, per_device_train_batch_size=1,
                                  gradient_accumulation_steps=4)
     for name in big:
@@ -112,14 +103,14 @@ def test_weights_compose_with_trace_and_segment_routing(h, tmp_path):
     """A map weight of 0 on a trace group equals that group routed to `drop`; accumulation stays exact."""
     data = _messages(h)
     table = {"trace_weight_from": {"column": "status", "map": {"agrees": 1.0, "disagrees": 1.0, "no_majority": 0.0}}}
-    _, zero, _ = _train(h, tmp_path, data, vocab=None, per_device_train_batch_size=8, **ROUTING, **table)
+    _, zero, _ = h.sgd_step(tmp_path, data, vocab=None, per_device_train_batch_size=8, **ROUTING, **table)
     drop = {**ROUTING, "trace_objectives": {**ROUTING["trace_objectives"], "no_majority": "drop"}}
-    _, dropped, _ = _train(h, tmp_path, data, vocab=None, per_device_train_batch_size=6, **drop)
+    _, dropped, _ = h.sgd_step(tmp_path, data, vocab=None, per_device_train_batch_size=6, **drop)
     for name in zero:
         torch.testing.assert_close(zero[name], dropped[name], rtol=1e-4, atol=1e-6, msg=name)
     share = {"trace_weight_from": {"column": "share"}}
-    _, big, big_log = _train(h, tmp_path, data, vocab=None, per_device_train_batch_size=8, **ROUTING, **share)
-    _, small, small_log = _train(h, tmp_path, data, vocab=None, per_device_train_batch_size=2,
+    _, big, big_log = h.sgd_step(tmp_path, data, vocab=None, per_device_train_batch_size=8, **ROUTING, **share)
+    _, small, small_log = h.sgd_step(tmp_path, data, vocab=None, per_device_train_batch_size=2,
                                  gradient_accumulation_steps=4, **ROUTING, **share)
     for name in big:
         torch.testing.assert_close(small[name], big[name], rtol=1e-4, atol=1e-6, msg=name)
@@ -149,18 +140,18 @@ def test_recipe_errors_name_the_field(h, tmp_path, kw, match):
 ])
 def test_bad_weights_in_a_dataset_built_in_code(h, tmp_path, values, match):
     with pytest.raises(ValueError, match=match):
-        _train(h, tmp_path, _tokens(h, values), trace_weight_column="w")
+        _step(h, tmp_path, _tokens(h, values), trace_weight_column="w")
 
 
 def test_missing_column_in_a_dataset_built_in_code(h, tmp_path):
     with pytest.raises(ValueError, match="names column 'weight', which the train dataset does not have"):
-        _train(h, tmp_path, _tokens(h, WEIGHTS), trace_weight_column="weight")
+        _step(h, tmp_path, _tokens(h, WEIGHTS), trace_weight_column="weight")
 
 
 def test_threshold_weights(h, tmp_path):
-    _, thresh, log = _train(h, tmp_path, _tokens(h, [0.2, 0.7, 0.5, 0.9]), trace_weight_from={"column": "w",
+    _, thresh, log = _step(h, tmp_path, _tokens(h, [0.2, 0.7, 0.5, 0.9]), trace_weight_from={"column": "w",
                                                                                               "threshold": 0.5})
-    _, plain, _ = _train(h, tmp_path, _tokens(h, [0.0, 1.0, 1.0, 1.0]), trace_weight_column="w")
+    _, plain, _ = _step(h, tmp_path, _tokens(h, [0.0, 1.0, 1.0, 1.0]), trace_weight_column="w")
     for name in plain:
         assert torch.equal(thresh[name], plain[name]), name
     assert log["zero_weight_traces"] == 1
@@ -177,9 +168,9 @@ def test_distillation_refuses_trace_weights(tmp_path):
 def test_padding_free_batches_weight_each_row(h, tmp_path):
     """Rows concatenated into one padding-free row keep their own weights: the same update as padded rows."""
     data, share = _messages(h), {"trace_weight_from": {"column": "share"}}
-    trainer, free, free_log = _train(h, tmp_path, data, vocab=None, padding_free=True, max_length=None, **share)
+    trainer, free, free_log = h.sgd_step(tmp_path, data, vocab=None, padding_free=True, max_length=None, **share)
     assert next(iter(trainer.get_train_dataloader()))["input_ids"].shape[0] == 1
-    _, padded, padded_log = _train(h, tmp_path, data, vocab=None, **share)
+    _, padded, padded_log = h.sgd_step(tmp_path, data, vocab=None, **share)
     for name in padded:
         torch.testing.assert_close(free[name], padded[name], rtol=1e-4, atol=1e-6, msg=name)
     assert free_log["trace_weight_token_share"] == pytest.approx(padded_log["trace_weight_token_share"], rel=1e-6)
