@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ls_llm.answers import last_boxed
 from ls_llm.bench.eval_oracle import math_outputs
-from ls_llm.evaluation.schema import normalize_rows, read_jsonl
+from ls_llm.evaluation.schema import normalize_rows, read_task_rows
 from ls_llm.evaluation.scoring import score_math
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "eval"
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
           "|---|---|---:|---:|---:|---:|---:|---|")
     ok = True
     for task in tasks:
-        docs = normalize_rows(read_jsonl(args.data_dir / task / "test.jsonl", task), task=task, fmt="math")
+        docs = normalize_rows(read_task_rows(args.data_dir / task / "test.jsonl", task), task=task, fmt="math")
         passes = math.ceil(args.min_samples / len(docs))
         for kind, (outputs, index) in outputs_by_kind(docs, passes).items():
             for workers in args.workers:

@@ -119,7 +119,7 @@ def run(ns: argparse.Namespace) -> dict:
         write_audit,
     )
     from ls_llm.data.detectors import verifier_flags
-    from ls_llm.data.io import check_writable
+    from ls_llm.files import check_writable
     from ls_llm.data.loading import load_rows
 
     opts = _options(ns)

@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> dict:
-    from ls_llm.data.io import check_writable, staged_files, write_jsonl, write_text
+    from ls_llm.files import check_writable, staged_files, write_jsonl, write_text
     from ls_llm.data.loading import load_rows
     from ls_llm.data.noise import inject_noise, manifest_path
 

@@ -104,7 +104,7 @@ def _check_utf8(path: str) -> None:
     and fails later, naming neither). One streaming pass, decoded in C."""
     import codecs
 
-    from ls_llm.data.io import not_utf8_message
+    from ls_llm.files import not_utf8_message
 
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines_before = 0
@@ -124,20 +124,10 @@ def _check_utf8(path: str) -> None:
 
 def _check_jsonl(path: str) -> None:
     """ValueError naming the file and line of the first line that is not a JSON object."""
-    import json
+    from ls_llm.files import read_jsonl
 
-    if not path.endswith(".jsonl"):
-        return
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"data file {path!r} line {number}: not valid JSON ({err.msg}, column {err.colno})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"data file {path!r} line {number}: expected a JSON object, got {type(row).__name__}")
+    if path.endswith(".jsonl"):
+        read_jsonl(path, what=f"data file {path!r}", objects=True, errors="replace")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ls_llm.data.io import write_jsonl, write_text
+from ls_llm.files import write_jsonl, write_text
 
 __all__ = [
     "SPLITS",

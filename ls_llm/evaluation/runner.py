@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ls_llm.data.folder_lock import folder_lock
-from ls_llm.data.io import write_atomic
+from ls_llm.files import write_atomic
 from ls_llm.evaluation import report
 from ls_llm.evaluation.backends import build_lm, check_backend, get_backend, resolve_backend
 from ls_llm.evaluation.checkpoint import check_checkpoint

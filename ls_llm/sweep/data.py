@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from ls_llm.data.io import read_jsonl, write_jsonl, write_text
+from ls_llm.files import read_jsonl, write_jsonl, write_text
 from ls_llm.sweep.config import DataSpec
 
 # Task names are prefixed so they cannot clash with eval/tasks (aime24, math500, ...).

@@ -14,7 +14,7 @@ import math
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from ls_llm.data.io import read_jsonl, write_atomic
+from ls_llm.files import read_jsonl, write_atomic
 from ls_llm.sweep.config import SweepConfig
 from ls_llm.sweep.memorisation import MEMORISATION_LEGEND, memorisation_table
 from ls_llm.sweep.stats import endpoint_diffs, gain_ci_cell, mean_ci_cell, paired_ci, verdict

@@ -22,7 +22,7 @@ from transformers import TrainerCallback
 
 from ls_llm.answer_forms import plain_number
 from ls_llm.answers import extract_final_answer
-from ls_llm.data.io import read_jsonl
+from ls_llm.files import read_jsonl
 
 
 def same_answer(pred: str | None, gold: str | None) -> bool:

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from ls_llm.data import io
+from ls_llm import files as io
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o077])

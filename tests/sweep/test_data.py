@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ls_llm.data.io import read_jsonl
+from ls_llm.files import read_jsonl
 from ls_llm.sweep.config import DataSpec
 from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK, prepare_data
 from ls_llm.sweep.runner import TEMPLATE
