@@ -15,7 +15,6 @@ from ls_llm.files import write_atomic
 
 RESULTS_FILE = "results.json"
 FILTER = "verify"
-METRICS = ("acc", "pass_at_k")
 
 
 @dataclass(frozen=True)

@@ -301,14 +301,9 @@ def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
     return [c for c in cells if owner[root_of(c.cell_id)] == index]
 
 
-def _result(root: Path, cell: Cell) -> dict | None:
-    path = root / "cells" / cell.cell_id / RESULT_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def finished(sweep: SweepConfig, root: Path, cell: Cell) -> bool:
     """The cell has a result made by what the sweep asks for now."""
-    result = _result(root, cell)
+    result = _result_by_id(root, cell.cell_id)
     return result is not None and result.get("fingerprint") == fingerprint(sweep, cell, root)
 
 
@@ -351,4 +346,4 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
 def collect(sweep: SweepConfig) -> list[dict]:
     """The results of every finished cell of the sweep, in grid order."""
     root = Path(sweep.output_dir)
-    return [_result(root, c) for c in sweep.cells() if finished(sweep, root, c)]
+    return [_result_by_id(root, c.cell_id) for c in sweep.cells() if finished(sweep, root, c)]
