@@ -33,9 +33,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> dict:
-    from ls_llm.files import check_writable, staged_files, write_jsonl, write_text
     from ls_llm.data.loading import load_rows
     from ls_llm.data.noise import inject_noise, manifest_path
+    from ls_llm.files import check_writable, staged_files, write_jsonl, write_text
 
     args = source_args(
         ns, dataset_answer_instruction=ns.answer_instruction, noise_type=ns.type, noise_rho=ns.rate

@@ -23,8 +23,8 @@ from ls_llm.data.detectors import (
     run_detectors,
     score_against_manifest,
 )
-from ls_llm.files import check_writable, staged_dir, write_jsonl, write_text
 from ls_llm.data.noise import completion_of
+from ls_llm.files import check_writable, staged_dir, write_jsonl, write_text
 
 __all__ = ["AuditResult", "audit_rows", "audit_traces", "plot_report", "write_audit"]
 

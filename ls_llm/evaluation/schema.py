@@ -14,7 +14,6 @@ A row that lacks a field fails with a ValueError naming the task, the row and th
 
 from __future__ import annotations
 
-import json
 import random
 import string
 from collections.abc import Callable, Iterable

@@ -20,8 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ls_llm.data.folder_lock import FolderLocked, folder_lock
-from ls_llm.files import read_jsonl, write_text
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
+from ls_llm.files import read_jsonl, write_text
 from ls_llm.sweep.config import Cell, SweepConfig
 from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK
 from ls_llm.trainers.recipe import isolated_environ
@@ -207,8 +207,8 @@ def audited_train(sweep: SweepConfig, cell: Cell, data: dict[str, Path], cell_di
     would inject noise into at load time: the cell's own recipe and keys are parsed by the training parser and
     loaded by the same function (`ls_llm.data.loading.split_and_noise`), so the noise is the same."""
     from ls_llm.data.audit import audit_rows
-    from ls_llm.files import write_jsonl
     from ls_llm.data.loading import split_and_noise
+    from ls_llm.files import write_jsonl
     from ls_llm.trainers.loading import load_tokenizer
     from ls_llm.trainers.recipe import parse_recipe
     from ls_llm.trainers.run import sft_arg_types

@@ -41,9 +41,9 @@ def test_written_once_and_other_spec_refused(tmp_path):
 
 def test_training_prompt_is_the_eval_prompt(tmp_path, monkeypatch):
     # The base recipe trains on exactly the text the eval tasks prompt with: the bare problem as the user turn.
+    from ls_llm.data.loading import load_traces
     from ls_llm.trainers.recipe import parse_recipe
     from ls_llm.trainers.run import sft_arg_types
-    from ls_llm.data.loading import load_traces
 
     repo = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(repo)
