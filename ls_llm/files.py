@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-__all__ = ["check_writable", "not_utf8_message", "sha256_file", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl", "write_text"]
+__all__ = ["check_writable", "not_utf8_message", "sha256_file", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl"]
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "output",
@@ -71,10 +71,6 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     """Write text or bytes to ``path`` atomically (its folder is created)."""
     with _atomic(Path(path), "wb" if isinstance(data, bytes) else "w") as handle:
         handle.write(data)
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    write_atomic(path, text)
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:

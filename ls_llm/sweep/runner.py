@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ls_llm.data.folder_lock import FolderLocked, folder_lock
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
-from ls_llm.files import read_jsonl, write_text
+from ls_llm.files import read_jsonl, write_atomic
 from ls_llm.sweep.config import Cell, SweepConfig
 from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK
 from ls_llm.trainers.recipe import isolated_environ
@@ -241,7 +241,7 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
         if not finished(sweep, root, by_id[needed]):
             raise RuntimeError(f"cell {needed}, which {cell.cell_id} needs, has not finished")
     argv = _argv(sweep, cell, root)
-    write_text(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
+    write_atomic(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
     start = time.time()
     if cell.kind == "train" and sweep.variant(cell.variant).audit:
         audited_train(sweep, cell, data, cell_dir)
@@ -266,7 +266,7 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
         result["curve"] = curve
     if matching is not None:
         result["matching"] = matching
-    write_text(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
+    write_atomic(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
     return result
 
 

@@ -149,13 +149,13 @@ def test_verification_workers_die_with_their_parent():
 def test_concurrent_writers_do_not_rename_each_others_temporary_file(tmp_path):
     """Two sweep shards prepare the same data at once: each must write its own temporary file. With one shared
     name, the first rename took the other's file away and that shard died (FileNotFoundError)."""
-    from ls_llm.files import read_jsonl, write_jsonl, write_text
+    from ls_llm.files import read_jsonl, write_atomic, write_jsonl
 
     out = tmp_path / "train.jsonl"
     other = tmp_path / ".train.jsonl.tmp"  # what another writer's half-written file was called
     other.write_text("half\n")
     write_jsonl(out, [{"a": 1}])
-    write_text(tmp_path / "spec.json", "{}")
+    write_atomic(tmp_path / "spec.json", "{}")
     assert read_jsonl(out) == [{"a": 1}]
     assert other.read_text() == "half\n"  # left alone
     assert sorted(p.name for p in tmp_path.iterdir()) == [".train.jsonl.tmp", "spec.json", "train.jsonl"]
