@@ -81,6 +81,10 @@ def test_computed_span_is_last_result_not_an_operand():
     start, end = computed_span(text, last_boxed_span(text))
     assert text[start - 2 : end + 1] == "= 1\n" and start == text.rindex("= 1\n") + 2
     assert computed_span("x = 12 \\boxed{1}", last_boxed_span("x = 12 \\boxed{1}")) is None
+    decimal = "y = 1.5\nso \\boxed{1}"  # "1" is not computed by "= 1.5"; "= 1." ending a sentence is
+    assert computed_span(decimal, last_boxed_span(decimal)) is None
+    sentence = "so y = 1. Then \\boxed{1}"
+    assert computed_span(sentence, last_boxed_span(sentence)) == (sentence.index("1"), sentence.index("1") + 1)
 
 
 def test_answer_tokens_of_any_trace_the_answer_logic_reads():
