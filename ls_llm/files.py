@@ -1,6 +1,8 @@
-"""File helpers for every layer (training, evaluation, data, sweeps): jsonl written and read back, written atomically, never over an existing file unless asked, and sets of files
-published together (written into a temporary folder beside them, then moved into place). What they publish gets
-the mode the umask gives an ordinary open() / mkdir(), not mkstemp's private 0600 / 0700."""
+"""File helpers for every layer (data, training, evaluation, sweeps; the ground floor, so none of them imports
+another's): files and jsonl written atomically, never over an existing file unless asked; sets of files and
+folders published together (written into a temporary folder beside them, then moved into place); jsonl read back
+with a bad line named. What they publish gets the mode the umask gives an ordinary open() / mkdir(), not
+mkstemp's private 0600 / 0700."""
 
 from __future__ import annotations
 
