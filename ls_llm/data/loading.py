@@ -13,6 +13,7 @@ the prompt too, whatever the recipe says.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import logging
 import os
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from ls_llm.data.args import LsDataArguments, MixtureEntry
 from ls_llm.data.formats import FORMATS, MissingFieldError, RenderOptions, detect_format
 from ls_llm.data.weights import WEIGHT_COLUMN
+from ls_llm.files import not_utf8_message, read_jsonl
 
 __all__ = [
     "LsDataArguments",
@@ -102,10 +104,6 @@ def _blank(path: str) -> bool:
 def _check_utf8(path: str) -> None:
     """ValueError naming the file and line of the first byte that is not UTF-8 (datasets reads such a file
     and fails later, naming neither). One streaming pass, decoded in C."""
-    import codecs
-
-    from ls_llm.files import not_utf8_message
-
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines_before = 0
     with open(path, "rb") as handle:
@@ -124,8 +122,6 @@ def _check_utf8(path: str) -> None:
 
 def _check_jsonl(path: str) -> None:
     """ValueError naming the file and line of the first line that is not a JSON object."""
-    from ls_llm.files import read_jsonl
-
     if path.endswith(".jsonl"):
         read_jsonl(path, what=f"data file {path!r}", objects=True, errors="replace")
 
