@@ -56,8 +56,9 @@ class LsSFTConfig(SFTConfig):
     smoothing_prior: str = field(
         default="uniform",
         metadata={
-            "help": "Prior the smoothing mass goes to: 'uniform', or 'unigram' (token frequencies of the "
-            "training completions, counted once from the prepared dataset). Only for objectives taking a prior."
+            "help": "Prior the smoothing mass goes to: 'uniform', 'unigram' (token frequencies of the "
+            "training completions, counted once from the prepared dataset) or 'answer' (the same over the answer "
+            "spans). Only for objectives taking a prior."
         },
     )
     segment_objectives: dict | str | None = field(

@@ -111,7 +111,7 @@ def _check_builds(where: str, name: str, params: dict) -> None:
     from ls_llm.objectives import build_objective
 
     if "prior" in params:
-        raise ValueError(f"{where}.prior: set smoothing_prior (uniform, unigram or answer) instead")
+        raise ValueError(f"{where}.prior: set smoothing_prior (one of {', '.join(SMOOTHING_PRIORS)}) instead")
     try:
         build_objective(name, **params)
     except (ValueError, TypeError) as err:
