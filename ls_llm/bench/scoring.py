@@ -30,6 +30,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import yaml
+
 from ls_llm.answers import last_boxed
 from ls_llm.bench.eval_oracle import math_outputs
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
@@ -39,8 +41,6 @@ from ls_llm.evaluation.scoring import score_math
 
 def math_tasks(tasks_dir: Path = DEFAULT_TASKS_DIR) -> list[str]:
     """The tasks of the math suite, as its group file lists them (eval/tasks/ls_math.yaml is their one home)."""
-    import yaml
-
     return list(yaml.safe_load((tasks_dir / "ls_math.yaml").read_text(encoding="utf-8"))["task"])
 
 
