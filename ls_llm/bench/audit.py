@@ -1,6 +1,7 @@
-"""Audit throughput on MATH-style answers: ``python -m ls_llm.bench.audit [--rows N] [--workers 1 2] [--only ...]``.
+"""Audit throughput on MATH-style answers: ``python -m ls_llm.bench.audit [--data FILE] [--rows N] [--workers 1 2]``.
 
-Reads /work/shared/data/train/math/train.jsonl when present (else generates MATH-like answers).
+Audits the traces of ``--data`` (any file the data loader reads, e.g. MATH train: ``make bench-audit`` passes
+../shared/data/train/math/train.jsonl when it exists), else generated MATH-like answers.
 
 - ``reference``: injects 20% answer noise so both verdicts occur, then times :func:`ls_llm.data.audit.audit_rows`
   (final-answer extraction + math-verify in worker processes). Target: >= 200 traces/s on 2 cores.
@@ -20,7 +21,6 @@ import re
 import sys
 import time
 
-MATH_TRAIN = "/work/shared/data/train/math/train.jsonl"
 _ANSWER_SHAPES = (
     lambda r: str(r.randint(0, 999)),
     lambda r: f"\\frac{{{r.randint(1, 50)}}}{{{r.randint(2, 60)}}}",
@@ -38,20 +38,22 @@ def _generated_rows(n: int, seed: int) -> list[dict]:
         answer = rng.choice(_ANSWER_SHAPES)(rng)
         completion = f"We simplify step by step.\nHence the result is $\\boxed{{{answer}}}$."
         rows.append(
-            {"id": f"gen-{i}", "messages": [{"role": "assistant", "content": completion}], "answer": answer}
+            {"id": f"gen-{i}", "messages": [{"role": "user", "content": f"Simplify expression {i}."},
+                                             {"role": "assistant", "content": completion}], "answer": answer}
         )
     return rows
 
 
-def _rows(n: int, seed: int) -> tuple[list[dict], str]:
-    if os.path.exists(MATH_TRAIN):
-        from ls_llm.data.args import LsDataArguments
-        from ls_llm.data.loading import load_rows
+def _rows(n: int, seed: int, data: str | None) -> tuple[list[dict], str]:
+    """``n`` rows of ``data`` (shuffled by ``seed``), or ``n`` generated ones without it; and where they came from."""
+    if data is None:
+        return _generated_rows(n, seed), "generated MATH-like answers"
+    from ls_llm.data.args import LsDataArguments
+    from ls_llm.data.loading import load_rows
 
-        rows = load_rows(LsDataArguments(dataset_name=MATH_TRAIN, dataset_answer_instruction=""))
-        random.Random(seed).shuffle(rows)
-        return rows[:n], MATH_TRAIN
-    return _generated_rows(n, seed), "generated MATH-like answers"
+    rows = load_rows(LsDataArguments(dataset_name=data, dataset_answer_instruction=""))
+    random.Random(seed).shuffle(rows)
+    return rows[:n], data
 
 
 def _cpu_seconds() -> float:
@@ -111,6 +113,8 @@ def bench_consensus(rows: list[dict], ns) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ls_llm.bench.audit", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="traces to audit (default: generated MATH-like answers)")
+    parser.add_argument("--tokenizer", help="for `score`: see python -m ls_llm.bench.trace_scores --help")
     parser.add_argument("--rows", type=int, default=3000, help="traces to audit per run")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--noise", type=float, default=0.2, help="answer-noise rate so wrong answers occur")
@@ -124,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     if "reference" in ns.only:
         bench_reference(ns)
     if "consensus" in ns.only:
-        rows, _ = _rows(max(ns.consensus_traces // ns.k, 1), ns.seed + 1)
+        rows, _ = _rows(max(ns.consensus_traces // ns.k, 1), ns.seed + 1, ns.data)
         bench_consensus(rows, ns)
     if "score" in ns.only:
         from ls_llm.bench.trace_scores import main as score_main
 
-        score_main([])
+        score_main([f"--{key}={value}" for key, value in (("data", ns.data), ("tokenizer", ns.tokenizer)) if value])
     return 0
 
 
@@ -137,7 +141,7 @@ def bench_reference(ns) -> None:
     from ls_llm.data.audit import audit_rows
     from ls_llm.data.noise import inject_noise
 
-    rows, origin = _rows(ns.rows, ns.seed)
+    rows, origin = _rows(ns.rows, ns.seed, ns.data)
     rows, _, _ = inject_noise(rows, noise_type="answer", rate=ns.noise, seed=ns.seed)
     print(f"data: {origin} ({len(rows)} traces, answer noise {ns.noise}); cpu count {os.cpu_count()}")
     print("| workers | traces | seconds | traces/s | CPU s | traces per CPU s | frac wrong |")

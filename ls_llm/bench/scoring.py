@@ -30,13 +30,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import yaml
+
 from ls_llm.answers import last_boxed
 from ls_llm.bench.eval_oracle import math_outputs
-from ls_llm.evaluation.schema import normalize_rows, read_jsonl
+from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
+from ls_llm.evaluation.schema import normalize_rows, read_task_rows
 from ls_llm.evaluation.scoring import score_math
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "eval"
-MATH_TASKS = ("aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench")
+
+def math_tasks(tasks_dir: Path = DEFAULT_TASKS_DIR) -> list[str]:
+    """The tasks of the math suite, as its group file lists them (eval/tasks/ls_math.yaml is their one home)."""
+    return list(yaml.safe_load((tasks_dir / "ls_math.yaml").read_text(encoding="utf-8"))["task"])
 
 
 def outputs_by_kind(docs: list[dict], passes: int) -> dict[str, tuple[list[str], list[int]]]:
@@ -78,7 +83,7 @@ def measure(docs: list[dict], outputs: list[str], index: list[int], *, workers: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="DIR/<task>/test.jsonl")
+    parser.add_argument("--data-dir", type=Path, required=True, help="DIR/<task>/test.jsonl")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="math-verify worker processes")
     parser.add_argument("--min-samples", type=int, default=500, help="outputs per measurement (passes over small sets)")
     parser.add_argument("--min-rate", type=float, default=100.0, help="fail (exit 1) below this many samples/s")
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.min_samples < 1 or min(args.workers) < 1:
         raise ValueError(f"min-samples and workers must be >= 1, got {args.min_samples}, {args.workers}")
-    tasks = [t for t in MATH_TASKS if (args.data_dir / t / "test.jsonl").is_file()]
+    tasks = [t for t in math_tasks() if (args.data_dir / t / "test.jsonl").is_file()]
     if not tasks:
         raise FileNotFoundError(f"no math task data under {args.data_dir} (expected DIR/<task>/test.jsonl)")
     print(f"{os.cpu_count()} CPU cores visible, load average {os.getloadavg()[0]:.1f}; data {args.data_dir}\n")
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
           "|---|---|---:|---:|---:|---:|---:|---|")
     ok = True
     for task in tasks:
-        docs = normalize_rows(read_jsonl(args.data_dir / task / "test.jsonl", task), task=task, fmt="math")
+        docs = normalize_rows(read_task_rows(args.data_dir / task / "test.jsonl", task), task=task, fmt="math")
         passes = math.ceil(args.min_samples / len(docs))
         for kind, (outputs, index) in outputs_by_kind(docs, passes).items():
             for workers in args.workers:

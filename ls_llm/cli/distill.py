@@ -20,12 +20,6 @@ from ls_llm.cli.train import run_command
 USAGE = "usage: ls-llm distill RECIPE.yaml [--key value ...]   (keys: any recipe field)"
 
 
-def _arg_types():
-    from ls_llm.trainers.run import distill_arg_types
-
-    return distill_arg_types()
-
-
 def main(argv: list[str] | None = None) -> int:
     return run_command(argv, command="distill", usage=USAGE)
 

@@ -33,9 +33,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> dict:
-    from ls_llm.data.io import check_writable, staged_files, write_jsonl, write_text
     from ls_llm.data.loading import load_rows
     from ls_llm.data.noise import inject_noise, manifest_path
+    from ls_llm.files import check_writable, staged_files, write_atomic, write_jsonl
 
     args = source_args(
         ns, dataset_answer_instruction=ns.answer_instruction, noise_type=ns.type, noise_rho=ns.rate
@@ -59,7 +59,7 @@ def run(ns: argparse.Namespace) -> dict:
     order = {name: paths[name] for name in ("manifest", "summary", "out")}  # out last: it marks a complete set
     with staged_files(order) as staged:
         write_jsonl(staged["manifest"], manifest)
-        write_text(staged["summary"], json.dumps(summary, indent=2) + "\n")
+        write_atomic(staged["summary"], json.dumps(summary, indent=2) + "\n")
         write_jsonl(staged["out"], noisy)
     return summary
 

@@ -24,12 +24,6 @@ import sys
 USAGE = "usage: ls-llm train RECIPE.yaml [--key value ...]   (keys: any recipe field)"
 
 
-def _arg_types():
-    from ls_llm.trainers.run import sft_arg_types
-
-    return sft_arg_types()
-
-
 def run_command(argv: list[str] | None, *, command: str, usage: str) -> int:
     """The shared body of `ls-llm train` and `ls-llm distill`: run the recipe, print the summary."""
     argv = list(sys.argv[1:] if argv is None else argv)

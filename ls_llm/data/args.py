@@ -12,10 +12,12 @@ import json
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ls_llm.data.formats import FORMATS
+
 __all__ = ["DEFAULT_ANSWER_INSTRUCTION", "LsDataArguments", "MixtureEntry", "add_source_flags", "source_args"]
 
 DEFAULT_ANSWER_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-_FORMAT_CHOICES = ("auto", "messages", "prompt_completion", "problem_solution", "question_answer", "r1", "problem")
+_FORMAT_CHOICES = ("auto", *FORMATS)
 _MISSING_CHOICES = ("skip", "error")
 _MIXTURE_KEYS = {"source", "weight", "config", "split", "format", "name"}
 

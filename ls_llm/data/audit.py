@@ -23,8 +23,8 @@ from ls_llm.data.detectors import (
     run_detectors,
     score_against_manifest,
 )
-from ls_llm.data.io import check_writable, staged_dir, write_jsonl, write_text
 from ls_llm.data.noise import completion_of
+from ls_llm.files import check_writable, staged_dir, write_atomic, write_jsonl
 
 __all__ = ["AuditResult", "audit_rows", "audit_traces", "plot_report", "write_audit"]
 
@@ -184,7 +184,7 @@ def write_audit(
         if "detection_chart" in names:
             plot_detection(result.report["detection"], stage / names["detection_chart"],
                            truth=result.report["detection_truth"])
-        write_text(stage / names["report"], json.dumps(result.report, indent=2) + "\n")
+        write_atomic(stage / names["report"], json.dumps(result.report, indent=2) + "\n")
     return {key: str(out / name) for key, name in names.items()}
 
 

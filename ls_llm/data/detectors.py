@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ls_llm.data.io import read_jsonl
+from ls_llm.files import read_jsonl
 
 __all__ = ["DetectorOptions", "run_detectors", "detector_flags", "score_against_manifest", "top_fraction_flags", "verifier_flags", "read_manifest",
            "plot_detection", "format_detection"]

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ls_llm.answers import extract_final_answer, gsm8k_gold, last_boxed
+from ls_llm.answers import gsm8k_gold, last_boxed
 
 __all__ = [
     "FORMATS",
@@ -197,7 +197,3 @@ def detect_format(columns: Iterable[str]) -> str:
         f"to one of {sorted(FORMATS)} or map the columns with dataset_field_map"
     )
 
-
-def trace_answer(completion: str) -> str | None:
-    """The final answer written in a completion (what a model trained on it would learn to say)."""
-    return extract_final_answer(completion)

@@ -13,6 +13,7 @@ the prompt too, whatever the recipe says.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import logging
 import os
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from ls_llm.data.args import LsDataArguments, MixtureEntry
 from ls_llm.data.formats import FORMATS, MissingFieldError, RenderOptions, detect_format
 from ls_llm.data.weights import WEIGHT_COLUMN
+from ls_llm.files import not_utf8_message, read_jsonl
 
 __all__ = [
     "LsDataArguments",
@@ -102,10 +104,6 @@ def _blank(path: str) -> bool:
 def _check_utf8(path: str) -> None:
     """ValueError naming the file and line of the first byte that is not UTF-8 (datasets reads such a file
     and fails later, naming neither). One streaming pass, decoded in C."""
-    import codecs
-
-    from ls_llm.data.io import not_utf8_message
-
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines_before = 0
     with open(path, "rb") as handle:
@@ -124,20 +122,8 @@ def _check_utf8(path: str) -> None:
 
 def _check_jsonl(path: str) -> None:
     """ValueError naming the file and line of the first line that is not a JSON object."""
-    import json
-
-    if not path.endswith(".jsonl"):
-        return
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"data file {path!r} line {number}: not valid JSON ({err.msg}, column {err.colno})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"data file {path!r} line {number}: expected a JSON object, got {type(row).__name__}")
+    if path.endswith(".jsonl"):
+        read_jsonl(path, what=f"data file {path!r}", objects=True, errors="replace")
 
 
 @dataclass

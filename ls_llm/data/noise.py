@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ls_llm.answers import extract_final_answer
 from ls_llm.data.trace_edits import (
     answers_differ,
     edit_steps,
     perturb_number,
     replace_answer,
     replace_boxed_answer,
-    trace_final_answer,
 )
 
 __all__ = ["INJECTORS", "Edit", "NoiseContext", "apply_noise_from_args", "completion_of", "inject_noise",
@@ -206,7 +206,7 @@ def inject_noise(
     """
     injector = _check(noise_type, rate, tokenizer)
     completions = [completion_of(row) for row in rows]
-    answers = [trace_final_answer(c) or row.get("answer") for c, row in zip(completions, rows, strict=True)]
+    answers = [extract_final_answer(c) or row.get("answer") for c, row in zip(completions, rows, strict=True)]
     ctx = NoiseContext(completions, answers, rate, tokenizer)
     rng = random.Random(f"{seed}-{noise_type}")
     noisy, manifest, not_applicable = [], [], 0
@@ -275,7 +275,7 @@ def apply_noise_from_args(rows: list[dict], args, *, tokenizer=None) -> list[dic
     )
     logger.info("noise injected: %s", summary)
     if args.noise_manifest:
-        from ls_llm.data.io import write_jsonl
+        from ls_llm.files import write_jsonl
 
         write_jsonl(args.noise_manifest, manifest)
     return noisy

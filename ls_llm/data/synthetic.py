@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ls_llm.data.io import write_jsonl, write_text
+from ls_llm.files import write_atomic, write_jsonl
 
 __all__ = [
     "SPLITS",
@@ -213,7 +213,7 @@ def write_synthetic_dataset(
     for split in SPLITS:
         write_jsonl(paths[split], generate_split(split, sizes[split], seed=seed, cfg=cfg))
     meta = {"seed": seed, "sizes": sizes, "config": asdict(cfg)}
-    write_text(out / "config.json", json.dumps(meta, indent=2) + "\n")
+    write_atomic(out / "config.json", json.dumps(meta, indent=2) + "\n")
     return {split: str(path) for split, path in paths.items()}
 
 

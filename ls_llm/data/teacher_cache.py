@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from ls_llm.data.io import sha256_file
+from ls_llm.files import sha256_file, staged_dir, write_atomic
 
 CACHE_COLUMNS = ("teacher_ids", "teacher_logprobs", "teacher_log_tail", "teacher_labels")
 LOGPROB_DTYPES = ("float16", "float32")
@@ -213,7 +213,7 @@ def write_cache(path: str, meta: CacheMeta, compute: Callable[[int, int], Iterab
     previous = _read_meta(path) or _read_meta(path, "pending-" + META_FILE)
     if previous is not None:
         check_same(previous, meta, path)
-    _atomic_json(pending, asdict(meta))
+    write_atomic(pending, json.dumps(asdict(meta), indent=2))
     written = 0
     for i in range(meta.n_shards()):
         final = _shard_dir(path, i)
@@ -228,23 +228,15 @@ def write_cache(path: str, meta: CacheMeta, compute: Callable[[int, int], Iterab
         if len(rows) != stop - start:
             raise RuntimeError(f"teacher cache: shard {i} produced {len(rows)} rows for {stop - start} dataset rows")
         columns = {c: [r[c] for r in rows] for c in CACHE_COLUMNS}
-        tmp = final + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        Dataset.from_dict(columns, features=_features(meta)).save_to_disk(tmp)
-        _atomic_json(os.path.join(tmp, CHECKSUM_FILE), _shard_checksums(Path(tmp)))
-        os.replace(tmp, final)
+        with staged_dir(final) as tmp:  # a unique folder beside it, renamed into place when complete
+            Dataset.from_dict(columns, features=_features(meta)).save_to_disk(str(tmp))
+            write_atomic(tmp / CHECKSUM_FILE, json.dumps(_shard_checksums(tmp), indent=2))
         written += 1
         log(f"teacher cache: shard {i + 1}/{meta.n_shards()} written ({stop} of {meta.n_rows} rows)")
-    _atomic_json(os.path.join(path, META_FILE), asdict(meta))
+    write_atomic(os.path.join(path, META_FILE), json.dumps(asdict(meta), indent=2))
     os.remove(pending)
     return written
 
-
-def _atomic_json(file: str, data: dict) -> None:
-    tmp = file + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, file)
 
 
 def load_cache(path: str):

@@ -7,7 +7,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from ls_llm.answers import extract_final_answer
+from ls_llm.answers import boxed_spans
 
 __all__ = [
     "answers_differ",
@@ -16,17 +16,11 @@ __all__ = [
     "replace_answer",
     "replace_boxed_answer",
     "split_thinking",
-    "trace_final_answer",
 ]
 
 _THINK_CLOSE = "</think>"
 _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
-
-
-def trace_final_answer(completion: str) -> str | None:
-    """The final answer a completion states (last boxed answer outside the thinking)."""
-    return extract_final_answer(completion)
 
 
 _FRAC_RE = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$|^(-?)(\d+)/(\d+)$")
@@ -70,8 +64,8 @@ def _occurrence_re(answer: str) -> re.Pattern:
 
 
 def _boxed_spans(text: str, answer: str) -> list[tuple[int, int]]:
-    pattern = re.compile(r"\\(?:boxed|fbox)\s*\{(" + re.escape(answer) + r")\}")
-    return [m.span(1) for m in pattern.finditer(text)]
+    """Spans of the contents of every box (``\\boxed{}`` / ``\\fbox{}``, nested braces allowed) that hold ``answer``."""
+    return [(start, end) for _, start, end in boxed_spans(text) if text[start:end] == answer]
 
 
 def replace_answer(completion: str, old: str, new: str) -> tuple[str, int]:

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from ls_llm.answers import extract_final_answer
 from ls_llm.data.folder_lock import folder_lock
-from ls_llm.data.io import write_atomic, write_jsonl
 from ls_llm.evaluation.generate_config import GenerateConfig
+from ls_llm.files import write_atomic, write_jsonl
 
 logger = logging.getLogger(__name__)
 

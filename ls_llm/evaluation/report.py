@@ -11,11 +11,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ls_llm.data.io import write_atomic
+from ls_llm.files import write_atomic
 
 RESULTS_FILE = "results.json"
 FILTER = "verify"
-METRICS = ("acc", "pass_at_k")
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 from ls_llm.data.folder_lock import folder_lock
-from ls_llm.data.io import write_atomic
 from ls_llm.evaluation import report
 from ls_llm.evaluation.backends import build_lm, check_backend, get_backend, resolve_backend
 from ls_llm.evaluation.checkpoint import check_checkpoint
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR, EvalConfig
 from ls_llm.evaluation.resume import JournaledLM
 from ls_llm.evaluation.scoring import VERIFY_WORKERS_ENV, rule_shares
+from ls_llm.files import write_atomic
 
 logger = logging.getLogger(__name__)
 JOURNAL_FILE = "generations.journal.jsonl"

@@ -14,7 +14,6 @@ A row that lacks a field fails with a ValueError naming the task, the row and th
 
 from __future__ import annotations
 
-import json
 import random
 import string
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ls_llm.answers import last_boxed
+from ls_llm.files import read_jsonl
 
 # Seed of GPQA's per-question option shuffle: fixed so every run and every model sees the same order.
 GPQA_SHUFFLE_SEED = 0
@@ -185,18 +185,10 @@ DOC_FORMATS: dict[str, Callable[[dict, str, int], dict]] = {
 }
 
 
-def read_jsonl(path: Path, task: str) -> list[dict]:
+def read_task_rows(path: Path, task: str) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"task {task!r}: data file {path} not found (--data-dir DIR reads DIR/{task}/test.jsonl)")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"task {task!r}: {path} line {number} is not JSON: {err}") from err
-    return rows
+    return read_jsonl(path, what=f"task {task!r}: {path}")
 
 
 def normalize_rows(rows: Iterable[dict], *, task: str, fmt: str) -> list[dict]:
@@ -224,7 +216,7 @@ def load_task_docs(
     import datasets
 
     if data_dir:
-        rows = read_jsonl(Path(data_dir) / ls_task / "test.jsonl", ls_task)
+        rows = read_task_rows(Path(data_dir) / ls_task / "test.jsonl", ls_task)
     else:
         rows = datasets.load_dataset(hub_path, hub_name, split=hub_split)
     docs = normalize_rows(rows, task=ls_task, fmt=ls_format)

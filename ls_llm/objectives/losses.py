@@ -8,7 +8,6 @@ consumed by ``write_grad_``: a coefficient of p, minus coefficients of one-hot v
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -242,10 +241,3 @@ class Focal(TokenObjective):
         s = u.pow(self.gamma) + second
         return write_grad_(sm, y, p_coef=s + p_extra, y_coef=s)
 
-
-def objective_table() -> list[dict[str, Any]]:
-    """Name, parameters with defaults, and the first docstring line of every registered objective."""
-    from ls_llm.objectives.base import OBJECTIVES
-
-    return [{"name": n, "params": dict(c.PARAMS), "doc": (c.__doc__ or "").strip().splitlines()[0]}
-            for n, c in OBJECTIVES.items()]

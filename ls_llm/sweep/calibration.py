@@ -7,11 +7,12 @@ With the tokens split into `n_bins` equal-width confidence bins,
 
     ECE = sum_b |B_b| / N * | mean(hit in B_b) - mean(confidence in B_b) |     (Guo et al. 2017)
 
-Two sets of answer tokens are scored: "boxed", the tokens inside the final `\\boxed{...}`, and
-"computed", the same answer where the trace first computes it (the last `= ANSWER` before the box). In
-`a op b = c` traces the box repeats a value already written, so the boxed tokens measure copying; the
-computed tokens are where answer noise (which rewrites that value too) can make the model over- or
-under-confident.
+Two sets of answer tokens are scored: "boxed", the tokens inside the final `\\boxed{...}` / `\\fbox{...}`
+(found by the project's one parser, `ls_llm.answers`), and "computed", the same answer where the trace
+derives it (the last `= ANSWER` before the box). Where a trace writes its answer before boxing it, the box
+repeats a value already written, so the boxed tokens measure copying; the computed tokens are where answer
+noise (which rewrites that value too) can make the model over- or under-confident. A trace that never
+writes `= ANSWER` before its box adds no computed tokens.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import re
 
 import torch
+
+from ls_llm.answers import extract_final_answer, last_boxed_span
 
 
 def expected_calibration_error(confidence: torch.Tensor, hit: torch.Tensor, n_bins: int = 10) -> float:
@@ -40,26 +43,12 @@ def expected_calibration_error(confidence: torch.Tensor, hit: torch.Tensor, n_bi
     return float((hit_sum - conf_sum).abs().sum() / confidence.numel())
 
 
-def boxed_span(text: str) -> tuple[int, int] | None:
-    """Character span of the content of the last `\\boxed{...}` (braces balanced), or None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    begin = start + len("\\boxed{")
-    depth = 1
-    for i in range(begin, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            return begin, i
-    return None
-
-
 def computed_span(text: str, boxed: tuple[int, int]) -> tuple[int, int] | None:
-    """Span of the final answer where the trace first computes it: the last `= ANSWER` before the box
-    (in `a op b = c` traces the box only repeats that value, so predicting the box is a copy)."""
+    """Span of the final answer where the trace derives it: the last `= ANSWER` before the box (the box then
+    only repeats that value, so predicting the box is a copy); None when the trace writes no such step."""
     answer = text[boxed[0] : boxed[1]]
     found = None
-    for match in re.finditer(rf"= ({re.escape(answer)})(?![0-9])", text[: boxed[0]]):
+    for match in re.finditer(rf"= ({re.escape(answer)})(?!\d|\.\d)", text[: boxed[0]]):
         found = match.span(1)
     return found
 
@@ -74,9 +63,9 @@ def _encode(tokenizer, problem: str, solution: str) -> tuple[list[int], dict[str
     """Token ids of the rendered conversation and, per kind of answer span, its token positions."""
     messages = [{"role": "user", "content": problem}, {"role": "assistant", "content": solution}]
     text = tokenizer.apply_chat_template(messages, tokenize=False)
-    boxed = boxed_span(text)
-    if boxed is None:
-        raise ValueError(f"solution has no \\boxed{{}} answer: {solution!r}")
+    boxed = last_boxed_span(text)
+    if boxed is None or extract_final_answer(solution) is None:
+        raise ValueError(f"solution has no final \\boxed{{}} answer: {solution!r}")
     offsets = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return ids, {"boxed": _positions(offsets, boxed), "computed": _positions(offsets, computed_span(text, boxed))}

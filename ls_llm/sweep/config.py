@@ -104,6 +104,17 @@ class TrackSpec:
 
 
 @dataclass(frozen=True)
+class ReportSpec:
+    """A study's wording for the report (ls_llm.sweep.report), whose own headings are neutral: `endpoint` labels the
+    gain-over-reference table (e.g. "Primary endpoint"), `student_endpoint` the students' paired table, and
+    `memorisation_note` is added to the memorisation tables' headings (e.g. "the pre-registered readings")."""
+
+    endpoint: str | None = None
+    student_endpoint: str | None = None
+    memorisation_note: str | None = None
+
+
+@dataclass(frozen=True)
 class DistillSpec:
     """Teachers are finished train cells (variant `teachers`, at `noise_rate`, same seed); each is
     distilled into a student by `ls-llm <command> RECIPE --<teacher_key> TEACHER_DIR ...`.
@@ -170,6 +181,7 @@ class SweepConfig:
     overrides: dict = field(default_factory=dict)  # recipe keys every train cell sets
     select: dict = field(default_factory=dict)  # family label -> variants, one picked on validation
     distill: DistillSpec | None = None
+    report: ReportSpec = ReportSpec()
 
     def train_cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
         return [
@@ -316,7 +328,7 @@ def _seeds(raw) -> tuple[int, ...]:
 
 
 _TOP_KEYS = {"name", "recipe", "output_dir", "variants", "noise_type", "noise_rates", "seeds", "data", "eval",
-             "overrides", "select", "distill", "track"}
+             "overrides", "select", "distill", "track", "report"}
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -360,10 +372,14 @@ def load_sweep(path: str | Path) -> SweepConfig:
                                                            or len(distill.teachers) < 2):
         raise SweepError("distill.match_teachers needs two or more teachers and `track: {keep_models: true}` "
                          "(the teachers' tracked models are what is matched)")
+    report = _typed(ReportSpec, raw.get("report"), "report")
+    for key, value in report.__dict__.items():
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise SweepError(f"report.{key} must be a non-empty string, got {value!r}")
     return SweepConfig(
         name=raw["name"], recipe=str(recipe), output_dir=raw["output_dir"], variants=variants,
         noise_types=noise_types, noise_rates=tuple(sorted({r for rates in by_type.values() for r in rates})),
         seeds=_seeds(raw.get("seeds")), data=_typed(DataSpec, raw.get("data"), "data"),
         eval=_typed(EvalSpec, raw.get("eval"), "eval"), overrides=_mapping(raw.get("overrides"), "overrides"),
-        select=select, distill=distill, rates_by_type=by_type, track=track,
+        select=select, distill=distill, rates_by_type=by_type, track=track, report=report,
     )

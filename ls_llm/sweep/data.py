@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from ls_llm.data.io import read_jsonl, write_jsonl, write_text
+from ls_llm.files import read_jsonl, write_atomic, write_jsonl
 from ls_llm.sweep.config import DataSpec
 
 # Task names are prefixed so they cannot clash with eval/tasks (aime24, math500, ...).
@@ -77,6 +77,6 @@ def prepare_data(spec: DataSpec, out_dir: Path, template: Path) -> dict[str, Pat
         (paths["eval_data"] / task).mkdir(parents=True, exist_ok=True)
         write_jsonl(paths["eval_data"] / task / "test.jsonl", read_jsonl(paths[split]))
         paths["tasks"].mkdir(parents=True, exist_ok=True)
-        write_text(paths["tasks"] / f"{task}.yaml", _task_yaml(task, template.resolve()))
-    write_text(stamp, wanted)  # last: its presence means everything above is complete
+        write_atomic(paths["tasks"] / f"{task}.yaml", _task_yaml(task, template.resolve()))
+    write_atomic(stamp, wanted)  # last: its presence means everything above is complete
     return paths

@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from ls_llm.data.io import sha256_file
+from ls_llm.files import sha256_file
 
 # Recipe keys whose value names a file or folder the run reads.
 READ_KEYS = ("model_name_or_path", "tokenizer_name_or_path", "teacher_model_name_or_path",

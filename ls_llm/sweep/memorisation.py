@@ -1,4 +1,4 @@
-"""The second study's pre-registered readings of the tracked curves (docs/results.md, "E2"), as plain functions.
+"""Readings of the tracked curves, as plain functions (the second study pre-registered them: docs/results.md, "E2").
 
 From each cell's curve (`track:`: validation accuracy and, on the corrupted training rows, the share of greedy
 answers equal to the injected answer, every N steps):

@@ -6,7 +6,7 @@ import io
 from collections import defaultdict
 from pathlib import Path
 
-from ls_llm.data.io import write_atomic
+from ls_llm.files import write_atomic
 from ls_llm.sweep.report import grid, mean_std, student_groups
 
 

@@ -14,7 +14,7 @@ import math
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from ls_llm.data.io import read_jsonl, write_atomic
+from ls_llm.files import read_jsonl, write_atomic
 from ls_llm.sweep.config import SweepConfig
 from ls_llm.sweep.memorisation import MEMORISATION_LEGEND, memorisation_table
 from ls_llm.sweep.stats import endpoint_diffs, gain_ci_cell, mean_ci_cell, paired_ci, verdict
@@ -218,6 +218,11 @@ def compute_lines(rows: list[dict]) -> str:
             f"side by side), {per_kind}.\n")
 
 
+def _heading(level: str, label: str | None, text: str) -> str:
+    """`level label: text`, or `level Text` without a label (the sweep file's `report:` names the labels)."""
+    return f"{level} {label}: {text}\n" if label else f"{level} {text[:1].upper()}{text[1:]}\n"
+
+
 def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
     train = [r for r in rows if r["kind"] == "train"]
     done = {r["cell_id"] for r in rows}
@@ -234,10 +239,8 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
     ]
     endpoint = endpoint_table(train, sweep.references(), sweep.expected_rates(), sweep.noise_types, n_seeds=n)
     comparisons = len(endpoint.splitlines()) - 2
-    heading = ("## Primary endpoint: test-accuracy gain over the reference, averaged over the noisy rates\n"
-               if sweep.distill is None else
-               "## Teachers (secondary): test-accuracy gain over the reference, averaged over the noisy rates\n")
-    parts += [heading,
+    label = sweep.report.endpoint or ("Teachers" if sweep.distill is not None else None)
+    parts += [_heading("##", label, "test-accuracy gain over the reference, averaged over the noisy rates"),
               "Per seed, the gain at each noise rate above 0 is averaged; then mean and 95% interval over seeds. "
               "helps / hurts: the interval excludes 0. "
               f"{comparisons} variant(s) × {len(sweep.noise_types)} noise type(s), no multiplicity correction.\n",
@@ -251,7 +254,7 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
             f"## Clean test accuracy{title} (greedy, math-verify)\n",
             markdown_table(typed, "test_acc", rates, n_seeds=n),
             f"### Gain over {reference}{title}, paired by seed (same initialisation, same corrupted traces)\n",
-            paired_table(typed, {**{v: reference for v in {r["variant"] for r in typed}}, **sweep.references()},
+            paired_table(typed, {**dict.fromkeys((r["variant"] for r in typed), reference), **sweep.references()},
                          rates, n_seeds=n),
             f"### Validation accuracy{title} (the split any choice is made on)\n",
             markdown_table(typed, "val_acc", rates, n_seeds=n),
@@ -268,8 +271,9 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
             table = (memorisation_table(typed, sweep.references(), rate, n_seeds=n, continued=continued)
                      if rate > 0 else "")
             if table:
-                parts += [f"### Memorisation and speed{title}, noise {rate:g} (the pre-registered readings, "
-                          "ls_llm.sweep.memorisation)\n", MEMORISATION_LEGEND, table]
+                note = f"{sweep.report.memorisation_note}, " if sweep.report.memorisation_note else ""
+                parts += [f"### Memorisation and speed{title}, noise {rate:g} ({note}ls_llm.sweep.memorisation)\n",
+                          MEMORISATION_LEGEND, table]
     if sweep.distill is not None:
         parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rate:g})\n",
                   student_table(rows, n_seeds=n)]
@@ -279,7 +283,8 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
                       "The teacher columns of the table above are the final teachers' test accuracy; the students "
                       "learned from these models:\n", matched]
         first = sweep.distill.student_list()[0]["name"]
-        parts += [f"### Primary endpoint: students paired by seed with the student of `{first}` (95% CI, points)\n",
+        parts += [_heading("###", sweep.report.student_endpoint,
+                           f"students paired by seed with the student of `{first}` (95% CI, points)"),
                   student_gain_table(rows, first, n_seeds=n)]
     parts += ["## Compute\n", compute_lines(rows)]
     parts.append("## Cells not finished\n")

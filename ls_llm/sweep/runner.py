@@ -20,8 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ls_llm.data.folder_lock import FolderLocked, folder_lock
-from ls_llm.data.io import read_jsonl, write_text
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
+from ls_llm.files import read_jsonl, write_atomic
 from ls_llm.sweep.config import Cell, SweepConfig
 from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK
 from ls_llm.trainers.recipe import isolated_environ
@@ -207,8 +207,8 @@ def audited_train(sweep: SweepConfig, cell: Cell, data: dict[str, Path], cell_di
     would inject noise into at load time: the cell's own recipe and keys are parsed by the training parser and
     loaded by the same function (`ls_llm.data.loading.split_and_noise`), so the noise is the same."""
     from ls_llm.data.audit import audit_rows
-    from ls_llm.data.io import write_jsonl
     from ls_llm.data.loading import split_and_noise
+    from ls_llm.files import write_jsonl
     from ls_llm.trainers.loading import load_tokenizer
     from ls_llm.trainers.recipe import parse_recipe
     from ls_llm.trainers.run import sft_arg_types
@@ -241,7 +241,7 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
         if not finished(sweep, root, by_id[needed]):
             raise RuntimeError(f"cell {needed}, which {cell.cell_id} needs, has not finished")
     argv = _argv(sweep, cell, root)
-    write_text(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
+    write_atomic(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
     start = time.time()
     if cell.kind == "train" and sweep.variant(cell.variant).audit:
         audited_train(sweep, cell, data, cell_dir)
@@ -266,7 +266,7 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
         result["curve"] = curve
     if matching is not None:
         result["matching"] = matching
-    write_text(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
+    write_atomic(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
     return result
 
 
@@ -301,14 +301,9 @@ def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
     return [c for c in cells if owner[root_of(c.cell_id)] == index]
 
 
-def _result(root: Path, cell: Cell) -> dict | None:
-    path = root / "cells" / cell.cell_id / RESULT_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def finished(sweep: SweepConfig, root: Path, cell: Cell) -> bool:
     """The cell has a result made by what the sweep asks for now."""
-    result = _result(root, cell)
+    result = _result_by_id(root, cell.cell_id)
     return result is not None and result.get("fingerprint") == fingerprint(sweep, cell, root)
 
 
@@ -351,4 +346,4 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
 def collect(sweep: SweepConfig) -> list[dict]:
     """The results of every finished cell of the sweep, in grid order."""
     root = Path(sweep.output_dir)
-    return [_result(root, c) for c in sweep.cells() if finished(sweep, root, c)]
+    return [_result_by_id(root, c.cell_id) for c in sweep.cells() if finished(sweep, root, c)]

@@ -6,10 +6,11 @@ Every `every` optimizer steps (and at the end) the model answers, greedily, two 
 - `corrupted`: the training rows whose answer the noise injector replaced (its manifest names them, with the true
   answer `old_answer` and the injected one `new_answer`). `mem_injected` is the share of them the model answers
   with the injected answer (it has memorised the wrong label), `mem_true` the share it answers correctly despite
-  the label it was trained on, `mem_other` the rest (no box, or another number).
+  the label it was trained on, `mem_other` the rest (no box, or another answer).
 
-Answers are compared as numbers where both sides are plain numbers (the synthetic task's answers are integers),
-else as stripped strings. The prompt is the chat-rendered problem, as in training and in `ls_llm.evaluation`.
+Answers are compared with the project's one equivalence, as the evaluation scores them (`ls_llm.answers`:
+math-verify, so `0.5`, `1/2` and `\\frac{1}{2}` are one answer). The prompt is the chat-rendered problem, as in
+training and in `ls_llm.evaluation`.
 """
 
 from __future__ import annotations
@@ -20,19 +21,13 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from ls_llm.answer_forms import plain_number
-from ls_llm.answers import extract_final_answer
-from ls_llm.data.io import read_jsonl
+from ls_llm.answers import extract_final_answer, verify_batch
+from ls_llm.files import read_jsonl
 
 
-def same_answer(pred: str | None, gold: str | None) -> bool:
-    """Numerically equal when both are plain numbers, else equal after stripping; None never matches."""
-    if pred is None or gold is None:
-        return False
-    a, b = plain_number(pred.strip()), plain_number(gold.strip())
-    if a is not None and b is not None:
-        return a[0] == b[0]
-    return pred.strip() == gold.strip()
+def matches(preds: list[str | None], golds: list[str]) -> list[bool]:
+    """Whether each prediction is the gold answer under the project's one equivalence (a missing one never is)."""
+    return [status == "correct" for status in verify_batch(preds, golds, workers=1)]
 
 
 @torch.no_grad()
@@ -63,7 +58,8 @@ def corrupted_rows(train_rows: list[dict], manifest: list[dict], limit: int | No
     """{problem, true, injected} of the manifest's corrupted rows that have both answers (first `limit`)."""
     by_id = {row["id"]: row for row in train_rows}
     out = [{"problem": by_id[m["id"]]["problem"], "true": m["old_answer"], "injected": m["new_answer"]}
-           for m in manifest if m["corrupted"] and m.get("old_answer") is not None and m["id"] in by_id]
+           for m in manifest if m["corrupted"] and m.get("old_answer") is not None and m.get("new_answer") is not None
+           and m["id"] in by_id]
     return out[:limit] if limit is not None else out
 
 
@@ -74,13 +70,13 @@ def measure(model, tokenizer, validation: list[dict], corrupted: list[dict], *, 
     if validation:
         preds = greedy_answers(model, tokenizer, [r["problem"] for r in validation], max_new_tokens=max_new_tokens,
                                batch_size=batch_size)
-        point.update(val_acc=sum(same_answer(p, r["answer"]) for p, r in zip(preds, validation, strict=True))
-                     / len(validation), n_val=len(validation))
+        point.update(val_acc=sum(matches(preds, [r["answer"] for r in validation])) / len(validation),
+                     n_val=len(validation))
     if corrupted:
         preds = greedy_answers(model, tokenizer, [r["problem"] for r in corrupted], max_new_tokens=max_new_tokens,
                                batch_size=batch_size)
-        injected = sum(same_answer(p, r["injected"]) for p, r in zip(preds, corrupted, strict=True))
-        true = sum(same_answer(p, r["true"]) for p, r in zip(preds, corrupted, strict=True))
+        injected = sum(matches(preds, [r["injected"] for r in corrupted]))
+        true = sum(matches(preds, [r["true"] for r in corrupted]))
         n = len(corrupted)
         point.update(mem_injected=injected / n, mem_true=true / n, mem_other=(n - injected - true) / n, n_corrupted=n)
     return point

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
+from ls_llm.trainers.prior import SMOOTHING_PRIORS
+
 # config field -> objective keyword. `smoothing_prior` is resolved to a tensor by the trainer ("unigram"
 # needs the dataset), so it is not listed here.
 OBJECTIVE_FIELDS: dict[str, str] = {
@@ -26,7 +28,6 @@ OBJECTIVE_FIELDS: dict[str, str] = {
     "z_loss": "z_loss",
     "objective_chunk_size": "chunk_size",
 }
-SMOOTHING_PRIORS = ("uniform", "unigram", "answer")
 
 
 def _opt(help_: str) -> float | None:
@@ -55,8 +56,9 @@ class LsSFTConfig(SFTConfig):
     smoothing_prior: str = field(
         default="uniform",
         metadata={
-            "help": "Prior the smoothing mass goes to: 'uniform', or 'unigram' (token frequencies of the "
-            "training completions, counted once from the prepared dataset). Only for objectives taking a prior."
+            "help": "Prior the smoothing mass goes to: 'uniform', 'unigram' (token frequencies of the "
+            "training completions, counted once from the prepared dataset) or 'answer' (the same over the answer "
+            "spans). Only for objectives taking a prior."
         },
     )
     segment_objectives: dict | str | None = field(
@@ -137,7 +139,7 @@ class LsSFTConfig(SFTConfig):
         if not 0.0 <= self.loss_truncation < 1.0:
             raise ValueError(f"loss_truncation must be in [0, 1), got {self.loss_truncation!r}")
         if self.smoothing_prior not in SMOOTHING_PRIORS:
-            raise ValueError(f"smoothing_prior must be one of {SMOOTHING_PRIORS}, got {self.smoothing_prior!r}")
+            raise ValueError(f"smoothing_prior must be one of {tuple(SMOOTHING_PRIORS)}, got {self.smoothing_prior!r}")
         self._check_objective()
         from ls_llm.trainers.routing import as_mapping
 

@@ -70,6 +70,7 @@ class LsDistillConfig(LsSFTConfig):
         if self.trace_weights() is not None:  # the distillation loss has no weighted path yet
             raise ValueError("trace_weight_column / trace_weight_from are not supported by distillation yet; weight "
                              "traces with `ls-llm train`")
+        from ls_llm.data.teacher_cache import LOGPROB_DTYPES
         from ls_llm.objectives.base import check_range
         from ls_llm.objectives.divergences import DIVERGENCES
 
@@ -81,8 +82,9 @@ class LsDistillConfig(LsSFTConfig):
         check_range("teacher_smoothing", self.teacher_smoothing, lo=0.0, hi=1.0, hi_open=True)
         if self.teacher_dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"teacher_dtype must be one of float32, bfloat16, float16, got {self.teacher_dtype!r}")
-        if self.cache_logprob_dtype not in ("float16", "float32"):
-            raise ValueError(f"cache_logprob_dtype must be float16 or float32, got {self.cache_logprob_dtype!r}")
+        if self.cache_logprob_dtype not in LOGPROB_DTYPES:
+            raise ValueError(f"cache_logprob_dtype must be one of {', '.join(LOGPROB_DTYPES)}, "
+                             f"got {self.cache_logprob_dtype!r}")
         if self.teacher_cache_backend not in TEACHER_CACHE_BACKENDS:
             raise ValueError(f"teacher_cache_backend must be one of {', '.join(TEACHER_CACHE_BACKENDS)}, "
                              f"got {self.teacher_cache_backend!r}")

@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import torch
 
+from ls_llm.data.segments import ANSWER
+
+# `smoothing_prior` values -> the segment whose trained tokens are counted (None: all of them); "uniform" is the
+# objectives' own default and counts nothing.
+SMOOTHING_PRIORS: dict[str, int | None] = {"uniform": None, "unigram": None, "answer": ANSWER}
+
 
 def unigram_prior(dataset, vocab_size: int, *, segment: int | None = None, batch_size: int = 1024) -> torch.Tensor:
     """Relative frequency of each token id among the trained tokens of a trl-prepared dataset (float64, sums to 1);
@@ -38,3 +44,18 @@ def unigram_prior(dataset, vocab_size: int, *, segment: int | None = None, batch
         which = "unigram" if segment is None else "answer"
         raise ValueError(f"smoothing_prior={which!r} but the training set has no such trained tokens to count")
     return counts / total
+
+
+class PriorCache:
+    """Smoothing priors by name (keys of SMOOTHING_PRIORS), each counted once from the prepared training set."""
+
+    def __init__(self, dataset, vocab: int) -> None:
+        self.dataset, self.vocab, self.cache = dataset, vocab, {}
+
+    def kwargs(self, name: str) -> dict:
+        """The objective keywords for the prior `name`: none for "uniform", else {"prior": frequencies}."""
+        if name == "uniform":
+            return {}
+        if name not in self.cache:
+            self.cache[name] = unigram_prior(self.dataset, self.vocab, segment=SMOOTHING_PRIORS[name])
+        return {"prior": self.cache[name]}

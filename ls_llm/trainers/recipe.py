@@ -64,7 +64,7 @@ def load_recipe(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict:
 
 
 def _read_yaml(path: Path):
-    from ls_llm.data.io import not_utf8_message
+    from ls_llm.files import not_utf8_message
 
     raw = path.read_bytes()
     try:

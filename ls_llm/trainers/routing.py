@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 import torch
 
 from ls_llm.data.segments import NOT_TRAINED, SEGMENTS
+from ls_llm.trainers.prior import SMOOTHING_PRIORS
 
 logger = logging.getLogger(__name__)
 
 SEGMENT_COLUMN, TRACE_COLUMN = "ls_segments", "ls_trace"
-PRIORS = ("uniform", "unigram", "answer")
 DROP = "drop"
 _ENGINE_KEYS = ("chunk_size", "ignore_index", "softcap")  # set once for every route, not per route
 
@@ -99,8 +99,8 @@ def parse_spec(where: str, value, default: ObjectiveSpec) -> ObjectiveSpec:
     for key in _ENGINE_KEYS:
         if key in value:
             raise ValueError(f"{where}.{key}: set once for every route at the top level, not per route")
-    if prior not in PRIORS:
-        raise ValueError(f"{where}.smoothing_prior must be one of {PRIORS}, got {prior!r}")
+    if prior not in SMOOTHING_PRIORS:
+        raise ValueError(f"{where}.smoothing_prior must be one of {tuple(SMOOTHING_PRIORS)}, got {prior!r}")
     if prior != "uniform" and "prior" not in OBJECTIVES[name].PARAMS:
         raise ValueError(f"{where}.smoothing_prior={prior!r} needs an objective that takes a prior; {name!r} does not")
     _check_builds(where, name, params)
@@ -111,7 +111,7 @@ def _check_builds(where: str, name: str, params: dict) -> None:
     from ls_llm.objectives import build_objective
 
     if "prior" in params:
-        raise ValueError(f"{where}.prior: set smoothing_prior (uniform, unigram or answer) instead")
+        raise ValueError(f"{where}.prior: set smoothing_prior (one of {', '.join(SMOOTHING_PRIORS)}) instead")
     try:
         build_objective(name, **params)
     except (ValueError, TypeError) as err:

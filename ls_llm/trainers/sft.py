@@ -25,7 +25,7 @@ from ls_llm.trainers.config import LsSFTConfig
 from ls_llm.trainers.head import check_head_supported, install_hidden_forward, vocab_size_of
 from ls_llm.trainers.lengths import report_max_length
 from ls_llm.trainers.metrics import StatSums
-from ls_llm.trainers.prior import unigram_prior
+from ls_llm.trainers.prior import PriorCache
 from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
 
 
@@ -68,23 +68,6 @@ def routed_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objectives,
 
 def _unwrap_peft(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-class _Priors:
-    """Smoothing priors by name, each counted once from the prepared training set."""
-
-    def __init__(self, dataset, vocab: int) -> None:
-        self.dataset, self.vocab, self.cache = dataset, vocab, {}
-
-    def kwargs(self, name: str) -> dict:
-        if name == "uniform":
-            return {}
-        if name not in self.cache:
-            from ls_llm.data.segments import ANSWER
-
-            segment = ANSWER if name == "answer" else None
-            self.cache[name] = unigram_prior(self.dataset, self.vocab, segment=segment)
-        return {"prior": self.cache[name]}
 
 
 def tied_parameter_names(model) -> set[str]:
@@ -169,7 +152,7 @@ class LsSFTTrainer(SFTTrainer):
         if self.args.objective_chunk_size is not None:
             shared["chunk_size"] = self.args.objective_chunk_size
         kwargs = {**self.args.objective_kwargs(), **shared}
-        priors = _Priors(self.train_dataset, vocab_size_of(base))
+        priors = PriorCache(self.train_dataset, vocab_size_of(base))
         if self.routing is not None:
             # One objective per route (trace group x segment), a prior counted once however many routes use it.
             self.route_objectives = [

@@ -83,3 +83,16 @@ def test_noise_then_audit_cli_round_trip(tmp_path, capsys):
     assert noisy_ids == [m["id"] for m in manifest if m["corrupted"]]
     assert (audit_dir / "audit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert audit_cli.main([str(out), "--out", str(audit_dir)]) == 2
+
+
+def test_audit_bench_reads_the_data_it_is_given_and_no_path_of_its_own(tmp_path):
+    from ls_llm.bench.audit import _rows
+
+    rows, origin = _rows(3, 0, None)
+    assert origin == "generated MATH-like answers" and len(rows) == 3
+    assert [m["role"] for m in rows[0]["messages"]] == ["user", "assistant"]  # trace_scores renders the chat
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"problem": f"{i}+1?", "solution": f"\\\\boxed{{{i + 1}}}"}) + "\n"
+                            for i in range(2)))
+    rows, origin = _rows(5, 0, str(path))
+    assert origin == str(path) and sorted(r["answer"] for r in rows) == ["1", "2"]

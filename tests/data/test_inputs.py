@@ -69,3 +69,14 @@ def test_skipping_most_rows_for_missing_fields_stops(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):  # a few skipped rows still warn and train
         assert len(_load(path, dataset_format="problem_solution", dataset_max_skipped=0.7)["train"]) == 22
     assert "42 rows (of 64)" in caplog.text
+
+
+def test_a_line_that_is_not_a_json_object_is_named(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    lines = _rows(4)
+    path.write_text("\n".join([*lines[:2], '{"problem": "1+1?", "solution": ', *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match=r"data file '.*bad\.jsonl' line 3: not valid JSON"):
+        _load(path)
+    path.write_text("\n".join([*lines[:3], "[1, 2]", lines[3]]) + "\n")
+    with pytest.raises(ValueError, match=r"data file '.*bad\.jsonl' line 4: expected a JSON object, got list"):
+        _load(path)

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from ls_llm.data import io
+from ls_llm import files as io
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o077])
@@ -30,7 +30,7 @@ def test_written_files_and_staged_folders_follow_the_umask(tmp_path, umask):
     with io.staged_dir(tmp_path / "audit") as stage:
         (stage / "summary.json").write_text("{}")
     with io.staged_files({"out": tmp_path / "noisy.jsonl"}) as staged:
-        io.write_text(staged["out"], "{}\n")
+        io.write_atomic(staged["out"], "{}\n")
     for path in ("results.json", "samples.jsonl", "noisy.jsonl", "audit/summary.json"):
         assert _mode(tmp_path / path) == _mode(reference) == 0o666 & ~umask, path
     assert _mode(tmp_path / "audit") == _mode(tmp_path / "reference-dir") == 0o777 & ~umask

@@ -95,3 +95,14 @@ def test_bad_rho_and_missing_tokenizer(rows):
         inject_noise(rows[:5], noise_type="token", rate=0.1, seed=0)
     with pytest.raises(ValueError, match="noise_type"):
         inject_noise(rows[:5], noise_type="label", rate=0.1, seed=0)
+
+
+def test_box_edits_read_boxes_as_the_answer_logic_does():
+    # One parser (ls_llm.answers): TeX's brace-less `\boxed 5` (read as 5) and an \fbox with nested braces.
+    from ls_llm.data.trace_edits import replace_boxed_answer
+
+    assert extract_final_answer("so it is \\boxed 5 in all") == "5"
+    assert replace_boxed_answer("so it is \\boxed 5 in all", "5", "7") == ("so it is \\boxed 7 in all", 1)
+    text = "<think>\n2 / 4 = \\frac{1}{2}\n</think>\n\\fbox{\\frac{1}{2}} and \\fbox{ {1}/2 }"
+    assert replace_boxed_answer(text, "\\frac{1}{2}", "\\frac{1}{3}") == (
+        text.replace("\\fbox{\\frac{1}{2}}", "\\fbox{\\frac{1}{3}}"), 1)

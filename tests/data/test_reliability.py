@@ -17,7 +17,7 @@ DATA = ROOT / "tests" / "fixtures" / "data" / "math.jsonl"
 # `ls-llm noise`, killed right after the first file of its set is moved into place.
 KILL_BETWEEN_FILES = """
 import os, signal, sys
-import ls_llm.data.io as io
+import ls_llm.files as io
 from ls_llm.cli import noise
 
 move = io._move
@@ -149,13 +149,13 @@ def test_verification_workers_die_with_their_parent():
 def test_concurrent_writers_do_not_rename_each_others_temporary_file(tmp_path):
     """Two sweep shards prepare the same data at once: each must write its own temporary file. With one shared
     name, the first rename took the other's file away and that shard died (FileNotFoundError)."""
-    from ls_llm.data.io import read_jsonl, write_jsonl, write_text
+    from ls_llm.files import read_jsonl, write_atomic, write_jsonl
 
     out = tmp_path / "train.jsonl"
     other = tmp_path / ".train.jsonl.tmp"  # what another writer's half-written file was called
     other.write_text("half\n")
     write_jsonl(out, [{"a": 1}])
-    write_text(tmp_path / "spec.json", "{}")
+    write_atomic(tmp_path / "spec.json", "{}")
     assert read_jsonl(out) == [{"a": 1}]
     assert other.read_text() == "half\n"  # left alone
     assert sorted(p.name for p in tmp_path.iterdir()) == [".train.jsonl.tmp", "spec.json", "train.jsonl"]
@@ -165,7 +165,7 @@ def test_writers_in_one_process_publish_whole_copies(tmp_path):
     """Threads share a pid, so a pid-based temporary name would clash there too: every writer gets its own."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ls_llm.data.io import read_jsonl, write_jsonl
+    from ls_llm.files import read_jsonl, write_jsonl
 
     out = tmp_path / "train.jsonl"
     rows = [{"i": i, "text": "x" * 200} for i in range(2000)]
@@ -175,7 +175,7 @@ def test_writers_in_one_process_publish_whole_copies(tmp_path):
 
 
 def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
-    from ls_llm.data.io import write_jsonl
+    from ls_llm.files import write_jsonl
 
     out = tmp_path / "train.jsonl"
     out.write_text("old\n")

@@ -75,10 +75,10 @@ def test_distill_recipes_found():
 
 @pytest.mark.parametrize("path", DISTILL_RECIPES, ids=lambda p: str(p.relative_to(ROOT / "recipes")))
 def test_distill_recipe_parses(path):
-    from ls_llm.cli.distill import _arg_types
-    from ls_llm.cli.recipe import parse_recipe
+    from ls_llm.trainers.recipe import parse_recipe
+    from ls_llm.trainers.run import distill_arg_types
 
-    _, data, args, model = parse_recipe([str(path), "--bf16", "false", "--use_cpu", "true"], _arg_types())
+    _, data, args, model = parse_recipe([str(path), "--bf16", "false", "--use_cpu", "true"], distill_arg_types())
     assert args.output_dir and model.model_name_or_path and (data.dataset_name or data.dataset_mixture)
     assert args.teacher_model_name_or_path
 

@@ -1,6 +1,8 @@
 """The teacher cache round-trips (float16 rounding only), resumes by skipping finished shards, and refuses a
 cache built with other settings or left unfinished."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -56,6 +58,9 @@ def test_round_trip_and_resume(tmp_path):
     torch.testing.assert_close(batch["teacher_logprobs"], lp, atol=0, rtol=2e-3)  # float16 rounding only
     assert torch.equal(batch["teacher_labels"], torch.cat([r[3] for r in rows]))
     assert write_cache(path, _meta(), _compute(rows, calls), log=lambda m: None) == 0  # complete: nothing to do
+    # nothing but the cache: no staging folder or temporary file is left behind
+    assert sorted(p.name for p in Path(path).rglob("*") if p.name.startswith(".") or "tmp" in p.name) == []
+    assert sorted(p.name for p in Path(path).iterdir()) == ["meta.json", "shard-00000", "shard-00001", "shard-00002"]
 
 
 def test_float32_cache_is_exact(tmp_path):

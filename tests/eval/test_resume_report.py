@@ -3,9 +3,9 @@
 import json
 from types import SimpleNamespace
 
-from ls_llm.data.io import write_atomic
 from ls_llm.evaluation.report import compare_table, markdown_table, rows_from_results
 from ls_llm.evaluation.resume import JournaledLM, read_journal, request_key
+from ls_llm.files import write_atomic
 
 
 class CountingLM:

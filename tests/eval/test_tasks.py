@@ -107,3 +107,14 @@ def test_local_variants_normalise_to_upstream_golds():
         (FIXTURES / "local" / "minerva_math" / "test.jsonl").read_text().splitlines()[0])["solution"])
     assert golds["olympiadbench"] == ["\\frac{1}{2}", "[1,4]"]  # only a \boxed{} in a solution list
     assert golds["mmlu_pro"] == ["C", "B"]  # answer_index 2, answer letter "B"
+
+
+def test_scoring_bench_reads_the_suite_from_its_task_file_and_its_data_from_the_command_line(tmp_path, capsys):
+    from ls_llm.bench.scoring import main, math_tasks
+
+    assert math_tasks() == MATH  # eval/tasks/ls_math.yaml is the one list
+    (tmp_path / "ls_math.yaml").write_text("group: ls_math\ntask: [math500]\n")
+    assert math_tasks(tmp_path) == ["math500"]
+    with pytest.raises(SystemExit) as stop:  # no default pointing outside the checkout
+        main([])
+    assert stop.value.code == 2 and "--data-dir" in capsys.readouterr().err

@@ -5,9 +5,9 @@ import random
 import pytest
 import torch
 
+from ls_llm.answers import last_boxed_span
 from ls_llm.sweep.calibration import (
     answer_token_confidence,
-    boxed_span,
     computed_span,
     expected_calibration_error,
 )
@@ -41,13 +41,6 @@ def test_ece_extremes():
     assert expected_calibration_error(torch.zeros(0), torch.zeros(0)) == 0.0
     with pytest.raises(ValueError, match="n_bins"):
         expected_calibration_error(torch.tensor([0.5]), torch.tensor([1]), 0)
-
-
-def test_boxed_span_last_balanced():
-    text = r"a \boxed{1} b \boxed{\frac{1}{2}}."
-    start, end = boxed_span(text)
-    assert text[start:end] == r"\frac{1}{2}"
-    assert boxed_span("no box") is None
 
 
 class _Oracle(torch.nn.Module):
@@ -85,6 +78,28 @@ def test_answer_tokens_teacher_forced():
 
 def test_computed_span_is_last_result_not_an_operand():
     text = "10 - 9 = 1\n1 + 10 = 11\n11 - 10 = 1\nThe answer is \\boxed{1}."
-    start, end = computed_span(text, boxed_span(text))
+    start, end = computed_span(text, last_boxed_span(text))
     assert text[start - 2 : end + 1] == "= 1\n" and start == text.rindex("= 1\n") + 2
-    assert computed_span("x = 12 \\boxed{1}", boxed_span("x = 12 \\boxed{1}")) is None
+    assert computed_span("x = 12 \\boxed{1}", last_boxed_span("x = 12 \\boxed{1}")) is None
+    decimal = "y = 1.5\nso \\boxed{1}"  # "1" is not computed by "= 1.5"; "= 1." ending a sentence is
+    assert computed_span(decimal, last_boxed_span(decimal)) is None
+    sentence = "so y = 1. Then \\boxed{1}"
+    assert computed_span(sentence, last_boxed_span(sentence)) == (sentence.index("1"), sentence.index("1") + 1)
+
+
+def test_answer_tokens_of_any_trace_the_answer_logic_reads():
+    # An \\fbox with nested braces, in a trace that is not `a op b = c`: its answer is what ls_llm.answers reads.
+    from transformers import AutoTokenizer
+
+    from ls_llm.data.synthetic import tokenizer_path
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_path())
+    rows = [{"problem": "Half of one?", "solution": "x = \\frac{1}{2}\nSo the answer is \\fbox{\\frac{1}{2}}."}]
+    spans = answer_token_confidence(_Oracle(len(tok), 0.8), tok, rows, batch_size=1)
+    # This tokenizer spells `\\frac{1}{2}` in 11 tokens; the box's closing brace is not an answer token.
+    assert spans["boxed"][0].tolist() == pytest.approx([0.8] * 11)
+    assert spans["computed"][0].tolist() == pytest.approx([0.8] * 11)  # where `x = ...` derives it
+    # A box only inside the thinking is no final answer (as the evaluation reads it): refused, naming the row.
+    with pytest.raises(ValueError, match="no final"):
+        answer_token_confidence(_Oracle(len(tok), 0.8), tok, [{"problem": "q", "solution": "<think>\\boxed{3}</think>"
+                                                                                            " so it is 3"}])

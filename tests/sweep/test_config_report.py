@@ -34,18 +34,14 @@ def _write(tmp_path, **changes) -> Path:
     return path
 
 
-def test_paper_sweep_grid():
-    sweep = load_sweep(REPO / "sweeps/paper_cpu.yaml")
-    # 7 objectives x 4 rates x 3 seeds, plus 2 teachers x 3 seeds of distillation when configured.
-    assert len(sweep.train_cells()) == 7 * 4 * 3
-    assert sweep.noise_rates == (0.0, 0.2, 0.4, 0.6) and sweep.seeds == (0, 1, 2)
+def test_grid_ids_are_unique_and_seed_major(tmp_path):
+    sweep = load_sweep(_write(tmp_path, noise_rates=[0.0, 0.2, 0.4], seeds=[0, 1, 2]))
+    assert len(sweep.train_cells()) == 2 * 3 * 3 and sweep.noise_rates == (0.0, 0.2, 0.4)
     ids = [c.cell_id for c in sweep.cells()]
     assert len(set(ids)) == len(ids)
     # seed-major: every cell of seed 0 comes before any cell of seed 1
     seeds = [c.seed for c in sweep.cells()]
     assert seeds == sorted(seeds)
-    smoke = load_sweep(REPO / "sweeps/smoke.yaml")
-    assert len(smoke.train_cells()) == 4 and len(smoke.distill_cells()) == 2
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
@@ -206,12 +202,19 @@ def test_fingerprint_changes_with_what_the_cell_runs(tmp_path):
     assert fingerprint(load_sweep(_write(tmp_path, eval={"max_gen_toks": 9})), cell, tmp_path) != same
 
 
-def test_import_does_not_load_trl_or_lm_eval():
+def test_import_does_not_load_torch_trl_or_lm_eval():
+    # ls_llm/sweep/__init__.py's promise: only the two modules that run models (tracking, calibration) import torch
+    # at the top, and the runner imports them inside the functions that use them; every other module, and the
+    # CLI (`--report`, `--list`), loads none of these.
     import subprocess
     import sys
 
-    code = ("import sys, ls_llm.sweep, ls_llm.sweep.report, ls_llm.sweep.runner, ls_llm.cli.sweep; "
-            "print(sorted(m for m in ('trl', 'lm_eval', 'vllm', 'matplotlib') if m in sys.modules))")
+    code = ("import importlib, pkgutil, sys, ls_llm.sweep, ls_llm.cli.sweep\n"
+            "for m in pkgutil.iter_modules(ls_llm.sweep.__path__):\n"
+            "    if m.name not in ('tracking', 'calibration'):\n"
+            "        importlib.import_module('ls_llm.sweep.' + m.name)\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'trl', 'lm_eval', 'vllm', 'matplotlib') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
 
@@ -233,3 +236,58 @@ def test_several_noise_types_expand_and_stay_apart_in_tables(tmp_path):
     assert "| fam (val-picked) |" in answer_part and "| ce |" in answer_part
     # the endpoint table has one column per noise type
     assert "| variant (− reference) | `answer` noise | `perturb` noise |" in text
+
+
+def _endpoint_rows():
+    rows = []
+    for seed, gain in ((0, 0.1), (1, 0.3)):
+        for rate in (0.0, 0.4):
+            rows += [_row("ce", rate, seed, 0.5, 0.5), _row("ls", rate, seed, 0.5, 0.5 + gain)]
+    curve = [{"step": 5, "val_acc": 0.3, "mem_injected": 0.1}, {"step": 10, "val_acc": 0.6, "mem_injected": 0.4}]
+    return [{**r, "curve": curve} if r["noise_rate"] > 0 else r for r in rows]
+
+
+def test_report_headings_are_neutral_unless_the_sweep_file_names_its_endpoint(tmp_path):
+    text = summary_markdown(load_sweep(_write(tmp_path)), _endpoint_rows())
+    assert "## Test-accuracy gain over the reference, averaged over the noisy rates\n" in text
+    assert "### Memorisation and speed, noise 0.4 (ls_llm.sweep.memorisation)\n" in text
+    assert "Primary endpoint" not in text and "pre-registered" not in text
+    report = {"endpoint": "Primary endpoint", "memorisation_note": "the pre-registered readings"}
+    text = summary_markdown(load_sweep(_write(tmp_path, report=report)), _endpoint_rows())
+    assert "## Primary endpoint: test-accuracy gain over the reference, averaged over the noisy rates\n" in text
+    assert "### Memorisation and speed, noise 0.4 (the pre-registered readings, ls_llm.sweep.memorisation)\n" in text
+
+
+@pytest.mark.parametrize(("report", "message"), [
+    ({"endpont": "x"}, "report: unknown key 'endpont'"),
+    ({"endpoint": ""}, "report.endpoint must be a non-empty string"),
+    ({"student_endpoint": 3}, "report.student_endpoint must be a non-empty string, got 3"),
+    ("Primary", "report must be a mapping"),
+])
+def test_bad_report_keys_are_named(tmp_path, report, message):
+    with pytest.raises(SweepError, match=message):
+        load_sweep(_write(tmp_path, report=report))
+
+
+def test_paired_table_reference_does_not_depend_on_hash_order(tmp_path):
+    # The per-noise-type paired table's default reference was the first of a *set* of variant names: with a
+    # variant compared with its own control, its rows were labelled after whichever name the hash put first.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    variants = [{"name": "ce", "objective": "ce"}, {"name": "more", "objective": "ce", "max_steps": 5},
+                {"name": "nls", "objective": "label_smoothing", "alpha": -0.1, "compare_with": "more"}]
+    path = _write(tmp_path, variants=variants, noise_rates=[0.4])
+    rows = [_row(v, 0.4, s, 0.5, 0.5 + i / 10 + s / 100) for i, v in enumerate(("ce", "more", "nls")) for s in (0, 1)]
+    code = ("import json, sys\nfrom ls_llm.sweep import load_sweep\nfrom ls_llm.sweep.report import summary_markdown\n"
+            "text = summary_markdown(load_sweep(sys.argv[1]), json.loads(sys.argv[2]))\n"
+            "start = text.index('### Gain over ce')\nprint(text[start:text.index('###', start + 3)])")
+    outs = {subprocess.run([sys.executable, "-c", code, str(path), json.dumps(rows)], capture_output=True, text=True,
+                           check=True, cwd=REPO, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in range(6)}
+    assert len(outs) == 1
+    lines = [line for line in outs.pop().splitlines() if line]
+    assert lines[1] == "| variant − its reference | noise 0.4 |"
+    assert [line.split(" |")[0] for line in lines[3:]] == ["| more", "| nls − more"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ls_llm.data.io import read_jsonl
+from ls_llm.files import read_jsonl
 from ls_llm.sweep.config import DataSpec
 from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK, prepare_data
 from ls_llm.sweep.runner import TEMPLATE
@@ -41,15 +41,15 @@ def test_written_once_and_other_spec_refused(tmp_path):
 
 def test_training_prompt_is_the_eval_prompt(tmp_path, monkeypatch):
     # The base recipe trains on exactly the text the eval tasks prompt with: the bare problem as the user turn.
-    from ls_llm.cli.recipe import parse_recipe
-    from ls_llm.cli.train import _arg_types
     from ls_llm.data.loading import load_traces
+    from ls_llm.trainers.recipe import parse_recipe
+    from ls_llm.trainers.run import sft_arg_types
 
     repo = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(repo)
     paths = prepare_data(DataSpec(train_size=8, validation_size=2, test_size=2), tmp_path, TEMPLATE)
     _, data_args, _, _ = parse_recipe([str(repo / "recipes/demo/sweep_base.yaml"), f"--dataset_name={paths['train']}",
-                                       "--dataset_format=problem_solution"], _arg_types())
+                                       "--dataset_format=problem_solution"], sft_arg_types())
     train = load_traces(data_args)["train"]
     for row, raw in zip(train, read_jsonl(paths["train"]), strict=True):
         assert row["prompt"] == [{"role": "user", "content": raw["problem"]}]

@@ -3,12 +3,12 @@
 The command is told by the path: recipes with "distill" in a folder or file name belong to `ls-llm distill`
 (or `distill-cache`), those with "generate" to `ls-llm generate --config`, the others to `ls-llm train`."""
 
-import importlib
 from pathlib import Path
 
 import pytest
 
-from ls_llm.cli.recipe import parse_recipe
+from ls_llm.trainers.recipe import parse_recipe
+from ls_llm.trainers.run import distill_arg_types, sft_arg_types
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "data" not in p.parts)
@@ -16,11 +16,10 @@ GENERATE = [p for p in ALL_RECIPES if any("generate" in part for part in p.relat
 RECIPES = [p for p in ALL_RECIPES if p not in GENERATE]
 
 
-def _commands(path: Path) -> list[str]:
+def _arg_types(path: Path):
+    """The dataclasses `ls-llm train` or `ls-llm distill` / `distill-cache` parse the recipe into."""
     rel = path.relative_to(ROOT / "recipes")
-    if any("distill" in part for part in rel.parts):
-        return ["ls_llm.cli.distill", "ls_llm.cli.distill_cache"]
-    return ["ls_llm.cli.train"]
+    return distill_arg_types() if any("distill" in part for part in rel.parts) else sft_arg_types()
 
 
 def test_recipes_found():
@@ -31,20 +30,8 @@ def test_recipes_found():
 def test_recipe_parses(path):
     # bf16 recipes are for GPUs; TrainingArguments refuses bf16 on a CPU-only machine, so parse them with
     # bf16 off: every other key is still checked.
-    errors = []
-    for module in _commands(path):
-        arg_types = getattr(importlib.import_module(module), "_arg_types", None)
-        if arg_types is None:
-            continue
-        types = arg_types()
-        try:
-            parsed = parse_recipe([str(path), "--bf16", "false", "--use_cpu", "true"], types)
-        except ValueError as err:
-            errors.append(f"{module}: {err}")
-            continue
-        assert any(getattr(p, "output_dir", None) for p in parsed)
-        return
-    pytest.fail("; ".join(errors))
+    parsed = parse_recipe([str(path), "--bf16", "false", "--use_cpu", "true"], _arg_types(path))
+    assert any(getattr(p, "output_dir", None) for p in parsed)
 
 
 @pytest.mark.parametrize("path", GENERATE, ids=lambda p: str(p.relative_to(ROOT / "recipes")))

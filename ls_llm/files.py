@@ -1,6 +1,8 @@
-"""Small file helpers: jsonl written atomically, never over an existing file unless asked, and sets of files
-published together (written into a temporary folder beside them, then moved into place). What they publish gets
-the mode the umask gives an ordinary open() / mkdir(), not mkstemp's private 0600 / 0700."""
+"""File helpers for every layer (data, training, evaluation, sweeps; the ground floor, so none of them imports
+another's): files and jsonl written atomically, never over an existing file unless asked; sets of files and
+folders published together (written into a temporary folder beside them, then moved into place); jsonl read back
+with a bad line named. What they publish gets the mode the umask gives an ordinary open() / mkdir(), not
+mkstemp's private 0600 / 0700."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-__all__ = ["check_writable", "not_utf8_message", "sha256_file", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl", "write_text"]
+__all__ = ["check_writable", "not_utf8_message", "sha256_file", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl"]
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "output",
@@ -73,10 +75,6 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         handle.write(data)
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    write_atomic(path, text)
-
-
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     with _atomic(Path(path), "w") as handle:
         for row in rows:
@@ -102,9 +100,25 @@ def not_utf8_message(what: str, raw: bytes, err: UnicodeDecodeError, *, lines_be
     return f"{what} line {line}: not UTF-8 text ({byte}); save it as UTF-8"
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+def read_jsonl(path: str | os.PathLike, *, what: str | None = None, objects: bool = False,
+               errors: str = "strict") -> list:
+    """The rows of a jsonl file, blank lines skipped. A line that is not JSON (with ``objects``: not a JSON
+    object) raises ValueError naming ``what`` (default: the path) and the line. ``errors`` is open()'s: "replace"
+    reads past bytes that are not UTF-8, for a caller that reports those apart."""
+    what = str(path) if what is None else what
+    rows = []
+    with open(path, encoding="utf-8", errors=errors) as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{what} line {number}: not valid JSON ({err.msg}, column {err.colno})") from None
+            if objects and not isinstance(row, dict):
+                raise ValueError(f"{what} line {number}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
 
 
 def _move(src: Path, dst: Path) -> None:
