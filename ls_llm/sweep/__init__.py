@@ -6,6 +6,7 @@
 Submodules import torch / transformers / lm-eval only inside the functions that need them.
 """
 
-from ls_llm.sweep.config import Cell, SweepConfig, SweepError, load_sweep
+from ls_llm.sweep.config import Cell, SweepConfig, SweepError
+from ls_llm.sweep.load import load_sweep
 
 __all__ = ["Cell", "SweepConfig", "SweepError", "load_sweep"]

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ls_llm.data.io import write_atomic
-from ls_llm.sweep.report import grid, mean_std, student_groups
+from ls_llm.sweep.stats import grid, mean_std, student_groups
 
 
 def _pyplot():

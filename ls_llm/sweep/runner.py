@@ -247,7 +247,7 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
         audited_train(sweep, cell, data, cell_dir)
     matching = teacher_model(sweep, cell, root)[1] if cell.kind == "distill" else None
     if cell.kind == "distill" and student_spec(sweep, cell).get("cache_top_k"):
-        from ls_llm.trainers.distill_cache import build_cache_from_recipe
+        from ls_llm.trainers.run import build_cache_from_recipe
 
         build_cache_from_recipe(argv)
     run_command(sweep.distill.command if cell.kind == "distill" else "train", argv,  # student: train
@@ -316,8 +316,8 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
               only: set[str] | None = None) -> list[Cell]:
     """Run every unfinished cell of the shard; returns the cells that failed (logged, not raised, so one
     bad cell does not stop a 90-minute sweep; their folders stay for inspection)."""
-    from ls_llm.sweep.checks import check_override_types
     from ls_llm.sweep.data import prepare_data
+    from ls_llm.sweep.load import check_override_types
 
     if only is not None:
         unknown = sorted(only - {c.cell_id for c in sweep.cells()})

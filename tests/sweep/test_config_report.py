@@ -10,7 +10,6 @@ import yaml
 
 from ls_llm.sweep import SweepError, load_sweep
 from ls_llm.sweep.report import (
-    mean_std,
     paired_table,
     picked_on_validation,
     student_table,
@@ -18,6 +17,7 @@ from ls_llm.sweep.report import (
     to_csv,
 )
 from ls_llm.sweep.runner import _SHARD_COST, cell_argv, shard_cells
+from ls_llm.sweep.stats import mean_std
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {
