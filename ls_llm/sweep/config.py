@@ -18,36 +18,38 @@ class SweepError(ValueError):
     """A sweep file that cannot be used; the message names the field and the value."""
 
 
-# A variant's recipe values may name the cell's noise rate: `noise_rate: ${noise_rate}` (forward correction with
-# epsilon = rho); the cell's rate replaces it, as a number where the value is the placeholder alone.
-NOISE_RATE = "${noise_rate}"
+# The injected noise rate rho is `noise_rho` throughout a sweep (file keys, cells, results, CSV columns), as in a
+# recipe; an objective's assumed flip rate epsilon is its own `noise_rate`. A variant's recipe values may name the
+# cell's rho: `noise_rate: ${noise_rho}` (forward correction with epsilon = rho); the cell's rho replaces it, as a
+# number where the value is the placeholder alone.
+NOISE_RHO = "${noise_rho}"
 # Keys of a variant that are not recipe keys: which noise types / rates the variant runs on (default: all);
 # `init_from`: an earlier variant whose final model (same noise type, rate and seed) this one continues from;
 # `audit: true`: the noisy training set is audited first (`ls_llm.data.audit`, math-verify against the reference
 # answer) and trained with its verdicts in the `audit_status` column (for `trace_objectives`, e.g. `drop`).
 # `compare_with`: the variant its gains are reported against (default: the sweep's first variant).
-VARIANT_SCOPE = ("noise_types", "noise_rates", "init_from", "audit", "compare_with")
+VARIANT_SCOPE = ("noise_types", "noise_rho", "init_from", "audit", "compare_with")
 
 
 @dataclass(frozen=True)
 class Variant:
     """One objective variant: a label for tables and plots, the recipe keys it sets, and optionally the noise
-    types and rates it runs on (`noise_types`, `noise_rates` in the sweep file; None: every one)."""
+    types and rates it runs on (`noise_types`, `noise_rho` in the sweep file; None: every one)."""
 
     name: str
     overrides: dict
     noise_types: tuple[str, ...] | None = None
-    noise_rates: tuple[float, ...] | None = None
+    noise_rho: tuple[float, ...] | None = None
     init_from: str | None = None
     audit: bool = False
     compare_with: str | None = None
 
     def runs_on(self, noise_type: str, rate: float) -> bool:
         return ((self.noise_types is None or noise_type in self.noise_types)
-                and (self.noise_rates is None or rate in self.noise_rates))
+                and (self.noise_rho is None or rate in self.noise_rho))
 
     def recipe_keys(self, rate: float) -> dict:
-        """The overrides with `${noise_rate}` replaced by `rate` (at any depth)."""
+        """The overrides with `${noise_rho}` replaced by `rate` (at any depth)."""
         return _substitute(self.overrides, rate)
 
 
@@ -56,10 +58,10 @@ def _substitute(value, rate: float):
         return {k: _substitute(v, rate) for k, v in value.items()}
     if isinstance(value, list):
         return [_substitute(v, rate) for v in value]
-    if value == NOISE_RATE:
+    if value == NOISE_RHO:
         return rate
-    if isinstance(value, str) and NOISE_RATE in value:
-        return value.replace(NOISE_RATE, f"{rate:g}")
+    if isinstance(value, str) and NOISE_RHO in value:
+        return value.replace(NOISE_RHO, f"{rate:g}")
     return value
 
 
@@ -102,7 +104,7 @@ class TrackSpec:
 
 @dataclass(frozen=True)
 class DistillSpec:
-    """Teachers are finished train cells (variant `teachers`, at `noise_rate`, same seed); each is
+    """Teachers are finished train cells (variant `teachers`, at `noise_rho`, same seed); each is
     distilled into a student by `ls-llm <command> RECIPE --<teacher_key> TEACHER_DIR ...`.
 
     `student_alone` (recipe keys over the sweep's base train recipe, e.g. the student's model and steps)
@@ -111,7 +113,7 @@ class DistillSpec:
 
     recipe: str
     teachers: tuple[str, ...]
-    noise_rate: float
+    noise_rho: float
     command: str = "distill"
     teacher_key: str = "teacher_model_name_or_path"
     overrides: dict = field(default_factory=dict)
@@ -135,7 +137,7 @@ class Cell:
     kind: str  # "train", "distill" or "student" (the student trained alone)
     variant: str
     noise_type: str
-    noise_rate: float
+    noise_rho: float
     seed: int
     teacher: str | None = None  # cell id of the teacher (distill cells)
     source: str | None = None  # cell id of the model this train cell continues from (a variant's `init_from`)
@@ -148,7 +150,7 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        return f"{self.kind}-{self.variant}-{self.noise_type}{self.noise_rate:g}-s{self.seed}"
+        return f"{self.kind}-{self.variant}-{self.noise_type}{self.noise_rho:g}-s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -158,11 +160,11 @@ class SweepConfig:
     output_dir: str
     variants: tuple[Variant, ...]
     noise_types: tuple[str, ...]
-    noise_rates: tuple[float, ...]  # every rate of any noise type, sorted (tables' columns)
+    noise_rho: tuple[float, ...]  # every rate of any noise type, sorted (tables' columns)
     seeds: tuple[int, ...]
     data: DataSpec = DataSpec()
     eval: EvalSpec = EvalSpec()
-    rates_by_type: dict = field(default_factory=dict)  # noise type -> its rates (default: noise_rates for all)
+    rates_by_type: dict = field(default_factory=dict)  # noise type -> its rates (default: noise_rho for all)
     track: TrackSpec | None = None
     overrides: dict = field(default_factory=dict)  # recipe keys every train cell sets
     select: dict = field(default_factory=dict)  # family label -> variants, one picked on validation
@@ -180,7 +182,7 @@ class SweepConfig:
         ]
 
     def rates_of(self, noise_type: str) -> tuple[float, ...]:
-        return tuple(self.rates_by_type.get(noise_type, self.noise_rates))
+        return tuple(self.rates_by_type.get(noise_type, self.noise_rho))
 
     def distill_cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
         if self.distill is None:
@@ -188,13 +190,13 @@ class SweepConfig:
         spec, noise_type = self.distill, self.noise_types[0]  # teachers come from the first noise type
         cells = []
         for seed in self.seeds if seeds is None else seeds:
-            teacher_ids = {t: Cell("train", t, noise_type, spec.noise_rate, seed).cell_id for t in spec.teachers}
+            teacher_ids = {t: Cell("train", t, noise_type, spec.noise_rho, seed).cell_id for t in spec.teachers}
             for student in spec.student_list():
                 others = tuple(i for t, i in teacher_ids.items() if t != student["teacher"]) if spec.match_teachers else ()
-                cells.append(Cell("distill", student["name"], noise_type, spec.noise_rate, seed,
+                cells.append(Cell("distill", student["name"], noise_type, spec.noise_rho, seed,
                                   teacher=teacher_ids[student["teacher"]], also_needs=others))
             if spec.student_alone is not None:
-                cells.append(Cell("student", STUDENT_ALONE, noise_type, spec.noise_rate, seed))
+                cells.append(Cell("student", STUDENT_ALONE, noise_type, spec.noise_rho, seed))
         return cells
 
     def cells(self) -> list[Cell]:

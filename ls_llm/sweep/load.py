@@ -11,6 +11,7 @@ import yaml
 from ls_llm.data.noise import INJECTORS
 from ls_llm.sweep.config import (
     _NAME_RE,
+    NOISE_RHO,
     VARIANT_SCOPE,
     DataSpec,
     DistillSpec,
@@ -54,7 +55,7 @@ def _variants(raw) -> tuple[Variant, ...]:
         if not _NAME_RE.match(item["name"]):
             raise SweepError(f"variants[{i}].name must match {_NAME_RE.pattern}, got {item['name']!r}")
         scope = {}
-        for key in ("noise_types", "noise_rates"):
+        for key in ("noise_types", "noise_rho"):
             if key in item:
                 where = f"variants[{i}].{key}"
                 scope[key] = _noise_types(item[key], where) if key == "noise_types" else _rates(item[key], where)
@@ -81,7 +82,7 @@ def _variants(raw) -> tuple[Variant, ...]:
     return tuple(out)
 
 
-def _rates(raw, where: str = "noise_rates") -> tuple[float, ...]:
+def _rates(raw, where: str = "noise_rho") -> tuple[float, ...]:
     if not isinstance(raw, list) or not raw:
         raise SweepError(f"{where} must be a non-empty list, got {raw!r}")
     for rate in raw:
@@ -91,12 +92,12 @@ def _rates(raw, where: str = "noise_rates") -> tuple[float, ...]:
 
 
 def _rates_by_type(raw, noise_types: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
-    """`noise_rates`: one list for every noise type, or a mapping noise type -> list (its keys are the types)."""
+    """`noise_rho`: one list for every noise type, or a mapping noise type -> list (its keys are the types)."""
     if isinstance(raw, dict):
         if sorted(raw) != sorted(noise_types):
-            raise SweepError(f"noise_rates: a mapping must have one entry per noise_type {list(noise_types)!r}, "
+            raise SweepError(f"noise_rho: a mapping must have one entry per noise_type {list(noise_types)!r}, "
                              f"got keys {sorted(raw)!r}")
-        return {t: _rates(raw[t], f"noise_rates.{t}") for t in noise_types}
+        return {t: _rates(raw[t], f"noise_rho.{t}") for t in noise_types}
     rates = _rates(raw)
     return {t: rates for t in noise_types}
 
@@ -117,8 +118,42 @@ def _seeds(raw) -> tuple[int, ...]:
     return tuple(raw)
 
 
-_TOP_KEYS = {"name", "recipe", "output_dir", "variants", "noise_type", "noise_rates", "seeds", "data", "eval",
+_TOP_KEYS = {"name", "recipe", "output_dir", "variants", "noise_type", "noise_rho", "seeds", "data", "eval",
              "overrides", "select", "distill", "track"}
+
+
+# Names a sweep file used before the injected rate rho had one name (`noise_rho`, as in a recipe): each is refused,
+# naming its replacement. The objectives' own `noise_rate` (their assumed epsilon) is a recipe key and stays.
+_RENAMED_KEYS = {"noise_rates": "noise_rho"}  # at the top and in a variant
+_RENAMED_PLACEHOLDER = "${noise_rate}"
+
+
+def _check_renamed(raw: dict) -> None:
+    variants = raw.get("variants") if isinstance(raw.get("variants"), list) else []
+    scopes = [("", raw)] + [(f"variants[{i}].", v) for i, v in enumerate(variants) if isinstance(v, dict)]
+    for where, section in scopes:
+        for old, new in _RENAMED_KEYS.items():
+            if old in section:
+                raise SweepError(f"{where}{old}: renamed {new} (the injected noise rate rho); write {where}{new}")
+    if isinstance(raw.get("distill"), dict) and "noise_rate" in raw["distill"]:
+        raise SweepError("distill.noise_rate: renamed distill.noise_rho (the injected noise rate rho of the teachers)")
+    found = _placeholder_at(raw, "")
+    if found is not None:
+        raise SweepError(f"{found}: the placeholder {_RENAMED_PLACEHOLDER} was renamed {NOISE_RHO} (the cell's "
+                         f"injected noise rate rho), e.g. `noise_rate: {NOISE_RHO}`")
+
+
+def _placeholder_at(value, where: str) -> str | None:
+    """Where (`variants[1].noise_rate`) a string holds the old placeholder, or None."""
+    if isinstance(value, str):
+        return where if _RENAMED_PLACEHOLDER in value else None
+    if isinstance(value, dict):
+        children = ((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        children = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((found for w, v in children if (found := _placeholder_at(v, w)) is not None), None)
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -129,6 +164,7 @@ def load_sweep(path: str | Path) -> SweepConfig:
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise SweepError(f"sweep file {str(path)!r} must be a YAML mapping, got {type(raw).__name__}")
+    _check_renamed(raw)
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise SweepError(f"sweep file {str(path)!r}: unknown key {unknown[0]!r} (known: {sorted(_TOP_KEYS)})")
@@ -144,14 +180,14 @@ def load_sweep(path: str | Path) -> SweepConfig:
         distill = _typed(DistillSpec, raw["distill"], "distill")
         distill = DistillSpec(**{**distill.__dict__, "recipe": str(path.parent / distill.recipe)})
         check_distill(distill, variants)
-        if distill.noise_rate not in _rates_by_type(raw.get("noise_rates"), _noise_types(raw.get("noise_type")))[
+        if distill.noise_rho not in _rates_by_type(raw.get("noise_rho"), _noise_types(raw.get("noise_type")))[
                 _noise_types(raw.get("noise_type"))[0]]:
-            raise SweepError(f"distill.noise_rate {distill.noise_rate!r} must be one of noise_rates "
-                             f"{raw.get('noise_rates')!r} (the teachers are that rate's train cells)")
+            raise SweepError(f"distill.noise_rho {distill.noise_rho!r} must be one of noise_rho "
+                             f"{raw.get('noise_rho')!r} (the teachers are that rate's train cells)")
     select = _mapping(raw.get("select"), "select")
     check_select(select, variants)
     noise_types = _noise_types(raw.get("noise_type"))
-    by_type = _rates_by_type(raw.get("noise_rates"), noise_types)
+    by_type = _rates_by_type(raw.get("noise_rho"), noise_types)
     check_scopes(variants, by_type)
     track = _typed(TrackSpec, raw["track"], "track") if raw.get("track") is not None else None
     if track is not None and (track.every < 1 or track.validation_rows < 0 or track.corrupted_rows < 0):
@@ -162,7 +198,7 @@ def load_sweep(path: str | Path) -> SweepConfig:
                          "(the teachers' tracked models are what is matched)")
     return SweepConfig(
         name=raw["name"], recipe=str(recipe), output_dir=raw["output_dir"], variants=variants,
-        noise_types=noise_types, noise_rates=tuple(sorted({r for rates in by_type.values() for r in rates})),
+        noise_types=noise_types, noise_rho=tuple(sorted({r for rates in by_type.values() for r in rates})),
         seeds=_seeds(raw.get("seeds")), data=_typed(DataSpec, raw.get("data"), "data"),
         eval=_typed(EvalSpec, raw.get("eval"), "eval"), overrides=_mapping(raw.get("overrides"), "overrides"),
         select=select, distill=distill, rates_by_type=by_type, track=track,
@@ -178,7 +214,7 @@ def check_scopes(variants: tuple[Variant, ...], by_type: dict[str, tuple[float, 
                                  f"({sorted(by_type)})")
         cells = {(t, r) for t, rates in by_type.items() for r in rates if v.runs_on(t, r)}
         if not cells:
-            raise SweepError(f"variants[{i}] ({v.name!r}) runs nowhere: its noise_types / noise_rates match no "
+            raise SweepError(f"variants[{i}] ({v.name!r}) runs nowhere: its noise_types / noise_rho match no "
                              f"noise type and rate of this sweep {dict(by_type)}")
         if v.init_from is not None:
             source = next(s for s in variants if s.name == v.init_from)
@@ -195,8 +231,8 @@ def check_distill(spec: DistillSpec, variants: tuple[Variant, ...]) -> None:
         raise SweepError(f"distill.teachers must name variants of this sweep, got {list(spec.teachers)!r}")
     if not Path(spec.recipe).is_file():
         raise SweepError(f"distill.recipe {spec.recipe!r} does not exist")
-    if not 0.0 <= spec.noise_rate <= 1.0:
-        raise SweepError(f"distill.noise_rate must be in [0, 1], got {spec.noise_rate!r}")
+    if not 0.0 <= spec.noise_rho <= 1.0:
+        raise SweepError(f"distill.noise_rho must be in [0, 1], got {spec.noise_rho!r}")
     if spec.student_alone is not None and not isinstance(spec.student_alone, dict):
         raise SweepError(f"distill.student_alone must be a mapping of recipe keys, got {spec.student_alone!r}")
     if spec.students is not None:
@@ -230,7 +266,7 @@ def check_override_types(sweep) -> None:
 
     where = f"sweep {sweep.name!r}"
     check_value_types(f"{where} overrides", dict(sweep.overrides), sft_arg_types())
-    rate = sweep.noise_rates[0]
+    rate = sweep.noise_rho[0]
     for v in sweep.variants:
         check_value_types(f"{where} variant {v.name!r}", v.recipe_keys(rate), sft_arg_types())
     if sweep.distill is not None:

@@ -28,7 +28,7 @@ from ls_llm.sweep.stats import (
     verdict,
 )
 
-CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rate", "seed", "val_acc", "n_val",
+CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rho", "seed", "val_acc", "n_val",
               "test_acc", "n_test", "ece", "answer_token_acc", "answer_token_conf", "answer_tokens", "computed_ece",
               "computed_answer_token_acc", "computed_answer_token_conf", "computed_answer_tokens",
               "train_seconds", "cell_seconds")
@@ -45,7 +45,7 @@ def to_csv(rows: list[dict]) -> str:
 def picked_on_validation(rows: list[dict], select: dict) -> list[dict]:
     """Per family, noise rate and seed: the member variant with the best val_acc (ties: listed first),
     relabelled `<family> (val-picked)`. Only (rate, seed) pairs where every member finished count."""
-    train = {(r["variant"], r["noise_rate"], r["seed"]): r for r in rows if r["kind"] == "train"}
+    train = {(r["variant"], r["noise_rho"], r["seed"]): r for r in rows if r["kind"] == "train"}
     picked = []
     for family, members in select.items():
         pairs = {(rate, seed) for (_, rate, seed) in train}
@@ -74,7 +74,7 @@ def paired_table(rows: list[dict], reference: str | dict, rates: tuple[float, ..
     `reference`: one variant for all, or variant -> its reference (the first value is the default)."""
     refs = reference if isinstance(reference, dict) else {}
     default = reference if isinstance(reference, str) else next(iter(refs.values()))
-    acc = {(r["variant"], r["noise_rate"], r["seed"]): r["test_acc"] for r in rows}
+    acc = {(r["variant"], r["noise_rho"], r["seed"]): r["test_acc"] for r in rows}
     label = f"variant − {default}" if all(v == default for v in refs.values()) else "variant − its reference"
     lines = [f"| {label} | " + " | ".join(f"noise {r:g}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
     for variant in dict.fromkeys(r["variant"] for r in rows):
@@ -119,7 +119,7 @@ def curve_table(rows: list[dict], rate: float, metric: str, *, n_seeds: int) -> 
     [95% t interval] over seeds, in percent; "" when no cell tracked it."""
     points: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        if row["noise_rate"] == rate and row.get("curve"):
+        if row["noise_rho"] == rate and row.get("curve"):
             for point in row["curve"]:
                 if metric in point:
                     points[row["variant"]][point["step"]].append(point[metric])
@@ -250,7 +250,7 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
                 parts += [f"### Memorisation and speed{title}, noise {rate:g} (the pre-registered readings, "
                           "ls_llm.sweep.memorisation)\n", MEMORISATION_LEGEND, table]
     if sweep.distill is not None:
-        parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rate:g})\n",
+        parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rho:g})\n",
                   student_table(rows, n_seeds=n)]
         matched = matching_table(rows)
         if matched:
@@ -268,7 +268,7 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
 
 def curves_csv(rows: list[dict]) -> str:
     """One line per tracked point of every cell: cell_id, variant, noise type / rate, seed, step, the metrics."""
-    fields = ("cell_id", "variant", "noise_type", "noise_rate", "seed", "step", "val_acc", "mem_injected", "mem_true",
+    fields = ("cell_id", "variant", "noise_type", "noise_rho", "seed", "step", "val_acc", "mem_injected", "mem_true",
               "mem_other", "n_val", "n_corrupted")
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")

@@ -70,7 +70,7 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
         recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.distill.student_alone}
     else:
         variant = sweep.variant(cell.variant)
-        recipe, overrides = sweep.recipe, {**sweep.overrides, **variant.recipe_keys(cell.noise_rate)}
+        recipe, overrides = sweep.recipe, {**sweep.overrides, **variant.recipe_keys(cell.noise_rho)}
         if cell.source:  # continue from the final model of another cell
             overrides.update(model_name_or_path=str(cell_dir.parent / cell.source / "model"),
                              model_init_from_config=False)
@@ -81,7 +81,7 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
         "dataset_name": str(data["train"]),
         "dataset_format": "problem_solution",
         "noise_type": cell.noise_type,
-        "noise_rho": cell.noise_rate,
+        "noise_rho": cell.noise_rho,
         "noise_seed": cell.seed,  # each seed sees a different noisy subset
         "seed": cell.seed,
         "save_strategy": "no",  # the cell, not a checkpoint, is the unit of resumption
@@ -159,7 +159,7 @@ def teacher_model(sweep: SweepConfig, cell: Cell, root: Path) -> tuple[Path, dic
     final = root / "cells" / cell.teacher / "model"
     if not sweep.distill.match_teachers:
         return final, None
-    ids = {Cell("train", t, cell.noise_type, cell.noise_rate, cell.seed).cell_id: t for t in sweep.distill.teachers}
+    ids = {Cell("train", t, cell.noise_type, cell.noise_rho, cell.seed).cell_id: t for t in sweep.distill.teachers}
     curves = {}
     for teacher_id, name in ids.items():  # in the order distill.teachers lists them (ties in the matching)
         result = _result_by_id(root, teacher_id)
@@ -176,7 +176,12 @@ def teacher_model(sweep: SweepConfig, cell: Cell, root: Path) -> tuple[Path, dic
 
 def _result_by_id(root: Path, cell_id: str) -> dict | None:
     path = root / "cells" / cell_id / RESULT_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    if "noise_rate" in result and "noise_rho" not in result:  # written before rho was named noise_rho everywhere
+        result["noise_rho"] = result.pop("noise_rate")
+    return result
 
 
 def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
@@ -302,8 +307,7 @@ def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
 
 
 def _result(root: Path, cell: Cell) -> dict | None:
-    path = root / "cells" / cell.cell_id / RESULT_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return _result_by_id(root, cell.cell_id)
 
 
 def finished(sweep: SweepConfig, root: Path, cell: Cell) -> bool:

@@ -54,7 +54,7 @@ def endpoint_diffs(rows: list[dict], references: dict[str, str], expected: dict[
     the noisy rates the sweep runs it at (`expected[(variant, noise type)]`, rates > 0). A seed counts only where
     every one of those rates is paired: a seed (or a whole entry) with a rate missing is left out, never averaged
     over fewer rates."""
-    value = {(r["variant"], r["noise_type"], r["noise_rate"], r["seed"]): r[metric] for r in rows}
+    value = {(r["variant"], r["noise_type"], r["noise_rho"], r["seed"]): r[metric] for r in rows}
     seeds = sorted({s for *_, s in value})
     out: dict[tuple[str, str], dict[int, float]] = {}
     for (variant, noise_type), all_rates in expected.items():
@@ -112,7 +112,7 @@ def grid(rows: list[dict], metric: str) -> dict[str, dict[float, list[float]]]:
     """variant -> noise rate -> the metric over seeds."""
     out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        out[row["variant"]][row["noise_rate"]].append(row[metric])
+        out[row["variant"]][row["noise_rho"]].append(row[metric])
     return out
 
 
