@@ -92,14 +92,14 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
     return [recipe] + [_flag(k, v) for k, v in {**overrides, **fixed}.items()]
 
 
-def run_command(command: str, argv: list[str], callbacks: tuple = ()) -> None:
-    """Train the cell: `command` is a run kind of `ls_llm.trainers.run.RUNS` (train | distill); raises with
+def train_cell(kind: str, argv: list[str], callbacks: tuple = ()) -> None:
+    """Train the cell: `kind` is a run kind of `ls_llm.trainers.run.RUNS` (train | distill); raises with
     the run's own message on failure."""
     from ls_llm.trainers.run import RUNS, run_recipe
 
-    if command not in RUNS:
-        raise ValueError(f"command {command!r} is not a training run ({sorted(RUNS)})")
-    run_recipe(command, argv, callbacks=callbacks)
+    if kind not in RUNS:
+        raise ValueError(f"run kind {kind!r} is not a training run ({sorted(RUNS)})")
+    run_recipe(kind, argv, callbacks=callbacks)
 
 
 def _tracking(sweep: SweepConfig, data: dict[str, Path], cell_dir: Path, cell: Cell) -> tuple:
@@ -255,7 +255,7 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
         from ls_llm.trainers.run import build_cache_from_recipe
 
         build_cache_from_recipe(argv)
-    run_command(sweep.distill.command if cell.kind == "distill" else "train", argv,  # student: train
+    train_cell(sweep.distill.command if cell.kind == "distill" else "train", argv,  # student: train
                 _tracking(sweep, data, cell_dir, cell))
     train_s = time.time() - start
     curve = read_jsonl(cell_dir / TRACK_FILE) if (cell_dir / TRACK_FILE).is_file() else None
