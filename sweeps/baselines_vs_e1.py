@@ -21,7 +21,7 @@ RATES = (0.2, 0.4)
 
 def load(path: str) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
-        return [{"variant": r["variant"], "noise_type": r["noise_type"], "noise_rate": float(r["noise_rate"]),
+        return [{"variant": r["variant"], "noise_type": r["noise_type"], "noise_rho": float(r["noise_rho"]),
                  "seed": int(r["seed"]), "test_acc": float(r["test_acc"]), "val_acc": float(r["val_acc"])}
                 for r in csv.DictReader(handle) if r["kind"] == "train"]
 
@@ -40,7 +40,7 @@ def cell(diffs: list[float]) -> str:
 def main(e1_csv: str = "docs/results/e1_where/results.csv",
          baselines_csv: str = "docs/results/baselines/results.csv") -> None:
     e1, bl = load(e1_csv), load(baselines_csv)
-    key = ("noise_type", "noise_rate", "seed")
+    key = ("noise_type", "noise_rho", "seed")
     e1_ce = {tuple(r[k] for k in key): r["test_acc"] for r in e1 if r["variant"] == "ce"}
     bl_ce = {tuple(r[k] for k in key): r["test_acc"] for r in bl if r["variant"] == "ce"}
     assert bl_ce and all(e1_ce.get(k) == v for k, v in bl_ce.items()), "the two sweeps' ce cells differ: no pairing"

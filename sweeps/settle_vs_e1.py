@@ -23,7 +23,7 @@ ALPHA = 0.05
 
 def load(path: str) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
-        return [{"variant": r["variant"], "noise_type": r["noise_type"], "noise_rate": float(r["noise_rate"]),
+        return [{"variant": r["variant"], "noise_type": r["noise_type"], "noise_rho": float(r["noise_rho"]),
                  "seed": int(r["seed"]), "test_acc": float(r["test_acc"]), "val_acc": float(r["val_acc"])}
                 for r in csv.DictReader(handle) if r["kind"] == "train" and r["noise_type"] == "answer"]
 

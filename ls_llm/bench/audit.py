@@ -21,39 +21,8 @@ import re
 import sys
 import time
 
-_ANSWER_SHAPES = (
-    lambda r: str(r.randint(0, 999)),
-    lambda r: f"\\frac{{{r.randint(1, 50)}}}{{{r.randint(2, 60)}}}",
-    lambda r: f"{r.randint(1, 9)}\\sqrt{{{r.randint(2, 30)}}}",
-    lambda r: f"({r.randint(-9, 0)}, {r.randint(1, 9)}]",
-    lambda r: f"{r.randint(1, 9)}x^2 + {r.randint(1, 9)}x",
-    lambda r: f"{r.randint(10, 170)}^\\circ",
-)
-
-
-def _generated_rows(n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        answer = rng.choice(_ANSWER_SHAPES)(rng)
-        completion = f"We simplify step by step.\nHence the result is $\\boxed{{{answer}}}$."
-        rows.append(
-            {"id": f"gen-{i}", "messages": [{"role": "user", "content": f"Simplify expression {i}."},
-                                             {"role": "assistant", "content": completion}], "answer": answer}
-        )
-    return rows
-
-
-def _rows(n: int, seed: int, data: str | None) -> tuple[list[dict], str]:
-    """``n`` rows of ``data`` (shuffled by ``seed``), or ``n`` generated ones without it; and where they came from."""
-    if data is None:
-        return _generated_rows(n, seed), "generated MATH-like answers"
-    from ls_llm.data.args import LsDataArguments
-    from ls_llm.data.loading import load_rows
-
-    rows = load_rows(LsDataArguments(dataset_name=data, dataset_answer_instruction=""))
-    random.Random(seed).shuffle(rows)
-    return rows[:n], data
+from ls_llm.bench import trace_scores
+from ls_llm.bench.math_rows import math_rows
 
 
 def _cpu_seconds() -> float:
@@ -128,12 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     if "reference" in ns.only:
         bench_reference(ns)
     if "consensus" in ns.only:
-        rows, _ = _rows(max(ns.consensus_traces // ns.k, 1), ns.seed + 1, ns.data)
+        rows, _ = math_rows(max(ns.consensus_traces // ns.k, 1), ns.seed + 1, ns.data)
         bench_consensus(rows, ns)
     if "score" in ns.only:
-        from ls_llm.bench.trace_scores import main as score_main
-
-        score_main([f"--{key}={value}" for key, value in (("data", ns.data), ("tokenizer", ns.tokenizer)) if value])
+        trace_scores.main([f"--{key}={value}" for key, value in (("data", ns.data), ("tokenizer", ns.tokenizer)) if value])
     return 0
 
 
@@ -141,7 +108,7 @@ def bench_reference(ns) -> None:
     from ls_llm.data.audit import audit_rows
     from ls_llm.data.noise import inject_noise
 
-    rows, origin = _rows(ns.rows, ns.seed, ns.data)
+    rows, origin = math_rows(ns.rows, ns.seed, ns.data)
     rows, _, _ = inject_noise(rows, noise_type="answer", rate=ns.noise, seed=ns.seed)
     print(f"data: {origin} ({len(rows)} traces, answer noise {ns.noise}); cpu count {os.cpu_count()}")
     print("| workers | traces | seconds | traces/s | CPU s | traces per CPU s | frac wrong |")

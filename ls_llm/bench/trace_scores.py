@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+from ls_llm.bench.math_rows import math_rows
+
 
 def _tokenizer(path: str | None):
     from transformers import AutoTokenizer
@@ -28,13 +30,6 @@ def _tokenizer(path: str | None):
 
     path = path or tokenizer_path()
     return AutoTokenizer.from_pretrained(path), path
-
-
-def _rows(n: int, data: str | None) -> list[dict]:
-    from ls_llm.bench.audit import _rows as math_rows
-
-    rows, _ = math_rows(n, 0, data)
-    return rows
 
 
 def _checkpoint(tokenizer, hidden: int, layers: int, folder: str) -> str:
@@ -84,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from ls_llm.trainers.trace_scores import _batches, encode_trace, load_scorer, score_traces
 
     tokenizer, tok_path = _tokenizer(ns.tokenizer)
-    rows = _rows(ns.rows, ns.data)
+    rows, _ = math_rows(ns.rows, 0, ns.data)
     with tempfile.TemporaryDirectory() as folder:
         model, tokenizer = load_scorer(_checkpoint(tokenizer, ns.hidden, ns.layers, folder), device="cpu")
     encoded = [encode_trace(row, tokenizer) for row in rows]

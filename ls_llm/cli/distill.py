@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import sys
 
-from ls_llm.cli.train import run_command
+from ls_llm.cli.train import recipe_main
 
 USAGE = "usage: ls-llm distill RECIPE.yaml [--key value ...]   (keys: any recipe field)"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(argv, command="distill", usage=USAGE)
+    return recipe_main(argv, command="distill", usage=USAGE)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     from ls_llm.cli.errors import guarded
-    from ls_llm.trainers.distill_cache import build_cache_from_recipe
+    from ls_llm.trainers.run import build_cache_from_recipe
 
     return guarded("distill-cache", lambda: print(build_cache_from_recipe(argv)))
 

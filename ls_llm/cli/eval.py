@@ -78,7 +78,7 @@ def _run(argv: list[str]) -> int:
 
 
 def _compare(argv: list[str]) -> int:
-    from ls_llm.evaluation import report
+    from ls_llm.evaluation import report as eval_report  # `report` is cli.errors': an error's one line
 
     parser = argparse.ArgumentParser(prog="ls-llm eval compare", description="Compare eval runs side by side.")
     parser.add_argument("runs", nargs="+", type=Path, help="run folders written by `ls-llm eval`")
@@ -90,11 +90,11 @@ def _compare(argv: list[str]) -> int:
             label = run.resolve().name
             if label in runs:
                 label = str(run)
-            runs[label] = report.rows_from_results(report.load_run(run))
+            runs[label] = eval_report.rows_from_results(eval_report.load_run(run))
     except USER_ERRORS as err:
         return report("eval compare", err)
-    print(report.compare_table(runs))
-    report.bar_chart(runs, args.output, title="ls-llm eval compare")
+    print(eval_report.compare_table(runs))
+    eval_report.bar_chart(runs, args.output, title="ls-llm eval compare")
     print(f"chart: {args.output}")
     return 0
 

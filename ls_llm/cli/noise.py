@@ -1,4 +1,4 @@
-"""`ls-llm noise DATA --type answer --rate 0.2 --out noisy.jsonl`: a noisy copy of a trace set.
+"""`ls-llm noise DATA --type answer --noise-rho 0.2 --out noisy.jsonl`: a noisy copy of a trace set.
 
 Writes the noisy rows (messages format, gold ``answer`` kept, plus ``corrupted``/``noise``), a
 per-row manifest (``<out>.manifest.jsonl`` unless --manifest) and a summary with the realized
@@ -22,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ls-llm noise", description=__doc__.splitlines()[0])
     add_source_flags(parser)
     parser.add_argument("--type", required=True, help="answer | box | perturb | token | step | swap")
-    parser.add_argument("--rate", type=float, required=True, help="noise probability rho in [0, 1]")
+    parser.add_argument("--noise-rho", "--rate", dest="rate", type=float, required=True,
+                        help="noise probability rho in [0, 1] (a recipe's noise_rho)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output jsonl")
     parser.add_argument("--manifest", help="manifest jsonl (default: <out>.manifest.jsonl)")

@@ -24,7 +24,7 @@ import sys
 USAGE = "usage: ls-llm train RECIPE.yaml [--key value ...]   (keys: any recipe field)"
 
 
-def run_command(argv: list[str] | None, *, command: str, usage: str) -> int:
+def recipe_main(argv: list[str] | None, *, command: str, usage: str) -> int:
     """The shared body of `ls-llm train` and `ls-llm distill`: run the recipe, print the summary."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -44,14 +44,14 @@ def run_command(argv: list[str] | None, *, command: str, usage: str) -> int:
             end_process_group(stopped.exit_status)
             return stopped.exit_status
         if run.trainer.is_world_process_zero():
-            print(_summary(run).replace("ls-llm train:", f"ls-llm {command}:", 1))
+            print(_summary(run, command))
         end_process_group()
 
     return guarded(command, body)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(argv, command="train", usage=USAGE)
+    return recipe_main(argv, command="train", usage=USAGE)
 
 
 def end_process_group(status: int = 0) -> None:
@@ -70,7 +70,7 @@ def end_process_group(status: int = 0) -> None:
         os._exit(status)
 
 
-def _summary(run) -> str:
+def _summary(run, command: str) -> str:
     from ls_llm.trainers.checkpoints import checkpoints
     from ls_llm.trainers.metrics import loss_curve
 
@@ -79,7 +79,7 @@ def _summary(run) -> str:
     found = checkpoints(output_dir)
     lines = [
         "",
-        f"== ls-llm train: objective={args.objective} steps={trainer.state.global_step} ==",
+        f"== ls-llm {command}: objective={args.objective} steps={trainer.state.global_step} ==",
         loss_curve(trainer.state.log_history),
         f"model saved to: {os.path.abspath(output_dir)}",
     ]

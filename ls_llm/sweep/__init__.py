@@ -8,6 +8,7 @@ them inside the functions that train and score a cell. Every other submodule imp
 lm-eval only inside the functions that need them, so `--report` and `--list` load none of them.
 """
 
-from ls_llm.sweep.config import Cell, SweepConfig, SweepError, load_sweep
+from ls_llm.sweep.config import Cell, SweepConfig, SweepError
+from ls_llm.sweep.load import load_sweep
 
 __all__ = ["Cell", "SweepConfig", "SweepError", "load_sweep"]

@@ -66,7 +66,7 @@ def memorisation_table(rows: list[dict], references: dict[str, str], rate: float
     whether it memorises), the paired difference from the reference at the last step (and whether it prevents
     memorisation), and the 50%-validation speed against the reference (not for the `continued` variants, those
     with `init_from`, nor for a variant whose reference is one). "" when no cell tracked."""
-    curves = {(r["variant"], r["seed"]): r["curve"] for r in rows if r["noise_rate"] == rate and r.get("curve")}
+    curves = {(r["variant"], r["seed"]): r["curve"] for r in rows if r["noise_rho"] == rate and r.get("curve")}
     if not curves:
         return ""
     lines = ["| variant | injected share, last step | rise over the first half | memorises | − reference, last step "

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ls_llm.files import write_atomic
-from ls_llm.sweep.report import grid, mean_std, student_groups
+from ls_llm.sweep.stats import grid, mean_std, student_groups
 
 
 def _pyplot():
@@ -79,7 +79,7 @@ def curves(rows: list[dict], noise_type: str, path: Path) -> Path:
     mean over seeds with the seeds' range shaded."""
     plt = _pyplot()
     typed = [r for r in rows if r["noise_type"] == noise_type and r.get("curve")]
-    rates = sorted({r["noise_rate"] for r in typed})
+    rates = sorted({r["noise_rho"] for r in typed})
     has_mem = any("mem_injected" in p for r in typed for p in r["curve"])
     n_rows = 2 if has_mem else 1
     fig, axes = plt.subplots(n_rows, len(rates), figsize=(4.2 * len(rates), 3.4 * n_rows), squeeze=False, sharex=True)
@@ -87,7 +87,7 @@ def curves(rows: list[dict], noise_type: str, path: Path) -> Path:
     for col, rate in enumerate(rates):
         by_variant: dict[str, dict[int, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         for row in typed:
-            if row["noise_rate"] == rate:
+            if row["noise_rho"] == rate:
                 for point in row["curve"]:
                     for metric, _ in metrics:
                         if metric in point:

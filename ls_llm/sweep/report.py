@@ -10,29 +10,28 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from ls_llm.files import read_jsonl, write_atomic
 from ls_llm.sweep.config import SweepConfig
 from ls_llm.sweep.memorisation import MEMORISATION_LEGEND, memorisation_table
-from ls_llm.sweep.stats import endpoint_diffs, gain_ci_cell, mean_ci_cell, paired_ci, verdict
+from ls_llm.sweep.plots import write_plots
+from ls_llm.sweep.stats import (
+    STUDENT_ALONE_LABEL,
+    endpoint_diffs,
+    gain_ci_cell,
+    grid,
+    mean_ci_cell,
+    paired_ci,
+    student_groups,
+    verdict,
+)
 
-CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rate", "seed", "val_acc", "n_val",
+CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rho", "seed", "val_acc", "n_val",
               "test_acc", "n_test", "ece", "answer_token_acc", "answer_token_conf", "answer_tokens", "computed_ece",
               "computed_answer_token_acc", "computed_answer_token_conf", "computed_answer_tokens",
               "train_seconds", "cell_seconds")
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1; 0 for a single value)."""
-    if not values:
-        raise ValueError("mean_std needs at least one value")
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -46,7 +45,7 @@ def to_csv(rows: list[dict]) -> str:
 def picked_on_validation(rows: list[dict], select: dict) -> list[dict]:
     """Per family, noise rate and seed: the member variant with the best val_acc (ties: listed first),
     relabelled `<family> (val-picked)`. Only (rate, seed) pairs where every member finished count."""
-    train = {(r["variant"], r["noise_rate"], r["seed"]): r for r in rows if r["kind"] == "train"}
+    train = {(r["variant"], r["noise_rho"], r["seed"]): r for r in rows if r["kind"] == "train"}
     picked = []
     for family, members in select.items():
         pairs = {(rate, seed) for (_, rate, seed) in train}
@@ -57,14 +56,6 @@ def picked_on_validation(rows: list[dict], select: dict) -> list[dict]:
             best = max(cands, key=lambda c: (c["val_acc"], -members.index(c["variant"])))
             picked.append({**best, "variant": f"{family} (val-picked)", "picked": best["variant"]})
     return picked
-
-
-def grid(rows: list[dict], metric: str) -> dict[str, dict[float, list[float]]]:
-    """variant -> noise rate -> the metric over seeds."""
-    out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        out[row["variant"]][row["noise_rate"]].append(row[metric])
-    return out
 
 
 def markdown_table(rows: list[dict], metric: str, rates: tuple[float, ...], *, n_seeds: int, scale: float = 100.0) -> str:
@@ -83,7 +74,7 @@ def paired_table(rows: list[dict], reference: str | dict, rates: tuple[float, ..
     `reference`: one variant for all, or variant -> its reference (the first value is the default)."""
     refs = reference if isinstance(reference, dict) else {}
     default = reference if isinstance(reference, str) else next(iter(refs.values()))
-    acc = {(r["variant"], r["noise_rate"], r["seed"]): r["test_acc"] for r in rows}
+    acc = {(r["variant"], r["noise_rho"], r["seed"]): r["test_acc"] for r in rows}
     label = f"variant − {default}" if all(v == default for v in refs.values()) else "variant − its reference"
     lines = [f"| {label} | " + " | ".join(f"noise {r:g}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
     for variant in dict.fromkeys(r["variant"] for r in rows):
@@ -128,7 +119,7 @@ def curve_table(rows: list[dict], rate: float, metric: str, *, n_seeds: int) -> 
     [95% t interval] over seeds, in percent; "" when no cell tracked it."""
     points: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        if row["noise_rate"] == rate and row.get("curve"):
+        if row["noise_rho"] == rate and row.get("curve"):
             for point in row["curve"]:
                 if metric in point:
                     points[row["variant"]][point["step"]].append(point[metric])
@@ -139,18 +130,6 @@ def curve_table(rows: list[dict], rate: float, metric: str, *, n_seeds: int) -> 
     for variant, by_step in points.items():
         lines.append(f"| {variant} | " + " | ".join(mean_ci_cell(by_step.get(s), 100, n_seeds) for s in steps) + " |")
     return "\n".join(lines) + "\n"
-
-
-STUDENT_ALONE_LABEL = "none (student trained alone)"
-
-
-def student_groups(rows: list[dict]) -> dict[str, list[dict]]:
-    """Teacher variant (or STUDENT_ALONE_LABEL) -> the student cells over seeds, teachers first."""
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: r["kind"] == "student"):
-        if row["kind"] in ("distill", "student"):
-            groups[row["variant"] if row["kind"] == "distill" else STUDENT_ALONE_LABEL].append(row)
-    return groups
 
 
 def student_table(rows: list[dict], *, n_seeds: int) -> str:
@@ -275,7 +254,7 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
                 parts += [f"### Memorisation and speed{title}, noise {rate:g} ({note}ls_llm.sweep.memorisation)\n",
                           MEMORISATION_LEGEND, table]
     if sweep.distill is not None:
-        parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rate:g})\n",
+        parts += [f"## Distillation (teachers trained at noise {sweep.distill.noise_rho:g})\n",
                   student_table(rows, n_seeds=n)]
         matched = matching_table(rows)
         if matched:
@@ -294,7 +273,7 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
 
 def curves_csv(rows: list[dict]) -> str:
     """One line per tracked point of every cell: cell_id, variant, noise type / rate, seed, step, the metrics."""
-    fields = ("cell_id", "variant", "noise_type", "noise_rate", "seed", "step", "val_acc", "mem_injected", "mem_true",
+    fields = ("cell_id", "variant", "noise_type", "noise_rho", "seed", "step", "val_acc", "mem_injected", "mem_true",
               "mem_other", "n_val", "n_corrupted")
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
@@ -331,8 +310,6 @@ def write_report(sweep: SweepConfig, rows: list[dict], out_dir: Path) -> dict[st
         paths["curves_csv"] = out_dir / "curves.csv"
         write_atomic(paths["curves_csv"], curves_csv(rows))
     if rows:
-        from ls_llm.sweep.plots import write_plots
-
         train = by_noise_type([r for r in rows if r["kind"] == "train"])
         train += picked_on_validation(train, _labelled(sweep.select, train))
         paths.update(write_plots(train, rows, out_dir))

@@ -70,7 +70,7 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
         recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.distill.student_alone}
     else:
         variant = sweep.variant(cell.variant)
-        recipe, overrides = sweep.recipe, {**sweep.overrides, **variant.recipe_keys(cell.noise_rate)}
+        recipe, overrides = sweep.recipe, {**sweep.overrides, **variant.recipe_keys(cell.noise_rho)}
         if cell.source:  # continue from the final model of another cell
             overrides.update(model_name_or_path=str(cell_dir.parent / cell.source / "model"),
                              model_init_from_config=False)
@@ -81,7 +81,7 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
         "dataset_name": str(data["train"]),
         "dataset_format": "problem_solution",
         "noise_type": cell.noise_type,
-        "noise_rho": cell.noise_rate,
+        "noise_rho": cell.noise_rho,
         "noise_seed": cell.seed,  # each seed sees a different noisy subset
         "seed": cell.seed,
         "save_strategy": "no",  # the cell, not a checkpoint, is the unit of resumption
@@ -92,14 +92,14 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
     return [recipe] + [_flag(k, v) for k, v in {**overrides, **fixed}.items()]
 
 
-def run_command(command: str, argv: list[str], callbacks: tuple = ()) -> None:
-    """Train the cell: `command` is a run kind of `ls_llm.trainers.run.RUNS` (train | distill); raises with
+def train_cell(kind: str, argv: list[str], callbacks: tuple = ()) -> None:
+    """Train the cell: `kind` is a run kind of `ls_llm.trainers.run.RUNS` (train | distill); raises with
     the run's own message on failure."""
     from ls_llm.trainers.run import RUNS, run_recipe
 
-    if command not in RUNS:
-        raise ValueError(f"command {command!r} is not a training run ({sorted(RUNS)})")
-    run_recipe(command, argv, callbacks=callbacks)
+    if kind not in RUNS:
+        raise ValueError(f"run kind {kind!r} is not a training run ({sorted(RUNS)})")
+    run_recipe(kind, argv, callbacks=callbacks)
 
 
 def _tracking(sweep: SweepConfig, data: dict[str, Path], cell_dir: Path, cell: Cell) -> tuple:
@@ -159,7 +159,7 @@ def teacher_model(sweep: SweepConfig, cell: Cell, root: Path) -> tuple[Path, dic
     final = root / "cells" / cell.teacher / "model"
     if not sweep.distill.match_teachers:
         return final, None
-    ids = {Cell("train", t, cell.noise_type, cell.noise_rate, cell.seed).cell_id: t for t in sweep.distill.teachers}
+    ids = {Cell("train", t, cell.noise_type, cell.noise_rho, cell.seed).cell_id: t for t in sweep.distill.teachers}
     curves = {}
     for teacher_id, name in ids.items():  # in the order distill.teachers lists them (ties in the matching)
         result = _result_by_id(root, teacher_id)
@@ -176,7 +176,12 @@ def teacher_model(sweep: SweepConfig, cell: Cell, root: Path) -> tuple[Path, dic
 
 def _result_by_id(root: Path, cell_id: str) -> dict | None:
     path = root / "cells" / cell_id / RESULT_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    if "noise_rate" in result and "noise_rho" not in result:  # written before rho was named noise_rho everywhere
+        result["noise_rho"] = result.pop("noise_rate")
+    return result
 
 
 def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
@@ -247,10 +252,10 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
         audited_train(sweep, cell, data, cell_dir)
     matching = teacher_model(sweep, cell, root)[1] if cell.kind == "distill" else None
     if cell.kind == "distill" and student_spec(sweep, cell).get("cache_top_k"):
-        from ls_llm.trainers.distill_cache import build_cache_from_recipe
+        from ls_llm.trainers.run import build_cache_from_recipe
 
         build_cache_from_recipe(argv)
-    run_command(sweep.distill.command if cell.kind == "distill" else "train", argv,  # student: train
+    train_cell(sweep.distill.command if cell.kind == "distill" else "train", argv,  # student: train
                 _tracking(sweep, data, cell_dir, cell))
     train_s = time.time() - start
     curve = read_jsonl(cell_dir / TRACK_FILE) if (cell_dir / TRACK_FILE).is_file() else None
@@ -311,8 +316,8 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
               only: set[str] | None = None) -> list[Cell]:
     """Run every unfinished cell of the shard; returns the cells that failed (logged, not raised, so one
     bad cell does not stop a 90-minute sweep; their folders stay for inspection)."""
-    from ls_llm.sweep.checks import check_override_types
     from ls_llm.sweep.data import prepare_data
+    from ls_llm.sweep.load import check_override_types
 
     if only is not None:
         unknown = sorted(only - {c.cell_id for c in sweep.cells()})

@@ -1,4 +1,5 @@
-"""Paired comparisons over seeds: the mean difference and its 95% confidence interval (paired t).
+"""Statistics of a sweep's rows over seeds: groupings, mean ± std, and paired comparisons (the mean difference
+and its 95% confidence interval, paired t).
 
 Cells of one seed share the initialisation, the data order and the corrupted traces, so a method is compared with
 the reference variant seed by seed: d_s = metric(method, s) - metric(reference, s), and the interval is
@@ -9,6 +10,7 @@ d_s over the noisy rates of a noise type before the interval is taken.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 
 # Two-sided 95% quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard tables; checked against scipy in
 # tests/sweep/test_second_study.py). Beyond 30 degrees of freedom the normal quantile's error is below 4%.
@@ -52,7 +54,7 @@ def endpoint_diffs(rows: list[dict], references: dict[str, str], expected: dict[
     the noisy rates the sweep runs it at (`expected[(variant, noise type)]`, rates > 0). A seed counts only where
     every one of those rates is paired: a seed (or a whole entry) with a rate missing is left out, never averaged
     over fewer rates."""
-    value = {(r["variant"], r["noise_type"], r["noise_rate"], r["seed"]): r[metric] for r in rows}
+    value = {(r["variant"], r["noise_type"], r["noise_rho"], r["seed"]): r[metric] for r in rows}
     seeds = sorted({s for *_, s in value})
     out: dict[tuple[str, str], dict[int, float]] = {}
     for (variant, noise_type), all_rates in expected.items():
@@ -94,3 +96,33 @@ def gain_ci_cell(diffs: list[float], n_seeds: int) -> str:
         return "—"
     text = format_ci(*paired_ci(diffs))
     return text if len(diffs) == n_seeds or len(diffs) == 1 else f"{text} (n={len(diffs)})"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for a single value)."""
+    if not values:
+        raise ValueError("mean_std needs at least one value")
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def grid(rows: list[dict], metric: str) -> dict[str, dict[float, list[float]]]:
+    """variant -> noise rate -> the metric over seeds."""
+    out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        out[row["variant"]][row["noise_rho"]].append(row[metric])
+    return out
+
+
+STUDENT_ALONE_LABEL = "none (student trained alone)"
+
+
+def student_groups(rows: list[dict]) -> dict[str, list[dict]]:
+    """Teacher variant (or STUDENT_ALONE_LABEL) -> the student cells over seeds, teachers first."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r["kind"] == "student"):
+        if row["kind"] in ("distill", "student"):
+            groups[row["variant"] if row["kind"] == "distill" else STUDENT_ALONE_LABEL].append(row)
+    return groups

@@ -24,20 +24,6 @@ from ls_llm.trainers.head import call_through_head, head_rows, install_hidden_fo
 from ls_llm.trainers.sft import LsSFTTrainer, _unwrap_peft
 
 
-def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: str) -> None:
-    """Refuse a teacher whose tokenizer maps any token to another id than the student's (before any training)."""
-    s_vocab, t_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
-    if s_vocab == t_vocab:
-        return
-    diff = sorted(set(s_vocab.items()) ^ set(t_vocab.items()), key=lambda kv: kv[1])[0]
-    token = diff[0]
-    raise ValueError(
-        f"teacher tokenizer {teacher_name!r} differs from the student's ({len(t_vocab)} vs {len(s_vocab)} tokens; "
-        f"token {token!r} has id {t_vocab.get(token)} in the teacher and {s_vocab.get(token)} in the student): "
-        "distillation compares next-token distributions and needs one shared tokenizer"
-    )
-
-
 def _hidden_only(hidden, labels, spec):
     return hidden
 

@@ -11,7 +11,6 @@ and resumption.
 from __future__ import annotations
 
 import os
-import shutil
 
 import torch
 
@@ -105,52 +104,3 @@ def build_teacher_cache(args: LsDistillConfig, teacher, tokenizer, train_dataset
                                 logprob_dtype=args.cache_logprob_dtype)
 
     return write_cache(args.teacher_cache_dir, meta, compute, log=log)
-
-
-# --- from a recipe: what `ls-llm distill-cache` (and the sweep) run ---------------------------------------------
-
-def _hf(args, model_args, tokenizer, train_dataset) -> int:
-    from ls_llm.trainers.loading import load_teacher
-
-    teacher = load_teacher(args, model_args, tokenizer).to(args.device)
-    return build_teacher_cache(args, teacher, tokenizer, train_dataset)
-
-
-def _vllm(args, model_args, tokenizer, train_dataset) -> int:
-    from ls_llm.trainers.distill_cache_vllm import build_teacher_cache_vllm
-    from ls_llm.trainers.loading import check_teacher_tokenizer
-
-    check_teacher_tokenizer(args, model_args, tokenizer)  # vLLM loads the weights itself
-    return build_teacher_cache_vllm(args, tokenizer, train_dataset)
-
-
-BUILDERS = {"hf": _hf, "vllm": _vllm}  # by teacher_cache_backend (LsDistillConfig.TEACHER_CACHE_BACKENDS)
-
-
-def build_cache_from_recipe(argv: list[str]) -> str:
-    """`ls-llm distill-cache RECIPE [--key value ...]` as a library call: write the cache the recipe names. A
-    cache folder this call created is removed if it fails before a shard."""
-    from ls_llm.trainers.run import distill_arg_types, load_inputs
-
-    (_, _, args, model_args), tokenizer, data, _ = load_inputs(argv, distill_arg_types(), training=False)
-    if args.teacher_cache_dir is None:
-        raise ValueError("teacher_cache_dir is required: it is where the cache is written")
-    from ls_llm.data.folder_lock import folder_lock
-
-    with folder_lock(args.teacher_cache_dir):  # a second writer of this cache is refused, naming the first
-        existed = os.path.exists(args.teacher_cache_dir)
-        output_existed = os.path.exists(args.output_dir)  # trl's Trainer creates it while preparing the rows
-        try:
-            written = BUILDERS[args.teacher_cache_backend](args, model_args, tokenizer, data["train"])
-        except BaseException:
-            if not existed and not _has_shard(args.teacher_cache_dir):
-                shutil.rmtree(args.teacher_cache_dir, ignore_errors=True)
-            raise
-        finally:
-            if not output_existed and os.path.isdir(args.output_dir) and not os.listdir(args.output_dir):
-                os.rmdir(args.output_dir)
-    return f"teacher cache complete in {args.teacher_cache_dir} ({written} shard(s) written by this run)"
-
-
-def _has_shard(path: str) -> bool:
-    return os.path.isdir(path) and any(n.startswith("shard-") and not n.endswith(".tmp") for n in os.listdir(path))

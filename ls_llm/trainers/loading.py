@@ -133,14 +133,26 @@ def teacher_tokenizer_name(args) -> str:
     return args.teacher_tokenizer_name_or_path or args.teacher_model_name_or_path
 
 
+def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: str) -> None:
+    """Refuse a teacher whose tokenizer maps any token to another id than the student's (before any training)."""
+    s_vocab, t_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
+    if s_vocab == t_vocab:
+        return
+    diff = sorted(set(s_vocab.items()) ^ set(t_vocab.items()), key=lambda kv: kv[1])[0]
+    token = diff[0]
+    raise ValueError(
+        f"teacher tokenizer {teacher_name!r} differs from the student's ({len(t_vocab)} vs {len(s_vocab)} tokens; "
+        f"token {token!r} has id {t_vocab.get(token)} in the teacher and {s_vocab.get(token)} in the student): "
+        "distillation compares next-token distributions and needs one shared tokenizer"
+    )
+
+
 def check_teacher_tokenizer(args, model_args, student_tokenizer):
     """Load the teacher's tokenizer (no weights) and check it is the student's.
 
     Returns (teacher model args, teacher load args, teacher tokenizer) for loading the weights afterwards.
     """
     import dataclasses
-
-    from ls_llm.trainers.distill import check_same_tokenizer
 
     teacher_model_args = dataclasses.replace(model_args, model_name_or_path=args.teacher_model_name_or_path,
                                              model_revision="main", dtype=args.teacher_dtype)

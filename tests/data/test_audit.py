@@ -76,6 +76,9 @@ def test_noise_then_audit_cli_round_trip(tmp_path, capsys):
     assert noise_cli.main(argv) == 2 and "exists" in capsys.readouterr().err  # no silent overwrite
     assert noise_cli.main([*argv, "--rate", "1.5", "--overwrite"]) == 2
     assert "noise_rho" in capsys.readouterr().err
+    first = out.read_text()  # --noise-rho (the recipe's name for rho) is --rate's long form: the same rows
+    assert noise_cli.main([*argv[:3], "--noise-rho", "0.5", *argv[5:], "--overwrite"]) == 0
+    assert out.read_text() == first
 
     audit_dir = tmp_path / "audit"
     assert audit_cli.main([str(out), "--out", str(audit_dir), "--workers", "1"]) == 0

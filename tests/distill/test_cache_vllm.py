@@ -68,8 +68,8 @@ def test_tail_is_clamped_when_top_k_mass_rounds_to_one():
 
 
 def test_backend_field_and_temperature_are_validated(d, tmp_path):
-    from ls_llm.trainers.distill_cache import BUILDERS
     from ls_llm.trainers.distill_config import TEACHER_CACHE_BACKENDS
+    from ls_llm.trainers.run import BUILDERS
 
     assert set(BUILDERS) == set(TEACHER_CACHE_BACKENDS)
     assert d.config(tmp_path).teacher_cache_backend == "hf"

@@ -44,6 +44,7 @@ def test_online_then_cached(d, tmp_path, capsys):
     tok = {"teacher_tokenizer_name_or_path": str(ROOT / "ls_llm" / "data" / "assets" / "arith_tokenizer")}
     assert distill.main([_recipe(tmp_path, teacher, **tok)]) == 0
     assert (tmp_path / "out" / "model.safetensors").exists()
+    assert "\n== ls-llm distill: objective=" in capsys.readouterr().out  # the summary names its own command
     cached = _recipe(tmp_path, teacher, teacher_cache_dir=str(tmp_path / "cache"), distill_top_k=16,
                      cache_shard_rows=3, output_dir=str(tmp_path / "out_cached"), **tok)
     assert distill_cache.main([cached]) == 0

@@ -81,7 +81,8 @@ def test_sparse_cache_trains_and_is_checked(d, tmp_path):
 
 
 def test_mismatched_teachers_fail_before_training(d, tmp_path):
-    from ls_llm.trainers.distill import LsDistillTrainer, check_same_tokenizer
+    from ls_llm.trainers.distill import LsDistillTrainer
+    from ls_llm.trainers.loading import check_same_tokenizer
 
     args = d.config(tmp_path)
     with pytest.raises(ValueError, match=r"teacher's lm_head \(Linear\) has 300 rows"):

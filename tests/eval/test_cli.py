@@ -120,6 +120,14 @@ def test_vllm_backend_without_vllm_is_a_clear_error(tiny_checkpoint, tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
+def test_compare_of_a_missing_run_is_one_line_exit_2(tmp_path, capsys):
+    # (the compare command's own import of evaluation.report once shadowed the error reporter: a TypeError traceback)
+    assert main(["compare", str(tmp_path / "no-such-run"), "--output", str(tmp_path / "c.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ls-llm eval compare: error:") and len(err.strip().splitlines()) == 1, err
+    assert "no-such-run" in err and not (tmp_path / "c.png").exists()
+
+
 def test_vllm_model_args_carry_parallelism_and_memory_settings():
     from ls_llm.evaluation.backends import BACKENDS
     from ls_llm.evaluation.config import EvalConfig

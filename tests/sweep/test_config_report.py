@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import statistics
 from pathlib import Path
 
@@ -10,19 +11,19 @@ import yaml
 
 from ls_llm.sweep import SweepError, load_sweep
 from ls_llm.sweep.report import (
-    mean_std,
     paired_table,
     picked_on_validation,
     student_table,
     summary_markdown,
     to_csv,
 )
-from ls_llm.sweep.runner import _SHARD_COST, cell_argv, shard_cells
+from ls_llm.sweep.runner import _SHARD_COST, _result_by_id, cell_argv, shard_cells
+from ls_llm.sweep.stats import mean_std
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {
     "name": "t", "recipe": str(REPO / "recipes/demo/sweep_base.yaml"), "output_dir": "out",
-    "noise_type": "answer", "noise_rates": [0.0, 0.4], "seeds": [0, 1],
+    "noise_type": "answer", "noise_rho": [0.0, 0.4], "seeds": [0, 1],
     "variants": [{"name": "ce", "objective": "ce"}, {"name": "ls", "objective": "label_smoothing", "alpha": -0.1}],
 }
 
@@ -35,8 +36,8 @@ def _write(tmp_path, **changes) -> Path:
 
 
 def test_grid_ids_are_unique_and_seed_major(tmp_path):
-    sweep = load_sweep(_write(tmp_path, noise_rates=[0.0, 0.2, 0.4], seeds=[0, 1, 2]))
-    assert len(sweep.train_cells()) == 2 * 3 * 3 and sweep.noise_rates == (0.0, 0.2, 0.4)
+    sweep = load_sweep(_write(tmp_path, noise_rho=[0.0, 0.2, 0.4], seeds=[0, 1, 2]))
+    assert len(sweep.train_cells()) == 2 * 3 * 3 and sweep.noise_rho == (0.0, 0.2, 0.4)
     ids = [c.cell_id for c in sweep.cells()]
     assert len(set(ids)) == len(ids)
     # seed-major: every cell of seed 0 comes before any cell of seed 1
@@ -55,7 +56,7 @@ def test_every_shipped_sweep_loads_and_names_its_recipes(path):
 def test_shards_partition_and_keep_teacher(tmp_path):
     recipe = tmp_path / "d.yaml"
     recipe.write_text("objective: ce\n")
-    sweep = load_sweep(_write(tmp_path, distill={"recipe": str(recipe), "teachers": ["ce", "ls"], "noise_rate": 0.4,
+    sweep = load_sweep(_write(tmp_path, distill={"recipe": str(recipe), "teachers": ["ce", "ls"], "noise_rho": 0.4,
                                                  "student_alone": {"max_steps": 7}}))
     assert [c.cell_id for c in sweep.distill_cells() if c.kind == "student"] == [
         "student-alone-answer0.4-s0", "student-alone-answer0.4-s1"]
@@ -92,7 +93,7 @@ def test_student_alone_cell_is_a_train_run_with_the_student_keys(tmp_path):
     recipe = tmp_path / "d.yaml"
     recipe.write_text("objective: ce\n")
     sweep = load_sweep(_write(tmp_path, overrides={"max_steps": 5, "learning_rate": 0.1},
-                              distill={"recipe": str(recipe), "teachers": ["ce"], "noise_rate": 0.4,
+                              distill={"recipe": str(recipe), "teachers": ["ce"], "noise_rho": 0.4,
                                        "student_alone": {"model_name_or_path": "student.json", "max_steps": 9}}))
     cell = next(c for c in sweep.distill_cells() if c.kind == "student")
     argv = cell_argv(sweep, cell, {"train": Path("d/train.jsonl")}, model_dir=Path("m"))
@@ -105,7 +106,7 @@ def test_student_alone_cell_is_a_train_run_with_the_student_keys(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"noise_rates": [0.0, 1.5]}, "noise_rates"),
+        ({"noise_rho": [0.0, 1.5]}, "noise_rho"),
         ({"noise_type": "nope"}, "noise_type must be one of"),
         ({"noise_type": ["answer", "answer"]}, "noise_type must be one of"),
         ({"seeds": [0, 0]}, "seeds must be distinct"),
@@ -115,8 +116,8 @@ def test_student_alone_cell_is_a_train_run_with_the_student_keys(tmp_path):
         ({"bogus": 1}, "unknown key 'bogus'"),
         ({"data": {"train_sz": 3}}, "data: unknown key 'train_sz'"),
         ({"select": {"ls": ["ce"]}}, "select.ls"),
-        ({"distill": {"recipe": "x.yaml", "teachers": ["nope"], "noise_rate": 0.4}}, "distill.teachers"),
-        ({"distill": {"recipe": str(REPO / "recipes/demo/sweep_distill.yaml"), "teachers": ["ce"], "noise_rate": 0.4,
+        ({"distill": {"recipe": "x.yaml", "teachers": ["nope"], "noise_rho": 0.4}}, "distill.teachers"),
+        ({"distill": {"recipe": str(REPO / "recipes/demo/sweep_distill.yaml"), "teachers": ["ce"], "noise_rho": 0.4,
                       "student_alone": [1]}}, "distill.student_alone must be a mapping"),
     ],
 )
@@ -125,11 +126,53 @@ def test_bad_sweep_named(tmp_path, changes, message):
         load_sweep(_write(tmp_path, **changes))
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [  # rho's old names in a sweep file: each refused with one line naming the new one
+        ({"noise_rates": [0.0, 0.4]}, r"^noise_rates: renamed noise_rho"),
+        ({"noise_rates": {"answer": [0.4]}, "noise_rho": None}, r"^noise_rates: renamed noise_rho"),
+        ({"variants": [{"name": "ce", "objective": "ce", "noise_rates": [0.4]}]},
+         r"^variants\[0\]\.noise_rates: renamed noise_rho"),
+        ({"variants": [{"name": "fc", "objective": "forward_correction", "noise_rate": "${noise_rate}"}]},
+         r"^variants\[0\]\.noise_rate: the placeholder \$\{noise_rate\} was renamed \$\{noise_rho\}"),
+        ({"variants": [{"name": "r", "segment_objectives": {"answer": {"noise_rate": "${noise_rate}"}}}]},
+         r"^variants\[0\]\.segment_objectives\.answer\.noise_rate: the placeholder"),
+        ({"overrides": {"run_name": "x-${noise_rate}"}}, r"^overrides\.run_name: the placeholder"),
+        ({"distill": {"recipe": str(REPO / "recipes/demo/sweep_distill.yaml"), "teachers": ["ce"], "noise_rate": 0.4}},
+         r"^distill\.noise_rate: renamed distill\.noise_rho"),
+    ],
+)
+def test_old_noise_rate_names_are_refused_naming_noise_rho(tmp_path, raw, message):
+    with pytest.raises(SweepError, match=message) as err:
+        load_sweep(_write(tmp_path, **raw))
+    assert "\n" not in str(err.value)
+
+
+def test_noise_rho_placeholder_and_distill_key(tmp_path):
+    recipe = str(REPO / "recipes/demo/sweep_distill.yaml")
+    sweep = load_sweep(_write(tmp_path, variants=[
+        {"name": "ce", "objective": "ce"},
+        {"name": "fc", "objective": "forward_correction", "noise_rate": "${noise_rho}", "run_name": "r${noise_rho}"}],
+        distill={"recipe": recipe, "teachers": ["fc"], "noise_rho": 0.4}))
+    assert sweep.variant("fc").recipe_keys(0.4) == {"objective": "forward_correction", "noise_rate": 0.4,
+                                                    "run_name": "r0.4"}
+    assert {c.noise_rho for c in sweep.distill_cells()} == {0.4} and sweep.noise_rho == (0.0, 0.4)
+
+
+def test_a_result_written_before_the_rename_reads_as_noise_rho(tmp_path):
+    # A sweep's finished cells keep their result.json (same fingerprint): one written before rho was named
+    # noise_rho everywhere is read with the new name, so its report still has the column.
+    folder = tmp_path / "cells" / "train-ce-answer0.4-s0"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps({"cell_id": "train-ce-answer0.4-s0", "noise_rate": 0.4}))
+    assert _result_by_id(tmp_path, "train-ce-answer0.4-s0") == {"cell_id": "train-ce-answer0.4-s0", "noise_rho": 0.4}
+
+
 def test_cli_bad_input_exit_2(tmp_path, capsys):
     from ls_llm.cli.sweep import main
 
-    assert main([str(_write(tmp_path, noise_rates=[2]))]) == 2
-    assert "noise_rates" in capsys.readouterr().err
+    assert main([str(_write(tmp_path, noise_rho=[2]))]) == 2
+    assert "noise_rho" in capsys.readouterr().err
     sweep_file = _write(tmp_path, output_dir=str(tmp_path / "out"))
     assert main([str(sweep_file), "--only", "train-ce-answer0-s0,train-nope-answer0-s0"]) == 2
     assert "no cell 'train-nope-answer0-s0'" in capsys.readouterr().err
@@ -138,7 +181,7 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
 
 def _row(variant, rate, seed, val, test, kind="train"):
     return {"cell_id": f"{kind}-{variant}-answer{rate:g}-s{seed}", "kind": kind, "variant": variant, "teacher": None,
-            "noise_type": "answer", "noise_rate": rate, "seed": seed, "val_acc": val, "test_acc": test, "ece": 0.1, "cell_seconds": 60.0,
+            "noise_type": "answer", "noise_rho": rate, "seed": seed, "val_acc": val, "test_acc": test, "ece": 0.1, "cell_seconds": 60.0,
             "computed_ece": 0.2}
 
 
@@ -225,7 +268,7 @@ def test_several_noise_types_expand_and_stay_apart_in_tables(tmp_path):
     assert {c.noise_type for c in sweep.train_cells()} == {"answer", "perturb"}
     rows = []
     for i, cell in enumerate(sweep.train_cells()):
-        rows.append({**_row(cell.variant, cell.noise_rate, cell.seed, val=i / 100, test=i / 100),
+        rows.append({**_row(cell.variant, cell.noise_rho, cell.seed, val=i / 100, test=i / 100),
                      "noise_type": cell.noise_type, "cell_id": cell.cell_id})
     text = summary_markdown(sweep, rows)
     answer = text.index("## Clean test accuracy (`answer` noise)")
@@ -244,7 +287,7 @@ def _endpoint_rows():
         for rate in (0.0, 0.4):
             rows += [_row("ce", rate, seed, 0.5, 0.5), _row("ls", rate, seed, 0.5, 0.5 + gain)]
     curve = [{"step": 5, "val_acc": 0.3, "mem_injected": 0.1}, {"step": 10, "val_acc": 0.6, "mem_injected": 0.4}]
-    return [{**r, "curve": curve} if r["noise_rate"] > 0 else r for r in rows]
+    return [{**r, "curve": curve} if r["noise_rho"] > 0 else r for r in rows]
 
 
 def test_report_headings_are_neutral_unless_the_sweep_file_names_its_endpoint(tmp_path):
@@ -279,7 +322,7 @@ def test_paired_table_reference_does_not_depend_on_hash_order(tmp_path):
 
     variants = [{"name": "ce", "objective": "ce"}, {"name": "more", "objective": "ce", "max_steps": 5},
                 {"name": "nls", "objective": "label_smoothing", "alpha": -0.1, "compare_with": "more"}]
-    path = _write(tmp_path, variants=variants, noise_rates=[0.4])
+    path = _write(tmp_path, variants=variants, noise_rho=[0.4])
     rows = [_row(v, 0.4, s, 0.5, 0.5 + i / 10 + s / 100) for i, v in enumerate(("ce", "more", "nls")) for s in (0, 1)]
     code = ("import json, sys\nfrom ls_llm.sweep import load_sweep\nfrom ls_llm.sweep.report import summary_markdown\n"
             "text = summary_markdown(load_sweep(sys.argv[1]), json.loads(sys.argv[2]))\n"

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ls_llm.sweep.runner import run_command
+from ls_llm.sweep.runner import train_cell
 from ls_llm.trainers.recipe import RecipeError, isolated_environ, parse_recipe
 from ls_llm.trainers.run import peek_output_dir, sft_arg_types
 
@@ -15,9 +15,9 @@ def test_failed_cell_raises_its_message(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("learning_rate: [1\n")
     with pytest.raises(RecipeError, match="not valid YAML"):
-        run_command("train", [str(recipe), f"--output_dir={tmp_path / 'model'}"])
+        train_cell("train", [str(recipe), f"--output_dir={tmp_path / 'model'}"])
     with pytest.raises(ValueError, match="training run"):
-        run_command("eval", [str(recipe)])
+        train_cell("eval", [str(recipe)])
     assert not (tmp_path / "model").exists()
 
 

@@ -1,5 +1,5 @@
 """Sweep machinery on small sweep files of its own: paired-t intervals and the gain averaged over the noisy rates,
-per-noise-type rates, variant scope and `${noise_rate}`, box noise, tracking of accuracy and memorisation (against
+per-noise-type rates, variant scope and `${noise_rho}`, box noise, tracking of accuracy and memorisation (against
 hand-computed answers), baselines and teachers. The shipped study sweeps are only parsed (test_config_report)."""
 
 import json
@@ -21,13 +21,13 @@ from ls_llm.sweep.tracking import corrupted_rows, matches, measure
 REPO = Path(__file__).resolve().parents[2]
 BASE = {
     "name": "t", "recipe": str(REPO / "recipes/demo/sweep_base.yaml"), "output_dir": "out",
-    "noise_type": ["answer", "token"], "noise_rates": {"answer": [0.0, 0.2, 0.4], "token": [0.05]}, "seeds": [0, 1],
+    "noise_type": ["answer", "token"], "noise_rho": {"answer": [0.0, 0.2, 0.4], "token": [0.05]}, "seeds": [0, 1],
     "variants": [
         {"name": "ce", "objective": "ce"},
-        {"name": "fc", "objective": "ce", "noise_types": ["answer"], "noise_rates": [0.2, 0.4],
-         "segment_objectives": {"answer": {"objective": "forward_correction", "noise_rate": "${noise_rate}",
+        {"name": "fc", "objective": "ce", "noise_types": ["answer"], "noise_rho": [0.2, 0.4],
+         "segment_objectives": {"answer": {"objective": "forward_correction", "noise_rate": "${noise_rho}",
                                            "smoothing_prior": "answer"}}},
-        {"name": "bc", "objective": "backward_correction", "noise_rate": "${noise_rate}", "noise_types": ["token"]},
+        {"name": "bc", "objective": "backward_correction", "noise_rate": "${noise_rho}", "noise_types": ["token"]},
     ],
 }
 
@@ -60,7 +60,7 @@ def test_paired_ci_matches_a_paired_t_test():
 
 def _cell(variant, noise_type, rate, seed, test):
     return {"cell_id": f"train-{variant}-{noise_type}{rate:g}-s{seed}", "kind": "train", "variant": variant,
-            "noise_type": noise_type, "noise_rate": rate, "seed": seed, "test_acc": test, "val_acc": test}
+            "noise_type": noise_type, "noise_rho": rate, "seed": seed, "test_acc": test, "val_acc": test}
 
 
 def test_endpoint_averages_noisy_rates_per_seed_then_over_seeds():
@@ -78,7 +78,7 @@ def test_endpoint_averages_noisy_rates_per_seed_then_over_seeds():
     assert table[2] == (f"| ls (− ce) | {100 * mean:+.1f} [{100 * (mean - half):+.1f}, {100 * (mean + half):+.1f}] "
                         "(n=2) not detected | — |")
     # a rate the sweep runs but no seed finished: no entry, not the gain at the other rate alone
-    late = [r for r in rows if not (r["variant"] == "ls" and r["noise_rate"] == 0.4)]
+    late = [r for r in rows if not (r["variant"] == "ls" and r["noise_rho"] == 0.4)]
     assert endpoint_diffs(late, refs, expected) == {}
     # a variant compared with its own control (compare_with)
     rows += [_cell("more", "answer", r, s, 0.6) for r in (0.2, 0.4) for s in (0, 1)]
@@ -111,7 +111,7 @@ def test_rates_per_noise_type_variant_scope_and_noise_rate_placeholder(tmp_path)
     # ce on every rate of every type; fc only at answer 0.2 / 0.4; bc only on token
     assert len(ids) == (3 + 1 + 2 + 1) * 2
     assert "train-fc-answer0-s0" not in ids and "train-bc-answer0.2-s0" not in ids and "train-bc-token0.05-s1" in ids
-    assert sweep.noise_rates == (0.0, 0.05, 0.2, 0.4) and sweep.rates_of("token") == (0.05,)
+    assert sweep.noise_rho == (0.0, 0.05, 0.2, 0.4) and sweep.rates_of("token") == (0.05,)
     fc = next(c for c in sweep.train_cells() if c.cell_id == "train-fc-answer0.4-s1")
     argv = cell_argv(sweep, fc, {"train": Path("d.jsonl")}, model_dir=Path("cells/x/model"))
     routed = json.loads(next(a for a in argv if a.startswith("--segment_objectives="))[len("--segment_objectives="):])
@@ -124,15 +124,15 @@ def test_rates_per_noise_type_variant_scope_and_noise_rate_placeholder(tmp_path)
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"noise_rates": {"answer": [0.2]}}, "one entry per noise_type"),
-    ({"noise_rates": {"answer": [0.2], "token": [1.5]}}, r"noise_rates.token: every rate must be a number in \[0, 1\]"),
+    ({"noise_rho": {"answer": [0.2]}}, "one entry per noise_type"),
+    ({"noise_rho": {"answer": [0.2], "token": [1.5]}}, r"noise_rho.token: every rate must be a number in \[0, 1\]"),
     ({"variants": [{"name": "ce", "objective": "ce", "noise_types": ["nope"]}]}, r"variants\[0\].noise_types must be one"),
     ({"variants": [{"name": "ce", "objective": "ce", "noise_types": ["box"]}]}, r"variants\[0\].noise_types: 'box' is not"),
-    ({"variants": [{"name": "ce", "objective": "ce", "noise_rates": [0.3]}]}, r"variants\[0\] \('ce'\) runs nowhere"),
-    ({"variants": [{"name": "ce", "objective": "ce", "noise_rates": [0.2]},
+    ({"variants": [{"name": "ce", "objective": "ce", "noise_rho": [0.3]}]}, r"variants\[0\] \('ce'\) runs nowhere"),
+    ({"variants": [{"name": "ce", "objective": "ce", "noise_rho": [0.2]},
                    {"name": "m", "objective": "ce", "init_from": "ce"}]}, r"variants\[1\].init_from: 'ce' does not run at"),
     ({"variants": [{"name": "ce", "objective": "ce", "compare_with": "x"}]}, r"variants\[0\].compare_with must name"),
-    ({"variants": [{"name": "ce", "objective": "ce", "noise_rates": []}]}, r"variants\[0\].noise_rates must be"),
+    ({"variants": [{"name": "ce", "objective": "ce", "noise_rho": []}]}, r"variants\[0\].noise_rho must be"),
     ({"track": {"every": 0}}, "track: every must be >= 1"),
     ({"track": {"evry": 5}}, "track: unknown key 'evry'"),
 ])
@@ -233,7 +233,7 @@ def test_init_from_and_audit_variants(tmp_path):
                 {"name": "more", "objective": "ce", "init_from": "ce", "max_steps": 5},
                 {"name": "drop", "objective": "ce", "audit": True, "trace_objective_column": "audit_status",
                  "trace_objectives": {"wrong": "drop"}}]
-    sweep = load_sweep(_write(tmp_path, noise_type="answer", noise_rates=[0.4], variants=variants, track={"every": 5}))
+    sweep = load_sweep(_write(tmp_path, noise_type="answer", noise_rho=[0.4], variants=variants, track={"every": 5}))
     more = next(c for c in sweep.train_cells() if c.variant == "more" and c.seed == 1)
     assert more.source == "train-ce-answer0.4-s1" and more.needs == ("train-ce-answer0.4-s1",)
     argv = cell_argv(sweep, more, {"train": Path("d.jsonl")}, model_dir=Path("out/cells") / more.cell_id / "model")
@@ -256,15 +256,15 @@ def test_init_from_and_audit_variants(tmp_path):
 ])
 def test_bad_init_from_and_audit_are_named(tmp_path, variants, message):
     with pytest.raises(SweepError, match=message):
-        load_sweep(_write(tmp_path, noise_type="answer", noise_rates=[0.4], variants=variants))
+        load_sweep(_write(tmp_path, noise_type="answer", noise_rho=[0.4], variants=variants))
 
 
 def _distill_sweep(tmp_path, **distill):
     recipe = tmp_path / "d.yaml"
     recipe.write_text("objective: ce\n")
     variants = [{"name": "ce", "objective": "ce"}, {"name": "ls", "objective": "label_smoothing", "alpha": 0.3}]
-    spec = {"recipe": str(recipe), "teachers": ["ce", "ls"], "noise_rate": 0.4, **distill}
-    return _write(tmp_path, noise_type="answer", noise_rates=[0.4], variants=variants, distill=spec,
+    spec = {"recipe": str(recipe), "teachers": ["ce", "ls"], "noise_rho": 0.4, **distill}
+    return _write(tmp_path, noise_type="answer", noise_rho=[0.4], variants=variants, distill=spec,
                   track={"every": 5, "keep_models": True})
 
 

@@ -34,7 +34,7 @@ def test_first_step_reaching_and_mean_curve():
 
 
 def _rows(variant, seeds_curves, rate=0.4):
-    return [{"variant": variant, "seed": s, "noise_rate": rate, "curve": c} for s, c in seeds_curves.items()]
+    return [{"variant": variant, "seed": s, "noise_rho": rate, "curve": c} for s, c in seeds_curves.items()]
 
 
 def test_table_memorises_prevents_and_speed():

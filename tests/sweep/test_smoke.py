@@ -40,7 +40,7 @@ def test_smoke_sweep_runs_reports_and_resumes(tmp_path, monkeypatch):
     for row in rows:
         cell = out / "cells" / row["cell_id"]
         argv = json.loads((cell / "argv.json").read_text())
-        assert f"--noise_rho={row['noise_rate']}" in argv
+        assert f"--noise_rho={row['noise_rho']}" in argv
         # The accuracy in the CSV is lm-eval's, recomputed here from its per-sample verdicts.
         samples = [json.loads(line) for line in (cell / "eval_test" / "samples_sweep_arith_test.jsonl").open()]
         assert len(samples) == int(row["n_test"]) == 16
@@ -56,7 +56,7 @@ def test_smoke_sweep_runs_reports_and_resumes(tmp_path, monkeypatch):
         assert curve[-1]["val_acc"] == pytest.approx(result["val_acc"]) and curve[-1]["n_val"] == 16
         manifest = [json.loads(line) for line in (out / "cells" / row["cell_id"] / "noise_manifest.jsonl").open()]
         corrupted = sum(m["corrupted"] for m in manifest)
-        if result["noise_rate"] > 0:
+        if result["noise_rho"] > 0:
             assert curve[-1]["n_corrupted"] == min(50, corrupted) > 0
             assert curve[-1]["mem_injected"] + curve[-1]["mem_true"] + curve[-1]["mem_other"] == pytest.approx(1.0)
         else:

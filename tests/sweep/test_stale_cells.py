@@ -22,13 +22,13 @@ def _sweep(tmp_path, **changes):
         (tmp_path / "base.yaml").write_text(f"include: {REPO / 'recipes/demo/sweep_base.yaml'}\nmax_steps: 5\n")
         (tmp_path / "d.yaml").write_text(f"include: {REPO / 'recipes/demo/sweep_base.yaml'}\nobjective: ce\n")
     raw = {"name": "t", "recipe": str(tmp_path / "base.yaml"), "output_dir": str(tmp_path / "out"),
-           "noise_type": "answer", "noise_rates": [0.4], "seeds": [0],
+           "noise_type": "answer", "noise_rho": [0.4], "seeds": [0],
            "overrides": {"model_name_or_path": str(model / "config.json"),
                          "tokenizer_name_or_path": str(tmp_path / "tokenizer")},
            "variants": [{"name": "ce", "objective": "ce"}, {"name": "ls0.3", "objective": "label_smoothing",
                                                             "alpha": 0.3},
                         {"name": "ce_more", "init_from": "ce", "objective": "ce"}],
-           "distill": {"recipe": str(tmp_path / "d.yaml"), "teachers": ["ls0.3"], "noise_rate": 0.4}, **changes}
+           "distill": {"recipe": str(tmp_path / "d.yaml"), "teachers": ["ls0.3"], "noise_rho": 0.4}, **changes}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_sweep(path)

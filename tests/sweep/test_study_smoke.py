@@ -19,14 +19,14 @@ def test_study_features_run_end_to_end(tmp_path, monkeypatch):
     raw = yaml.safe_load((REPO / "sweeps/smoke.yaml").read_text())
     raw.update(
         name="study_smoke", output_dir=str(tmp_path / "out"), recipe=str(REPO / "recipes/demo/sweep_base.yaml"),
-        noise_type="box", noise_rates=[0.4],
+        noise_type="box", noise_rho=[0.4],
         variants=[{"name": "ce", "objective": "ce"}, {"name": "ls", "objective": "label_smoothing", "alpha": 0.3},
                   {"name": "more", "objective": "ce", "init_from": "ce", "max_steps": 5, "learning_rate": 3e-4},
                   {"name": "drop", "objective": "ce", "audit": True, "trace_objective_column": "audit_status",
                    "trace_objectives": {"wrong": "drop"}}],
         track={"every": 10, "validation_rows": 16, "corrupted_rows": 20, "keep_models": True},
         distill={"recipe": str(REPO / "recipes/demo/sweep_distill.yaml"), "teachers": ["ce", "ls"],
-                 "noise_rate": 0.4, "match_teachers": True, "overrides": {"max_steps": 20, "warmup_steps": 2},
+                 "noise_rho": 0.4, "match_teachers": True, "overrides": {"max_steps": 20, "warmup_steps": 2},
                  "students": [{"name": "ls", "teacher": "ls"},
                               {"name": "ce_posthoc", "teacher": "ce", "teacher_smoothing": 0.3},
                               {"name": "ls_cached", "teacher": "ls", "cache_top_k": 4}]},

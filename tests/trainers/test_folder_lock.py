@@ -107,7 +107,7 @@ def test_second_sweep_on_a_running_cell_is_refused(tmp_path, capsys, monkeypatch
     sweep = tmp_path / "smoke.yaml"
     sweep.write_text(yaml.safe_dump(raw))
     cell = "train-ce-answer0-s0"
-    first = start_paused(tmp_path, "ls_llm.sweep.runner:run_command", ["sweep", str(sweep), "--only", cell])
+    first = start_paused(tmp_path, "ls_llm.sweep.runner:train_cell", ["sweep", str(sweep), "--only", cell])
     try:
         assert ls_llm(["sweep", str(sweep), "--only", cell]) == 2
         refused_line(capsys.readouterr().err, "sweep", tmp_path / "out" / "cells" / cell, first.pid)

@@ -1,0 +1,284 @@
+"""Read a sweep file into its typed config (`ls_llm.sweep.config`): unknown keys fail, naming the key; then the
+checks that need the whole of it (variant scopes against the grid, distillation, selection)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+from ls_llm.data.noise import INJECTORS
+from ls_llm.sweep.config import (
+    _NAME_RE,
+    NOISE_RHO,
+    VARIANT_SCOPE,
+    DataSpec,
+    DistillSpec,
+    EvalSpec,
+    ReportSpec,
+    SweepConfig,
+    SweepError,
+    TrackSpec,
+    Variant,
+)
+
+
+def _mapping(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SweepError(f"{where} must be a mapping, got {value!r}")
+    return value
+
+
+def _typed(cls, raw, where: str):
+    known = {f.name for f in fields(cls)}
+    raw = _mapping(raw, where)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SweepError(f"{where}: unknown key {unknown[0]!r} (known: {sorted(known)})")
+    if "ops" in raw:
+        raw = {**raw, "ops": tuple(raw["ops"])}
+    for key in ("teachers", "students"):
+        if isinstance(raw.get(key), list):
+            raw = {**raw, key: tuple(raw[key])}
+    return cls(**raw)
+
+
+def _variants(raw) -> tuple[Variant, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise SweepError(f"variants must be a non-empty list of {{name: ..., <recipe key>: ...}}, got {raw!r}")
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise SweepError(f"variants[{i}] must be a mapping with a string 'name', got {item!r}")
+        if not _NAME_RE.match(item["name"]):
+            raise SweepError(f"variants[{i}].name must match {_NAME_RE.pattern}, got {item['name']!r}")
+        scope = {}
+        for key in ("noise_types", "noise_rho"):
+            if key in item:
+                where = f"variants[{i}].{key}"
+                scope[key] = _noise_types(item[key], where) if key == "noise_types" else _rates(item[key], where)
+        if "init_from" in item:
+            earlier = [v.name for v in out if v.init_from is None]
+            if item["init_from"] not in earlier:
+                raise SweepError(f"variants[{i}].init_from must name an earlier variant without init_from "
+                                 f"({earlier}), got {item['init_from']!r}")
+            scope["init_from"] = item["init_from"]
+        if "compare_with" in item:
+            if item["compare_with"] not in [v.name for v in out]:
+                raise SweepError(f"variants[{i}].compare_with must name an earlier variant, got {item['compare_with']!r}")
+            scope["compare_with"] = item["compare_with"]
+        if "audit" in item:
+            if not isinstance(item["audit"], bool):
+                raise SweepError(f"variants[{i}].audit must be true or false, got {item['audit']!r}")
+            scope["audit"] = item["audit"]
+        out.append(Variant(item["name"], {k: v for k, v in item.items() if k != "name" and k not in VARIANT_SCOPE},
+                           **scope))
+    names = [v.name for v in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SweepError(f"variants: name {dupes[0]!r} is used twice")
+    return tuple(out)
+
+
+def _rates(raw, where: str = "noise_rho") -> tuple[float, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise SweepError(f"{where} must be a non-empty list, got {raw!r}")
+    for rate in raw:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
+            raise SweepError(f"{where}: every rate must be a number in [0, 1], got {rate!r}")
+    return tuple(float(r) for r in raw)
+
+
+def _rates_by_type(raw, noise_types: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    """`noise_rho`: one list for every noise type, or a mapping noise type -> list (its keys are the types)."""
+    if isinstance(raw, dict):
+        if sorted(raw) != sorted(noise_types):
+            raise SweepError(f"noise_rho: a mapping must have one entry per noise_type {list(noise_types)!r}, "
+                             f"got keys {sorted(raw)!r}")
+        return {t: _rates(raw[t], f"noise_rho.{t}") for t in noise_types}
+    rates = _rates(raw)
+    return {t: rates for t in noise_types}
+
+
+def _noise_types(raw, where: str = "noise_type") -> tuple[str, ...]:
+    """`noise_type`: one injector name or a list of them (ls_llm.data.noise.INJECTORS)."""
+    names = [raw] if isinstance(raw, str) else raw
+    if not isinstance(names, list) or not names or any(n not in INJECTORS for n in names) or len(set(names)) != len(names):
+        raise SweepError(f"{where} must be one of {sorted(INJECTORS)} or a list of distinct ones, got {raw!r}")
+    return tuple(names)
+
+
+def _seeds(raw) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
+        raise SweepError(f"seeds must be a non-empty list of integers, got {raw!r}")
+    if len(set(raw)) != len(raw):
+        raise SweepError(f"seeds must be distinct, got {raw!r}")
+    return tuple(raw)
+
+
+_TOP_KEYS = {"name", "recipe", "output_dir", "variants", "noise_type", "noise_rho", "seeds", "data", "eval",
+             "overrides", "select", "distill", "track", "report"}
+
+
+# Names a sweep file used before the injected rate rho had one name (`noise_rho`, as in a recipe): each is refused,
+# naming its replacement. The objectives' own `noise_rate` (their assumed epsilon) is a recipe key and stays.
+_RENAMED_KEYS = {"noise_rates": "noise_rho"}  # at the top and in a variant
+_RENAMED_PLACEHOLDER = "${noise_rate}"
+
+
+def _check_renamed(raw: dict) -> None:
+    variants = raw.get("variants") if isinstance(raw.get("variants"), list) else []
+    scopes = [("", raw)] + [(f"variants[{i}].", v) for i, v in enumerate(variants) if isinstance(v, dict)]
+    for where, section in scopes:
+        for old, new in _RENAMED_KEYS.items():
+            if old in section:
+                raise SweepError(f"{where}{old}: renamed {new} (the injected noise rate rho); write {where}{new}")
+    if isinstance(raw.get("distill"), dict) and "noise_rate" in raw["distill"]:
+        raise SweepError("distill.noise_rate: renamed distill.noise_rho (the injected noise rate rho of the teachers)")
+    found = _placeholder_at(raw, "")
+    if found is not None:
+        raise SweepError(f"{found}: the placeholder {_RENAMED_PLACEHOLDER} was renamed {NOISE_RHO} (the cell's "
+                         f"injected noise rate rho), e.g. `noise_rate: {NOISE_RHO}`")
+
+
+def _placeholder_at(value, where: str) -> str | None:
+    """Where (`variants[1].noise_rate`) a string holds the old placeholder, or None."""
+    if isinstance(value, str):
+        return where if _RENAMED_PLACEHOLDER in value else None
+    if isinstance(value, dict):
+        children = ((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        children = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((found for w, v in children if (found := _placeholder_at(v, w)) is not None), None)
+
+
+def load_sweep(path: str | Path) -> SweepConfig:
+    """Read and check a sweep file. Paths to recipes are relative to the sweep file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep file {str(path)!r} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise SweepError(f"sweep file {str(path)!r} must be a YAML mapping, got {type(raw).__name__}")
+    _check_renamed(raw)
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise SweepError(f"sweep file {str(path)!r}: unknown key {unknown[0]!r} (known: {sorted(_TOP_KEYS)})")
+    for key in ("name", "recipe", "output_dir"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise SweepError(f"{key} must be a non-empty string, got {raw.get(key)!r}")
+    recipe = path.parent / raw["recipe"]
+    if not recipe.is_file():
+        raise SweepError(f"recipe {raw['recipe']!r} (resolved to {str(recipe)!r}) does not exist")
+    variants = _variants(raw.get("variants"))
+    distill = None
+    if raw.get("distill") is not None:
+        distill = _typed(DistillSpec, raw["distill"], "distill")
+        distill = DistillSpec(**{**distill.__dict__, "recipe": str(path.parent / distill.recipe)})
+        check_distill(distill, variants)
+        if distill.noise_rho not in _rates_by_type(raw.get("noise_rho"), _noise_types(raw.get("noise_type")))[
+                _noise_types(raw.get("noise_type"))[0]]:
+            raise SweepError(f"distill.noise_rho {distill.noise_rho!r} must be one of noise_rho "
+                             f"{raw.get('noise_rho')!r} (the teachers are that rate's train cells)")
+    select = _mapping(raw.get("select"), "select")
+    check_select(select, variants)
+    noise_types = _noise_types(raw.get("noise_type"))
+    by_type = _rates_by_type(raw.get("noise_rho"), noise_types)
+    check_scopes(variants, by_type)
+    track = _typed(TrackSpec, raw["track"], "track") if raw.get("track") is not None else None
+    if track is not None and (track.every < 1 or track.validation_rows < 0 or track.corrupted_rows < 0):
+        raise SweepError(f"track: every must be >= 1 and the row counts >= 0, got {raw['track']!r}")
+    if distill is not None and distill.match_teachers and (track is None or not track.keep_models
+                                                           or len(distill.teachers) < 2):
+        raise SweepError("distill.match_teachers needs two or more teachers and `track: {keep_models: true}` "
+                         "(the teachers' tracked models are what is matched)")
+    report = _typed(ReportSpec, raw.get("report"), "report")
+    for key, value in report.__dict__.items():
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise SweepError(f"report.{key} must be a non-empty string, got {value!r}")
+    return SweepConfig(
+        name=raw["name"], recipe=str(recipe), output_dir=raw["output_dir"], variants=variants,
+        noise_types=noise_types, noise_rho=tuple(sorted({r for rates in by_type.values() for r in rates})),
+        seeds=_seeds(raw.get("seeds")), data=_typed(DataSpec, raw.get("data"), "data"),
+        eval=_typed(EvalSpec, raw.get("eval"), "eval"), overrides=_mapping(raw.get("overrides"), "overrides"),
+        select=select, distill=distill, rates_by_type=by_type, track=track, report=report,
+    )
+
+
+def check_scopes(variants: tuple[Variant, ...], by_type: dict[str, tuple[float, ...]]) -> None:
+    """A variant's scope names types and rates of the sweep, and an `init_from` source runs wherever it does."""
+    for i, v in enumerate(variants):
+        for noise_type in v.noise_types or ():
+            if noise_type not in by_type:
+                raise SweepError(f"variants[{i}].noise_types: {noise_type!r} is not a noise_type of this sweep "
+                                 f"({sorted(by_type)})")
+        cells = {(t, r) for t, rates in by_type.items() for r in rates if v.runs_on(t, r)}
+        if not cells:
+            raise SweepError(f"variants[{i}] ({v.name!r}) runs nowhere: its noise_types / noise_rho match no "
+                             f"noise type and rate of this sweep {dict(by_type)}")
+        if v.init_from is not None:
+            source = next(s for s in variants if s.name == v.init_from)
+            missing = sorted(c for c in cells if not source.runs_on(*c))
+            if missing:
+                raise SweepError(f"variants[{i}].init_from: {v.init_from!r} does not run at {missing[0]} (noise "
+                                 f"type, rate), where {v.name!r} does")
+
+
+def check_distill(spec: DistillSpec, variants: tuple[Variant, ...]) -> None:
+    names = {v.name for v in variants}
+    missing = [t for t in spec.teachers if t not in names]
+    if not spec.teachers or missing:
+        raise SweepError(f"distill.teachers must name variants of this sweep, got {list(spec.teachers)!r}")
+    if not Path(spec.recipe).is_file():
+        raise SweepError(f"distill.recipe {spec.recipe!r} does not exist")
+    if not 0.0 <= spec.noise_rho <= 1.0:
+        raise SweepError(f"distill.noise_rho must be in [0, 1], got {spec.noise_rho!r}")
+    if spec.student_alone is not None and not isinstance(spec.student_alone, dict):
+        raise SweepError(f"distill.student_alone must be a mapping of recipe keys, got {spec.student_alone!r}")
+    if spec.students is not None:
+        names = []
+        for i, student in enumerate(spec.students):
+            if (not isinstance(student, dict) or not isinstance(student.get("name"), str)
+                    or not _NAME_RE.match(student["name"]) or student.get("teacher") not in spec.teachers):
+                raise SweepError(f"distill.students[{i}] must be a mapping with a 'name' ({_NAME_RE.pattern}) and a "
+                                 f"'teacher' from distill.teachers {list(spec.teachers)!r}, got {student!r}")
+            k = student.get("cache_top_k")
+            if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+                raise SweepError(f"distill.students[{i}].cache_top_k must be an integer >= 1, got {k!r}")
+            names.append(student["name"])
+        if not names or len(set(names)) != len(names):
+            raise SweepError(f"distill.students must be a non-empty list with distinct names, got {names!r}")
+
+
+def check_select(select: dict, variants: tuple[Variant, ...]) -> None:
+    names = {v.name for v in variants}
+    for family, members in select.items():
+        if not isinstance(members, list) or len(members) < 2 or any(m not in names for m in members):
+            raise SweepError(f"select.{family} must list two or more variant names, got {members!r}")
+
+
+def check_override_types(sweep) -> None:
+    """The recipe keys a sweep file sets (overrides, variants, distillation students) against the training
+    fields' types, as a recipe's own keys are (`ls_llm.trainers.recipe.check_value_types`): a list for a string
+    field would reach the cell as JSON text. Run when a sweep runs (it imports the training stack)."""
+    from ls_llm.trainers.recipe import check_value_types
+    from ls_llm.trainers.run import distill_arg_types, sft_arg_types
+
+    where = f"sweep {sweep.name!r}"
+    check_value_types(f"{where} overrides", dict(sweep.overrides), sft_arg_types())
+    rate = sweep.noise_rho[0]
+    for v in sweep.variants:
+        check_value_types(f"{where} variant {v.name!r}", v.recipe_keys(rate), sft_arg_types())
+    if sweep.distill is not None:
+        spec = sweep.distill
+        check_value_types(f"{where} distill.overrides", dict(spec.overrides), distill_arg_types())
+        for student in spec.student_list():
+            keys = {k: v for k, v in student.items() if k not in ("name", "teacher", "cache_top_k")}
+            check_value_types(f"{where} distill student {student['name']!r}", keys, distill_arg_types())
+        if spec.student_alone:
+            check_value_types(f"{where} distill.student_alone", dict(spec.student_alone), sft_arg_types())
