@@ -146,12 +146,10 @@ class LsDistillTrainer(LsSFTTrainer):
         self.train_dataset = concatenate_datasets([self.train_dataset, cache], axis=1)
         self.data_collator = _CacheCollator(self.data_collator, meta.top_k)
 
-    def _set_signature_columns_if_needed(self):
-        super()._set_signature_columns_if_needed()
+    def extra_signature_columns(self) -> list[str]:
         from ls_llm.data.teacher_cache import CACHE_COLUMNS
 
-        if self.args.cached and not set(CACHE_COLUMNS) <= set(self._signature_columns):
-            self._signature_columns = [*self._signature_columns, *CACHE_COLUMNS]
+        return super().extra_signature_columns() + (list(CACHE_COLUMNS) if self.args.cached else [])
 
     def distill_loss(self):
         from ls_llm.objectives.distill import DistillLoss
@@ -161,7 +159,7 @@ class LsDistillTrainer(LsSFTTrainer):
                            temperature=args.distill_temperature, teacher_smoothing=args.teacher_smoothing,
                            beta=args.jsd_beta)
 
-    def head_loss(self, model, inputs: dict, num_items_in_batch, mode: str):
+    def model_loss(self, model, inputs: dict, num_items_in_batch, mode: str):
         cache = inputs.pop("ls_teacher_cache", None)
         head_fn = functools.partial(distill_head, loss_fn=self.distill_loss(), cache=cache,
                                     vocab_size=self.vocab_size, num_items_in_batch=num_items_in_batch)
