@@ -46,10 +46,11 @@ def distill_head(hidden, labels, spec, *, loss_fn, teacher_hidden=None, teacher_
                  cache=None, vocab_size: int, num_items_in_batch=None):
     """Student head function: (loss, named TokenStats with the divergence)."""
     from ls_llm.objectives.distill import CachedTeacher, OnlineTeacher
+    from ls_llm.objectives.engine import head_loss
 
     def fused(teacher):
-        return loss_fn.head_loss(hidden, labels, spec, teacher, num_items_in_batch=num_items_in_batch,
-                                 return_stats=True)
+        return head_loss(loss_fn.kernel(teacher, spec), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
+                         chunk_size=loss_fn.chunk_size, return_stats=True)
 
     if cache is not None:
         trained = labels[labels != spec.ignore_index]

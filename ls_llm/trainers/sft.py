@@ -21,6 +21,8 @@ import functools
 import torch
 from trl import SFTTrainer
 
+from ls_llm.objectives.base import ObjectiveKernel
+from ls_llm.objectives.engine import head_loss
 from ls_llm.trainers.config import LsSFTConfig
 from ls_llm.trainers.head import (
     check_head_supported,
@@ -45,8 +47,6 @@ def objective_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objectiv
                    truncation: float = 0.0, seq_ids: torch.Tensor | None = None, weights: torch.Tensor | None = None):
     """Head function (runs inside the lm_head forward): (loss, named TokenStats). ``weights``: per-token trace
     weights (trainers/weights.py), with num_items_in_batch their weighted count."""
-    from ls_llm.objectives.engine import ObjectiveKernel, head_loss
-
     if truncation > 0:
         # Rank sequences by the loss being optimised, without a graph; then train on the kept ones only.
         token_losses = objective.token_losses(hidden, labels=labels, spec=spec)
@@ -61,15 +61,15 @@ def routed_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objectives,
                 truncation: float = 0.0, seq_ids: torch.Tensor | None = None, weights: torch.Tensor | None = None):
     """Head function for routed objectives (trainers/routing.py): token i trained by objectives[route[i]]."""
     from ls_llm.data.segments import SEGMENTS
-    from ls_llm.objectives.routing import routed_head_loss, routed_kernel, routed_token_losses
+    from ls_llm.objectives.routing import routed_kernel, routed_token_losses
 
     kernel = routed_kernel(objectives, route.reshape(-1), segments.reshape(-1), SEGMENTS)
     if truncation > 0:
         token_losses = routed_token_losses(kernel, hidden, labels, spec, chunk_size=chunk_size)
         keep = truncation_keep_mask(token_losses, labels, seq_ids, truncation)
         labels = labels.masked_fill(~keep, spec.ignore_index)
-    return routed_head_loss(_weighted(kernel, weights), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
-                            chunk_size=chunk_size, return_stats=True)
+    return head_loss(_weighted(kernel, weights), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
+                     chunk_size=chunk_size, return_stats=True)
 
 
 def _unwrap_peft(model):
