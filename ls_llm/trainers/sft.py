@@ -105,7 +105,7 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
     """SFTTrainer whose loss is `args.objective` (see `LsSFTConfig`), computed without full logits. trl's private
     names are reached only through `TrlSeams` (trl_seams.py)."""
 
-    # trl's names for the model card (class attributes trl documents for its subclasses).
+    # trl's names for the model card, set by each subclass (checked: trl_seams.CARD_ATTRIBUTES).
     _tag_names = ["trl", "sft", "ls_llm"]
     _name = "LsSFT"
 

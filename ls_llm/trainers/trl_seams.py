@@ -26,6 +26,8 @@ PRIVATE_ATTRIBUTES = ("_metrics", "_total_train_tokens", "_signature_columns", "
 # Public attributes of trl's SFTTrainer that describe the MoE auxiliary loss it adds.
 TRL_ATTRIBUTES = ("aux_loss_enabled", "router_aux_loss_coef")
 PRIVATE_NAMES = PRIVATE_METHODS + PRIVATE_ATTRIBUTES
+# Class attributes trl's subclasses set for the model card (each trainer class sets its own values).
+CARD_ATTRIBUTES = ("_name", "_tag_names")
 
 
 def trl_version() -> str:
@@ -48,6 +50,7 @@ def check_trl(trainer) -> None:
         warnings.warn(f"trl {trl_version()} is outside the range LsSFTTrainer is tested with "
                       f"(trl>={TRL_RANGE[0]},<{TRL_RANGE[1]})", stacklevel=3)
     missing = [n for n in PRIVATE_METHODS if not callable(getattr(SFTTrainer, n, None))]
+    missing += [n for n in CARD_ATTRIBUTES if n not in vars(SFTTrainer)]
     missing += [n for n in PRIVATE_ATTRIBUTES + TRL_ATTRIBUTES if not hasattr(trainer, n)]
     if missing:
         raise RuntimeError(f"trl {trl_version()} changed {missing[0]} (LsSFTTrainer uses it, see "

@@ -26,6 +26,8 @@ def test_every_private_name_exists_on_the_installed_trl(trainers):
     version = trl_seams.trl_version()
     for name in trl_seams.PRIVATE_METHODS:
         assert callable(getattr(SFTTrainer, name, None)), f"trl {version} changed {name}"
+    for name in trl_seams.CARD_ATTRIBUTES:
+        assert name in vars(SFTTrainer), f"trl {version} changed {name}"
     for name in trl_seams.PRIVATE_ATTRIBUTES + trl_seams.TRL_ATTRIBUTES:
         assert hasattr(trl_trainer, name), f"trl {version} changed {name}"
     assert trl_seams.in_trl_range(version), f"trl {version} is outside the tested range {trl_seams.TRL_RANGE}"
