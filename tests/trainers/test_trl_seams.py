@@ -72,3 +72,11 @@ def test_token_count_and_metrics_match_trl(h, tmp_path):
             trainer.train()
             logs.append([r["num_tokens"] for r in trainer.state.log_history if "num_tokens" in r])
         assert logs[0] == logs[1] and logs[0][-1] > 0, (padding_free, logs)
+
+
+def test_a_trl_outside_the_tested_range_gets_one_warning(trainers, monkeypatch):
+    _, ours = trainers
+    monkeypatch.setattr(trl_seams, "trl_version", lambda: "1.17.0")
+    with pytest.warns(UserWarning, match=r"trl 1\.17\.0 is outside the range LsSFTTrainer is tested with"):
+        trl_seams.check_trl(ours)
+    assert not trl_seams.in_trl_range("1.15.9") and trl_seams.in_trl_range("1.16.3")
