@@ -17,7 +17,7 @@ pytest: once as it is, once with `SFTTrainer` bound to `ls_llm.trainers.LsSFTTra
 - without a CUDA device, trl's configs default to bf16=False (trl's default, True, is refused on such a CPU).
 
 So the comparison that matters is the last table: tests trl's trainer passes and LsSFTTrainer does not. Runtime
-on 2 CPU cores: about 10-20 minutes for the two runs.
+on 2 CPU cores: about 15 minutes for each of the two runs.
 """
 
 from __future__ import annotations
