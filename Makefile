@@ -120,6 +120,14 @@ test-vllm: $(EVAL_VENV)/.installed-cpu
 bench-vllm: $(EVAL_VENV)/.installed-cpu
 	$(EVAL_VENV)/bin/python -m ls_llm.bench.vllm_generate
 
+# trl's own tests/test_sft_trainer.py run against trl's SFTTrainer and against LsSFTTrainer, offline with local
+# stand-ins for its hub models and datasets (scripts/trl_sft_tests.py; ~30 min on 2 cores). Needs a local clone of
+# huggingface/trl: make test-trl TRL_REPO=../trl TRL_REF=v1.16.0
+.PHONY: test-trl
+TRL_REF ?= v1.16.0
+test-trl: $(VENV)/.installed
+	$(PY) scripts/trl_sft_tests.py --trl-repo $(TRL_REPO) --ref $(TRL_REF)
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check ls_llm eval tests
 

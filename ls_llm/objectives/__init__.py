@@ -4,7 +4,7 @@
     obj = build_objective("label_smoothing", alpha=0.1)
     loss = obj(hidden, weight, labels, bias=None, num_items_in_batch=None)
     loss = obj.from_logits(logits, labels)
-    loss = obj.head_loss(hidden, labels, LogitsSpec(weight, bias, scale=1.0, softcap=None, ignore_index=-100))
+    loss = head_loss(ObjectiveKernel(obj), hidden, labels, LogitsSpec(weight, bias))  # engine.head_loss, base.ObjectiveKernel
 
 torch only: this package knows nothing of transformers, trl or accelerate.
 """

@@ -11,20 +11,19 @@ from __future__ import annotations
 import math
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from ls_llm.objectives.softmax import ChunkSoftmax
+from ls_llm.objectives.engine import LogitsSpec, Workspace, head_loss, logits_loss, token_outputs
+from ls_llm.objectives.softmax import ChunkSoftmax, chunk_softmax
 
 OBJECTIVES: dict[str, type[TokenObjective]] = {}
 
 # Parameters every objective takes, with their defaults (engine settings, not objective math).
 COMMON_PARAMS: dict[str, Any] = {"z_loss": 0.0, "ignore_index": -100, "softcap": None, "chunk_size": None}
-
-# Default working-set budget for one chunk of fp32 logits; 128 rows at V=151936 (~78 MB).
-CHUNK_BYTES = 96 * 2**20
 
 
 def register(name: str) -> Callable[[type[TokenObjective]], type[TokenObjective]]:
@@ -117,30 +116,19 @@ class TokenObjective(nn.Module, metaclass=ABCMeta):
         shown = {k: (v if not isinstance(v, Tensor) else f"tensor{tuple(v.shape)}") for k, v in self.params.items()}
         return ", ".join(f"{k}={v}" for k, v in {**shown, "z_loss": self.z_loss}.items())
 
-    def spec(self, weight: Tensor, bias: Tensor | None = None):
+    def spec(self, weight: Tensor, bias: Tensor | None = None) -> LogitsSpec:
         """The `LogitsSpec` this objective applies when called directly (its own softcap and ignore_index)."""
-        from ls_llm.objectives.engine import LogitsSpec
-
         return LogitsSpec(weight, bias, softcap=self.softcap, ignore_index=self.ignore_index)
 
     def forward(self, hidden: Tensor, weight: Tensor, labels: Tensor, bias: Tensor | None = None,
                 num_items_in_batch: Tensor | int | None = None, *, return_stats: bool = False):
         """Loss from final hidden states (..., H) and the lm-head ``weight`` (V, H); labels aligned with hidden."""
-        return self.head_loss(hidden, labels, self.spec(weight, bias), num_items_in_batch=num_items_in_batch,
-                              return_stats=return_stats)
-
-    def head_loss(self, hidden: Tensor, labels: Tensor, spec, *, num_items_in_batch=None, return_stats: bool = False):
-        """Loss from hidden states through the head described by a `LogitsSpec` (the trainers' entry)."""
-        from ls_llm.objectives.engine import ObjectiveKernel, head_loss
-
-        return head_loss(ObjectiveKernel(self), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
-                         chunk_size=self.chunk_size, return_stats=return_stats)
+        return head_loss(ObjectiveKernel(self), hidden, labels, self.spec(weight, bias),
+                         num_items_in_batch=num_items_in_batch, chunk_size=self.chunk_size, return_stats=return_stats)
 
     def from_logits(self, logits: Tensor, labels: Tensor, num_items_in_batch: Tensor | int | None = None,
                     *, return_stats: bool = False):
         """The same loss and gradients from already-materialized logits (..., V)."""
-        from ls_llm.objectives.engine import ObjectiveKernel, logits_loss
-
         return logits_loss(ObjectiveKernel(self), logits, labels, softcap=self.softcap, ignore_index=self.ignore_index,
                            num_items_in_batch=num_items_in_batch, chunk_size=self.chunk_size,
                            return_stats=return_stats)
@@ -149,10 +137,34 @@ class TokenObjective(nn.Module, metaclass=ABCMeta):
     def token_losses(self, hidden: Tensor, weight: Tensor | None = None, labels: Tensor | None = None,
                      bias: Tensor | None = None, *, spec=None) -> Tensor:
         """Per-token objective losses (shape of ``labels``, 0 where ignored), without gradients."""
-        from ls_llm.objectives.engine import ObjectiveKernel, token_outputs
-
         spec = spec if spec is not None else self.spec(weight, bias)
         return token_outputs(ObjectiveKernel(self), hidden, spec, labels=labels, chunk_size=self.chunk_size)["loss"]
+
+
+# ---- the token-objective kernel: what the engine runs for one TokenObjective -----------------------------------------------------------------------------
+
+def objective_chunk(obj: TokenObjective, z: Tensor, y: Tensor, ws: Workspace, *, need_grad: bool,
+                    need_stats: bool) -> tuple[dict[str, Tensor], Tensor | None]:
+    """A token objective on one chunk of (capped) logits z: per-token loss (and statistics), dloss/dz."""
+    aux = obj.pre_softmax(z)
+    need_logp = obj.NEEDS_LOGP or need_stats
+    sm = chunk_softmax(z, y, work=ws.get("exp", z.shape[0]) if need_logp else None, need_logp=need_logp)
+    loss = obj.full_loss(sm, y, aux)
+    out = {"loss": loss}
+    if need_stats:
+        out.update(ce=sm.ce, correct=(sm.z_y >= sm.m).to(loss.dtype), entropy=sm.entropy, p_y=sm.p_y)
+    return out, (obj.full_grad_(sm, y, aux) if need_grad else None)
+
+
+@dataclass(frozen=True)
+class ObjectiveKernel:
+    objective: TokenObjective
+
+    def select(self, idx: Tensor, n_positions: int) -> ObjectiveKernel:
+        return self
+
+    def __call__(self, z, y, start, ws, *, need_grad, need_stats):
+        return objective_chunk(self.objective, z, y, ws, need_grad=need_grad, need_stats=need_stats)
 
 
 def as_prior(prior: Any) -> Tensor | None:

@@ -36,14 +36,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ls_llm.objectives.base import TokenObjective, check_range
+from ls_llm.objectives.base import TokenObjective, check_range, objective_chunk
 from ls_llm.objectives.divergences import (
     DIVERGENCES,
     log_softmax_,
     smooth_log_probs_,
     smoothed_tail,
 )
-from ls_llm.objectives.engine import LogitsSpec, Workspace, head_loss, objective_chunk
+from ls_llm.objectives.engine import LogitsSpec, Workspace, head_loss
 
 MIN_LOG_TAIL = -1.0e4
 
@@ -165,18 +165,17 @@ class DistillLoss(nn.Module):
     def forward(self, hidden: Tensor, weight: Tensor, labels: Tensor, teacher: OnlineTeacher | CachedTeacher,
                 bias: Tensor | None = None, *, num_items_in_batch=None, return_stats: bool = False):
         """Loss from the student's hidden states (..., H), its head ``weight`` (V, H) and a teacher source."""
-        return self.head_loss(hidden, labels, self.objective.spec(weight, bias), teacher,
-                              num_items_in_batch=num_items_in_batch, return_stats=return_stats)
+        spec = self.objective.spec(weight, bias)
+        return head_loss(self.kernel(teacher, spec), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
+                         chunk_size=self.chunk_size, return_stats=return_stats)
 
-    def head_loss(self, hidden: Tensor, labels: Tensor, spec: LogitsSpec, teacher: OnlineTeacher | CachedTeacher, *,
-                  num_items_in_batch=None, return_stats: bool = False):
-        """The trainers' entry: the student's head described by a `LogitsSpec`."""
+    def kernel(self, teacher: OnlineTeacher | CachedTeacher, spec: LogitsSpec) -> DistillKernel:
+        """The engine kernel for a student head described by a `LogitsSpec` (the trainers' entry: they pass it
+        to `engine.head_loss` with this loss's `chunk_size`)."""
         if isinstance(teacher, CachedTeacher) and teacher.vocab() > spec.vocab:
             raise ValueError(f"the teacher cache has vocab_size {teacher.vocab()} but the student head has only "
                              f"{spec.vocab} rows")
-        return head_loss(DistillKernel(self, teacher, min(spec.vocab, teacher.vocab())), hidden, labels, spec,
-                         num_items_in_batch=num_items_in_batch, chunk_size=self.chunk_size,
-                         return_stats=return_stats)
+        return DistillKernel(self, teacher, min(spec.vocab, teacher.vocab()))
 
 
 @dataclass(frozen=True)

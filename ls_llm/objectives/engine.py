@@ -19,7 +19,7 @@ What changes from one use to another is a *kernel*: the per-chunk math. The engi
 
 So the forward pass is the whole computation (three matmuls per chunk), backward only scales the stored
 gradients by the incoming grad_output, and no more than one chunk of tokens × V logits is alive. Kernels:
-the token objectives (``ObjectiveKernel``), objectives routed per token (objectives/routing.py), distillation
+the token objectives (``ObjectiveKernel`` in objectives/base.py: the engine knows no objective), objectives routed per token (objectives/routing.py), distillation
 (objectives/distill.py) and the teacher's top-k (objectives/topk.py).
 
 A kernel is called as ``kernel(z, y, start, ws, need_grad=..., need_stats=...)`` with the chunk's capped
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ls_llm.objectives.base import CHUNK_BYTES, TokenObjective
-from ls_llm.objectives.softmax import chunk_softmax
+# Default working-set budget for one chunk of fp32 logits; 128 rows at V=151936 (~78 MB).
+CHUNK_BYTES = 96 * 2**20
 
 
 @dataclass(frozen=True)
@@ -121,32 +121,6 @@ class Workspace:
 
 def acc_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
-
-
-# ---- the token-objective kernel -----------------------------------------------------------------------------
-
-def objective_chunk(obj: TokenObjective, z: Tensor, y: Tensor, ws: Workspace, *, need_grad: bool,
-                    need_stats: bool) -> tuple[dict[str, Tensor], Tensor | None]:
-    """A token objective on one chunk of (capped) logits z: per-token loss (and statistics), dloss/dz."""
-    aux = obj.pre_softmax(z)
-    need_logp = obj.NEEDS_LOGP or need_stats
-    sm = chunk_softmax(z, y, work=ws.get("exp", z.shape[0]) if need_logp else None, need_logp=need_logp)
-    loss = obj.full_loss(sm, y, aux)
-    out = {"loss": loss}
-    if need_stats:
-        out.update(ce=sm.ce, correct=(sm.z_y >= sm.m).to(loss.dtype), entropy=sm.entropy, p_y=sm.p_y)
-    return out, (obj.full_grad_(sm, y, aux) if need_grad else None)
-
-
-@dataclass(frozen=True)
-class ObjectiveKernel:
-    objective: TokenObjective
-
-    def select(self, idx: Tensor, n_positions: int) -> ObjectiveKernel:
-        return self
-
-    def __call__(self, z, y, start, ws, *, need_grad, need_stats):
-        return objective_chunk(self.objective, z, y, ws, need_grad=need_grad, need_stats=need_stats)
 
 
 # ---- where a chunk's logits come from and where dz goes -------------------------------------------------------

@@ -25,8 +25,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from ls_llm.objectives.base import TokenObjective
-from ls_llm.objectives.engine import Workspace, head_loss, objective_chunk, token_outputs
+from ls_llm.objectives.base import TokenObjective, objective_chunk
+from ls_llm.objectives.engine import Workspace, token_outputs
 
 SEGMENT_STATS = ("ce", "correct")
 
@@ -121,13 +121,6 @@ def _key(obj: TokenObjective) -> tuple:
     params = tuple(sorted((k, (v.data_ptr(), tuple(v.shape)) if isinstance(v, Tensor) else v)
                           for k, v in obj.params.items()))
     return obj.name, params, obj.z_loss
-
-
-def routed_head_loss(kernel: RoutedKernel, hidden: Tensor, labels: Tensor, spec, *, num_items_in_batch=None,
-                     chunk_size: int | None = None, return_stats: bool = False):
-    """Σ per-token routed losses / num_items_in_batch through the head in ``spec`` (see engine.head_loss)."""
-    return head_loss(kernel, hidden, labels, spec, num_items_in_batch=num_items_in_batch, chunk_size=chunk_size,
-                     return_stats=return_stats)
 
 
 def routed_token_losses(kernel: RoutedKernel, hidden: Tensor, labels: Tensor, spec, *,

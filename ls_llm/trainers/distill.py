@@ -32,10 +32,11 @@ def distill_head(hidden, labels, spec, *, loss_fn, teacher_hidden=None, teacher_
                  cache=None, vocab_size: int, num_items_in_batch=None):
     """Student head function: (loss, named TokenStats with the divergence)."""
     from ls_llm.objectives.distill import CachedTeacher, OnlineTeacher
+    from ls_llm.objectives.engine import head_loss
 
     def fused(teacher):
-        return loss_fn.head_loss(hidden, labels, spec, teacher, num_items_in_batch=num_items_in_batch,
-                                 return_stats=True)
+        return head_loss(loss_fn.kernel(teacher, spec), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
+                         chunk_size=loss_fn.chunk_size, return_stats=True)
 
     if cache is not None:
         trained = labels[labels != spec.ignore_index]
@@ -132,12 +133,10 @@ class LsDistillTrainer(LsSFTTrainer):
         self.train_dataset = concatenate_datasets([self.train_dataset, cache], axis=1)
         self.data_collator = _CacheCollator(self.data_collator, meta.top_k)
 
-    def _set_signature_columns_if_needed(self):
-        super()._set_signature_columns_if_needed()
+    def extra_signature_columns(self) -> list[str]:
         from ls_llm.data.teacher_cache import CACHE_COLUMNS
 
-        if self.args.cached and not set(CACHE_COLUMNS) <= set(self._signature_columns):
-            self._signature_columns = [*self._signature_columns, *CACHE_COLUMNS]
+        return super().extra_signature_columns() + (list(CACHE_COLUMNS) if self.args.cached else [])
 
     def distill_loss(self):
         from ls_llm.objectives.distill import DistillLoss
@@ -147,7 +146,7 @@ class LsDistillTrainer(LsSFTTrainer):
                            temperature=args.distill_temperature, teacher_smoothing=args.teacher_smoothing,
                            beta=args.jsd_beta)
 
-    def head_loss(self, model, inputs: dict, num_items_in_batch, mode: str):
+    def model_loss(self, model, inputs: dict, num_items_in_batch, mode: str):
         cache = inputs.pop("ls_teacher_cache", None)
         head_fn = functools.partial(distill_head, loss_fn=self.distill_loss(), cache=cache,
                                     vocab_size=self.vocab_size, num_items_in_batch=num_items_in_batch)

@@ -43,6 +43,7 @@ def install_hidden_forward(model: nn.Module) -> None:
         return
     previous_forward = model.forward
     transform = logits_transform(model)
+    text_config = model.config.get_text_config()
 
     @functools.wraps(type(model).forward)
     def _forward(self, *args, ls_head_fn=None, ls_extra=None, labels=None, shift_labels=None, **kwargs):
@@ -54,8 +55,14 @@ def install_hidden_forward(model: nn.Module) -> None:
             return previous_forward(*args, **kwargs)
         kwargs.pop("num_items_in_batch", None)  # the head function carries the normaliser
         kwargs["use_cache"] = False
+        # MoE: like the model's own forward (and trl's), ask for the router logits when the config does.
+        if getattr(text_config, "output_router_logits", False):
+            kwargs.setdefault("output_router_logits", True)
         # Looked up on every call: PEFT and FSDP replace modules after the patch.
-        hidden = self.base_model(*args, **kwargs).last_hidden_state
+        backbone = self.base_model(*args, **kwargs)
+        if kwargs.get("output_router_logits"):
+            setattr(self, _AUX_ATTR, router_aux_loss(backbone.router_logits, text_config, kwargs.get("attention_mask")))
+        hidden = backbone.last_hidden_state
         extra = dict(ls_extra or {})
         if shift_labels is None:
             # Causal shift: position i predicts token i+1.
@@ -69,6 +76,25 @@ def install_hidden_forward(model: nn.Module) -> None:
 
     model.forward = types.MethodType(_forward, model)
     setattr(model, _PATCH_FLAG, True)
+
+
+_AUX_ATTR = "_ls_router_aux_loss"
+
+
+def router_aux_loss(router_logits, text_config, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """The MoE load-balancing loss of one forward, unweighted: transformers' `load_balancing_loss_func` (Mixtral's,
+    which every MoE family shares), with the arguments the model's own forward and trl's fused head give it. A
+    padding-free batch has no attention mask: every token counts."""
+    from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
+
+    return load_balancing_loss_func(router_logits, text_config.num_experts, text_config.num_experts_per_tok,
+                                    attention_mask)
+
+
+def pop_router_aux_loss(model: nn.Module) -> torch.Tensor | None:
+    """The load-balancing loss of `model`'s last head-function forward (None if it gave no router logits). The
+    head function's result is the caller's, so the hidden forward leaves this one on the model; popped once."""
+    return model.__dict__.pop(_AUX_ATTR, None)
 
 
 def logits_transform(model: nn.Module) -> dict:

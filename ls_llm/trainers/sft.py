@@ -21,12 +21,20 @@ import functools
 import torch
 from trl import SFTTrainer
 
+from ls_llm.objectives.base import ObjectiveKernel
+from ls_llm.objectives.engine import head_loss
 from ls_llm.trainers.config import LsSFTConfig
-from ls_llm.trainers.head import check_head_supported, install_hidden_forward, vocab_size_of
+from ls_llm.trainers.head import (
+    check_head_supported,
+    install_hidden_forward,
+    pop_router_aux_loss,
+    vocab_size_of,
+)
 from ls_llm.trainers.lengths import report_max_length
 from ls_llm.trainers.metrics import StatSums
 from ls_llm.trainers.prior import PriorCache
 from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
+from ls_llm.trainers.trl_seams import TrlSeams, check_trl
 
 
 def _weighted(kernel, weights: torch.Tensor | None):
@@ -39,8 +47,6 @@ def objective_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objectiv
                    truncation: float = 0.0, seq_ids: torch.Tensor | None = None, weights: torch.Tensor | None = None):
     """Head function (runs inside the lm_head forward): (loss, named TokenStats). ``weights``: per-token trace
     weights (trainers/weights.py), with num_items_in_batch their weighted count."""
-    from ls_llm.objectives.engine import ObjectiveKernel, head_loss
-
     if truncation > 0:
         # Rank sequences by the loss being optimised, without a graph; then train on the kept ones only.
         token_losses = objective.token_losses(hidden, labels=labels, spec=spec)
@@ -55,15 +61,15 @@ def routed_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objectives,
                 truncation: float = 0.0, seq_ids: torch.Tensor | None = None, weights: torch.Tensor | None = None):
     """Head function for routed objectives (trainers/routing.py): token i trained by objectives[route[i]]."""
     from ls_llm.data.segments import SEGMENTS
-    from ls_llm.objectives.routing import routed_head_loss, routed_kernel, routed_token_losses
+    from ls_llm.objectives.routing import routed_kernel, routed_token_losses
 
     kernel = routed_kernel(objectives, route.reshape(-1), segments.reshape(-1), SEGMENTS)
     if truncation > 0:
         token_losses = routed_token_losses(kernel, hidden, labels, spec, chunk_size=chunk_size)
         keep = truncation_keep_mask(token_losses, labels, seq_ids, truncation)
         labels = labels.masked_fill(~keep, spec.ignore_index)
-    return routed_head_loss(_weighted(kernel, weights), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
-                            chunk_size=chunk_size, return_stats=True)
+    return head_loss(_weighted(kernel, weights), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
+                     chunk_size=chunk_size, return_stats=True)
 
 
 def _unwrap_peft(model):
@@ -78,9 +84,11 @@ def tied_parameter_names(model) -> set[str]:
     return {name for names in by_tensor.values() if len(names) > 1 for name in names}
 
 
-class LsSFTTrainer(SFTTrainer):
-    """SFTTrainer whose loss is `args.objective` (see `LsSFTConfig`), computed without full logits."""
+class LsSFTTrainer(TrlSeams, SFTTrainer):
+    """SFTTrainer whose loss is `args.objective` (see `LsSFTConfig`), computed without full logits. trl's private
+    names are reached only through `TrlSeams` (trl_seams.py)."""
 
+    # trl's names for the model card, set by each subclass (checked: trl_seams.CARD_ATTRIBUTES).
     _tag_names = ["trl", "sft", "ls_llm"]
     _name = "LsSFT"
 
@@ -90,6 +98,7 @@ class LsSFTTrainer(SFTTrainer):
         given = {"train": kwargs.get("train_dataset", rest[1] if len(rest) > 1 else None),
                  "validation": kwargs.get("eval_dataset", rest[2] if len(rest) > 2 else None)}
         super().__init__(model, self._as_config(args, model), *rest, **kwargs)
+        check_trl(self)
         prepared = {"train": self.train_dataset, "validation": self.eval_dataset}
         reports = [report_max_length(len(given[n]) if hasattr(given[n], "__len__") else None, prepared[n],
                                      self.args, name=n) for n in given if hasattr(prepared[n], "column_names")]
@@ -100,13 +109,6 @@ class LsSFTTrainer(SFTTrainer):
         # The loss is always normalised by `num_items_in_batch`, so Trainer must count it and must not
         # divide again by the accumulation steps.
         self.model_accepts_loss_kwargs = True
-        if self.aux_loss_enabled:
-            # The backbone-only forward does not return router logits, so the MoE load-balancing loss would
-            # be silently dropped; refuse instead.
-            raise ValueError(
-                f"router_aux_loss_coef={self.router_aux_loss_coef!r}: the MoE load-balancing loss is not supported "
-                "by LsSFTTrainer; set router_aux_loss_coef: 0.0 to train this model without it"
-            )
         self.routing = self.args.routing_plan()
         if self.routing is not None:
             self._prepare_routing()
@@ -116,17 +118,11 @@ class LsSFTTrainer(SFTTrainer):
         self.objective, self.warmup_objective = self._build_objectives(base)
         self._stat_sums = {"train": StatSums(), "eval": StatSums()}
 
-    def _issue_warnings_after_load(self, load_result):
-        # transformers' one seam for the keys a resumed checkpoint lacks (a private name: kept here only, and
-        # tests/trainers/test_inputs.py fails loudly if it goes). A tied lm_head is not saved (safetensors refuses
-        # shared tensors) and is restored with the embedding it shares: "There were missing keys in the
-        # checkpoint model loaded: ['lm_head.weight']" is true and harmless but alarming, so only untied
-        # missing keys are reported.
-        tied = tied_parameter_names(self.accelerator.unwrap_model(self.model))
-        missing = [k for k in load_result.missing_keys if k not in tied]
-        if hasattr(load_result, "_replace"):
-            load_result = load_result._replace(missing_keys=missing)
-        return super()._issue_warnings_after_load(load_result)
+    def hidden_missing_keys(self) -> set[str]:
+        # A tied lm_head is not saved (safetensors refuses shared tensors) and is restored with the embedding it
+        # shares: "There were missing keys in the checkpoint model loaded: ['lm_head.weight']" is true and
+        # harmless but alarming, so only untied missing keys are reported.
+        return tied_parameter_names(self.accelerator.unwrap_model(self.model))
 
     @classmethod
     def _as_config(cls, args, model):
@@ -199,33 +195,26 @@ class LsSFTTrainer(SFTTrainer):
             self.eval_dataset = prepare(self.eval_dataset, name="eval")
         self.data_collator = WeightCollator(self.data_collator)
 
-    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device):
-        """With trace weights: the weighted count Σ w·n of the step's trained tokens over every process."""
+    def weighted_num_items(self, batch_samples: list, *, shifts_labels: bool):
+        """With trace weights: the weighted count Σ w·n of the step's trained tokens (this process's)."""
         from ls_llm.trainers.weights import TOKEN_WEIGHTS, weighted_count
 
         if not batch_samples or TOKEN_WEIGHTS not in batch_samples[0]:
-            return super()._get_num_items_in_batch(batch_samples, device)
-        count = sum(weighted_count(b, shifts_labels=self._loss_shifts_labels) for b in batch_samples).to(device)
-        if self.args.average_tokens_across_devices and self.args.world_size > 1:
-            count = self.accelerator.gather(count.reshape(1)).sum()
-        return count
+            return None
+        return sum(weighted_count(b, shifts_labels=shifts_labels) for b in batch_samples)
 
-    def _set_signature_columns_if_needed(self):
-        super()._set_signature_columns_if_needed()
+    def extra_signature_columns(self) -> list[str]:
+        from ls_llm.data.weights import WEIGHT_COLUMN
         from ls_llm.trainers.routing import SEGMENT_COLUMN, TRACE_COLUMN
 
-        if getattr(self, "routing", None) is not None and SEGMENT_COLUMN not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, SEGMENT_COLUMN, TRACE_COLUMN]
-        from ls_llm.data.weights import WEIGHT_COLUMN
-
-        if getattr(self, "trace_weights", None) is not None and WEIGHT_COLUMN not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, WEIGHT_COLUMN]
+        columns = [SEGMENT_COLUMN, TRACE_COLUMN] if getattr(self, "routing", None) is not None else []
+        return columns + ([WEIGHT_COLUMN] if getattr(self, "trace_weights", None) is not None else [])
 
     def _truncation(self, mode: str) -> float:
         active = mode == "train" and self.state.global_step >= self.args.loss_truncation_warmup_steps
         return self.args.loss_truncation if active else 0.0
 
-    def head_loss(self, model, inputs: dict, num_items_in_batch, mode: str):
+    def model_loss(self, model, inputs: dict, num_items_in_batch, mode: str):
         """The one hook subclasses override: run `model` with a head function -> (loss, named TokenStats)."""
         from ls_llm.trainers.weights import TOKEN_WEIGHTS
 
@@ -254,15 +243,19 @@ class LsSFTTrainer(SFTTrainer):
         mode = "train" if self.model.training else "eval"
         inputs = dict(inputs)
         row_weights = inputs.pop(ROW_WEIGHTS, None)
-        loss, stats = self.head_loss(model, inputs, num_items_in_batch, mode)
+        loss, stats = self.model_loss(model, inputs, num_items_in_batch, mode)
+        aux = pop_router_aux_loss(_unwrap_peft(self.model))
         if row_weights is not None:
             stats[ZERO_WEIGHT_TRACES] = (row_weights == 0).sum().float()
         inputs = {k: v for k, v in inputs.items() if not k.startswith("ls_")}
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # num_items_in_batch counts every process's tokens and DDP averages gradients: undo the average.
             loss = loss * self.accelerator.num_processes
+        loss = self.add_router_aux_loss(loss, aux, mode=mode, num_items_in_batch=num_items_in_batch)
         self._record(mode, stats, inputs)
         if return_outputs:
+            # The logits for compute_metrics: the fused head never builds them, so (as trl does) one more
+            # forward, without gradients.
             with torch.no_grad():
                 outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
             return loss, outputs
@@ -273,14 +266,7 @@ class LsSFTTrainer(SFTTrainer):
         if self.accelerator.num_processes > 1:
             reduce = functools.partial(self.accelerator.reduce, reduction="sum")
         self._stat_sums[mode].add(stats, reduce=reduce)
-        if mode == "train":
-            # Same count as trl: real tokens seen (padding-free batches carry position_ids, no mask).
-            if "attention_mask" in inputs:
-                local = inputs["attention_mask"].sum()
-            else:
-                local = torch.tensor(inputs["position_ids"].size(1), device=inputs["position_ids"].device)
-            self._total_train_tokens += int(self.accelerator.gather_for_metrics(local.reshape(1)).sum().item())
-        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        self.count_train_tokens(inputs, mode)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "train" if self.model.training else "eval"

@@ -95,7 +95,8 @@ def _head_fn(hidden, labels, spec, *, segments):
     """Inside the lm_head: per-token loss of every trained token; p(y), entropy and loss of the answer tokens."""
     from ls_llm.data.segments import ANSWER
     from ls_llm.objectives import build_objective
-    from ls_llm.objectives.engine import ObjectiveKernel, token_outputs
+    from ls_llm.objectives.base import ObjectiveKernel
+    from ls_llm.objectives.engine import token_outputs
 
     kernel = ObjectiveKernel(build_objective("ce"))
     loss = token_outputs(kernel, hidden, spec, labels=labels)["loss"]

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ls_llm.objectives import build_objective
-from ls_llm.objectives.engine import LogitsSpec, ObjectiveKernel, head_loss, logits_loss
+from ls_llm.objectives.base import ObjectiveKernel
+from ls_llm.objectives.engine import LogitsSpec, head_loss, logits_loss
 from ls_llm.objectives.reference import reference_token_losses
 from ls_llm.objectives.routing import routed_kernel, routed_token_losses
 
