@@ -89,7 +89,7 @@ def test_noise_then_audit_cli_round_trip(tmp_path, capsys):
 
 
 def test_audit_bench_reads_the_data_it_is_given_and_no_path_of_its_own(tmp_path):
-    from ls_llm.bench.audit import _rows
+    from ls_llm.bench.math_rows import math_rows as _rows
 
     rows, origin = _rows(3, 0, None)
     assert origin == "generated MATH-like answers" and len(rows) == 3
