@@ -5,6 +5,7 @@ text (read here with a plain regex). The reference is a trainer built by `prepar
 training command's own path with the recipe's real (tiny) model. Also: the run summary of routed and distillation
 recipes, and the loss table saying how many logged steps it shows."""
 
+import json
 import re
 import types
 
@@ -27,14 +28,14 @@ def _recipe(h, tmp_path, name="r.yaml", **keys) -> str:
     return str(path)
 
 
-def _argv(h, tmp_path, recipe, out="out"):
-    return [recipe, *h.cli_argv(tmp_path / out)[1:]]
+def _argv(h, tmp_path, recipe, out="out", **paths):
+    return [recipe, *h.cli_argv(tmp_path / out, **paths)[1:]]
 
 
-def _reference(h, tmp_path, recipe):
+def _reference(h, tmp_path, recipe, **paths):
     from ls_llm.trainers.run import prepare_run
 
-    return prepare_run("train", _argv(h, tmp_path, recipe, out="reference")).trainer
+    return prepare_run("train", _argv(h, tmp_path, recipe, out="reference", **paths)).trainer
 
 
 def _reference_batch(trainer, row_id):
@@ -102,19 +103,26 @@ def test_routed_rows_are_the_trainers(h, tmp_path):
     assert whole >= 5
 
 
-def test_plain_recipe_mask_and_objective(h, tmp_path):
+def test_plain_weighted_recipe_mask_objective_and_weights(h, tmp_path):
+    from ls_llm.data.weights import WEIGHT_COLUMN
     from ls_llm.trainers.inspection import inspect_recipe
 
-    recipe = _recipe(h, tmp_path)  # tiny.yaml: label_smoothing, alpha 0.1, every trained token
-    inspection = inspect_recipe(_argv(h, tmp_path, recipe), rows=3)
-    reference = _reference(h, tmp_path, recipe)
+    # tiny.yaml: label_smoothing, alpha 0.1, every trained token; every third trace weighted 0.25
+    data = tmp_path / "scored.jsonl"
+    data.write_text("".join(json.dumps({**row, "score": 0.25 if i % 3 == 0 else 1.0}) + "\n"
+                            for i, row in enumerate(h.message_rows(24))))
+    recipe = _recipe(h, tmp_path, trace_weight_column="score")
+    inspection = inspect_recipe(_argv(h, tmp_path, recipe, dataset_name=str(data)), rows=8)
+    reference = _reference(h, tmp_path, recipe, dataset_name=str(data))
     assert inspection.route_names == ["label_smoothing(alpha=0.1, prior=uniform)"]
-    assert inspection.given == inspection.trained == len(reference.train_dataset) and len(inspection.rows) == 3
+    assert inspection.given == inspection.trained == len(reference.train_dataset) and len(inspection.rows) == 8
     for view in inspection.rows:
-        _, batch = _reference_batch(reference, view.row_id)
+        row, batch = _reference_batch(reference, view.row_id)
         labels = batch["labels"][0].tolist()
         assert view.labels == labels
         assert view.routes == [0 if label != -100 else None for label in labels]
+        assert view.weight == row[WEIGHT_COLUMN]
+    assert [view.weight for view in inspection.rows] == [0.25 if i % 3 == 0 else 1.0 for i in range(8)]
 
 
 def test_bad_recipe_is_one_line_exit_2(h, tmp_path, capsys):
