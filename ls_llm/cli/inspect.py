@@ -41,12 +41,13 @@ def _shown(text: str) -> str:
 
 def runs(view) -> list[tuple[str, int | None, list[int]]]:
     """(part, route index or None, token ids) for each run of consecutive tokens with the same part and route."""
+    from ls_llm.data.segments import NOT_TRAINED
     from ls_llm.trainers.inspection import segment_name
 
     out, seen_trained = [], False
     for token, label, segment, route in zip(view.ids, view.labels, view.segments, view.routes, strict=True):
         seen_trained = seen_trained or label != -100
-        part = segment_name(segment if label != -100 else -1, seen_trained)
+        part = segment_name(segment if label != -100 else NOT_TRAINED, seen_trained)
         if out and out[-1][0] == part and out[-1][1] == route:
             out[-1][2].append(token)
         else:

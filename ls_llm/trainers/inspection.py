@@ -15,7 +15,7 @@ import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 
-from ls_llm.data.segments import ANSWER, NOT_TRAINED, SEGMENTS, token_segments
+from ls_llm.data.segments import NOT_TRAINED, SEGMENTS, token_segments
 from ls_llm.trainers.describe import describe_spec, route_lines, top_spec
 
 # Settings that cannot change the rows, forced so that inspecting writes nothing and runs on any machine.
@@ -161,6 +161,7 @@ def _index_by_id(prepared) -> dict[str, int]:
 
 
 def segment_name(segment: int, seen_trained: bool) -> str:
+    """A token's part: its segment when trained, else `prompt` before the first trained token, `not trained` after."""
     if segment == NOT_TRAINED:
         return "not trained" if seen_trained else "prompt"
-    return SEGMENTS[segment] if segment in (0, ANSWER) else str(segment)
+    return SEGMENTS[segment]
