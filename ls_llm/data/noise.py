@@ -162,8 +162,6 @@ def step_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Rando
     return Edit(text, how, units=units, corrupted_units=len(ops))
 
 
-
-
 def manifest_path(out: str | Path) -> Path:
     """Where ``ls-llm noise`` writes the manifest of ``out`` by default (and where ``ls-llm audit`` looks for it)."""
     out = Path(out)
