@@ -132,8 +132,8 @@ def _row_view(trainer, row: dict, index: int | None) -> RowView:
     if index is None:
         if plan is not None and plan.trace_column in row and plan.trace_groups.get(str(row[plan.trace_column]), 0) is None:
             return RowView(row_id, dropped=f"{plan.trace_column}={row[plan.trace_column]}: trace_objectives drops it")
-        return RowView(row_id, dropped=f"max_length={trainer.args.max_length}: the prompt alone fills it, no "
-                                       "completion token left")
+        return RowView(row_id, dropped=f"no completion token left to train; max_length={trainer.args.max_length}: "
+                                       "the prompt alone fills it, or the completion is empty")
     example = trainer.train_dataset[index]
     batch = trainer.data_collator([example])
     labels = batch["labels"][0].tolist()

@@ -125,6 +125,22 @@ def test_plain_weighted_recipe_mask_objective_and_weights(h, tmp_path):
     assert [view.weight for view in inspection.rows] == [0.25 if i % 3 == 0 else 1.0 for i in range(8)]
 
 
+def test_rows_max_length_drops_and_cuts_are_the_trainers(h, tmp_path):
+    from ls_llm.trainers.inspection import inspect_recipe
+
+    recipe = _recipe(h, tmp_path, max_length=44)
+    inspection = inspect_recipe(_argv(h, tmp_path, recipe), rows=24)
+    reference = _reference(h, tmp_path, recipe)
+    kept = {str(v) for v in reference.train_dataset["id"]}
+    lengths = {str(i): len(ids) for i, ids in zip(reference.train_dataset["id"], reference.train_dataset["input_ids"],
+                                                  strict=True)}
+    assert 0 < len(kept) < 24 and inspection.trained == len(kept) and inspection.dropped_by_verdict == 0
+    assert {v.row_id for v in inspection.rows if not v.dropped} == kept
+    assert all("max_length=44" in v.dropped for v in inspection.rows if v.dropped)
+    assert inspection.cut_by_length == sum(n >= 44 for n in lengths.values()) > 0
+    assert f"{24 - len(kept)} of 24 train rows dropped" in inspection.length_report
+
+
 def test_bad_recipe_is_one_line_exit_2(h, tmp_path, capsys):
     from ls_llm.cli import inspect
 
