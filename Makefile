@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install install-vllm eval-env eval-env-cpu test-vllm bench-vllm demo demo-loop demo-distill sweep test bench bench-scoring eval-oracle bench-audit device-wheels device-check lint clean
+.PHONY: install install-vllm eval-env eval-env-cpu test-vllm bench-vllm demo inspect eval-demo demo-loop demo-distill sweep test bench bench-scoring eval-oracle bench-audit device-wheels device-check lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,21 @@ install: $(VENV)/.installed
 # traces, 20% with a corrupted final answer; prints the loss curve and where the checkpoint is.
 demo: $(VENV)/.installed
 	$(PY) -m ls_llm.cli train recipes/demo/ce.yaml --overwrite_output_dir true
+
+# Which tokens of the first rows of a recipe are trained, and with which objective; nothing is trained or written.
+# `make inspect RECIPE=recipes/demo/answer_ls.yaml ROWS=3` for another recipe (any recipes/demo/*.yaml).
+RECIPE ?= recipes/demo/ce.yaml
+ROWS ?= 2
+inspect: $(VENV)/.installed
+	$(PY) -m ls_llm.cli inspect $(RECIPE) --rows $(ROWS)
+
+# After `make demo`: the demo model's greedy accuracy on the synthetic task's 64 validation problems (lm-eval with
+# the project's math scoring, HF backend on CPU); results in outputs/demo/eval. DEMO_MODEL= for another demo run.
+DEMO_MODEL ?= outputs/demo/ce
+eval-demo: $(VENV)/.installed
+	$(PY) -m ls_llm.cli eval --model $(DEMO_MODEL) --suite arith_demo --include-path recipes/demo/data/eval \
+	  --data-dir recipes/demo/data/eval --backend hf --device cpu --temperature 0 --max-gen-toks 96 \
+	  --output outputs/demo/eval
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests

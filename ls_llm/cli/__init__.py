@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("ls_llm.cli.eval", "evaluate a checkpoint with lm-eval"),
     "generate": ("ls_llm.cli.generate", "sample k traces per problem with a teacher (resumable)"),
     "sweep": ("ls_llm.cli.sweep", "run a grid of recipes and collect results"),
+    "inspect": ("ls_llm.cli.inspect", "show which tokens of a recipe's first rows are trained, and with what"),
 }
 
 

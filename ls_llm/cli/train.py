@@ -72,6 +72,7 @@ def end_process_group(status: int = 0) -> None:
 
 def _summary(run, command: str) -> str:
     from ls_llm.trainers.checkpoints import checkpoints
+    from ls_llm.trainers.describe import objective_label, route_lines
     from ls_llm.trainers.metrics import loss_curve
 
     trainer, output_dir = run.trainer, run.output_dir
@@ -79,7 +80,8 @@ def _summary(run, command: str) -> str:
     found = checkpoints(output_dir)
     lines = [
         "",
-        f"== ls-llm {command}: objective={args.objective} steps={trainer.state.global_step} ==",
+        f"== ls-llm {command}: objective={objective_label(args)} steps={trainer.state.global_step} ==",
+        *(f"  {line}" for line in route_lines(args)),
         loss_curve(trainer.state.log_history),
         f"model saved to: {os.path.abspath(output_dir)}",
     ]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ls_llm.answers import gsm8k_gold, last_boxed
+from ls_llm.registry import Registry
 
 __all__ = [
     "FORMATS",
@@ -101,6 +102,11 @@ def _render_solution(solution: str, gold: str | None, opts: RenderOptions) -> st
     return solution
 
 
+Converter = Callable[[dict, RenderOptions], Converted]
+FORMATS = Registry("dataset_format")  # name -> Converter; `auto` is detect_format below
+
+
+@FORMATS.register("messages")
 def convert_messages(row: dict, opts: RenderOptions) -> Converted:
     raw = _field(row, "messages")
     messages = [{"role": str(m["role"]), "content": str(m.get("content") or "")} for m in raw]
@@ -115,6 +121,7 @@ def _as_messages(value: object, default_role: str) -> list[dict[str, str]]:
     return [{"role": str(m["role"]), "content": str(m.get("content") or "")} for m in value]
 
 
+@FORMATS.register("prompt_completion")
 def convert_prompt_completion(row: dict, opts: RenderOptions) -> Converted:
     messages = _as_messages(_field(row, "prompt"), "user") + _as_messages(
         _field(row, "completion"), "assistant"
@@ -122,6 +129,7 @@ def convert_prompt_completion(row: dict, opts: RenderOptions) -> Converted:
     return Converted(_with_system(messages, opts), _optional_answer(row))
 
 
+@FORMATS.register("problem_solution")
 def convert_problem_solution(row: dict, opts: RenderOptions) -> Converted:
     """MATH style: the gold answer is the last ``\\boxed{}`` of the solution."""
     problem, solution = str(_field(row, "problem")), str(_field(row, "solution"))
@@ -129,6 +137,7 @@ def convert_problem_solution(row: dict, opts: RenderOptions) -> Converted:
     return Converted(_chat(problem, _render_solution(solution, gold, opts), opts, add_instruction=True), gold)
 
 
+@FORMATS.register("question_answer")
 def convert_question_answer(row: dict, opts: RenderOptions) -> Converted:
     """GSM8K style: gold after ``####``; ``<<...>>`` annotations removed from the solution."""
     question, answer_text = str(_field(row, "question")), str(_field(row, "answer"))
@@ -146,6 +155,7 @@ _R1_PROMPT_FIELDS = ("problem", "question", "prompt")
 _R1_TRACE_FIELDS = ("generation", "response", "trace", "output")
 
 
+@FORMATS.register("r1")
 def convert_r1(row: dict, opts: RenderOptions) -> Converted:
     """R1-style trace: ``<think>...</think>`` then the final answer, kept verbatim as the assistant turn.
 
@@ -157,6 +167,7 @@ def convert_r1(row: dict, opts: RenderOptions) -> Converted:
     return Converted(_chat(prompt, trace.strip(), opts, add_instruction=True), _optional_answer(row))
 
 
+@FORMATS.register("problem")
 def convert_problem(row: dict, opts: RenderOptions) -> Converted:
     """A problem alone (``problem``, optional ``answer``): a prompt to generate from, with no assistant turn to
     train on (`ls-llm generate` reads it; training on it stops at the missing assistant turn)."""
@@ -164,17 +175,6 @@ def convert_problem(row: dict, opts: RenderOptions) -> Converted:
     if opts.answer_instruction:
         user = f"{user.rstrip()}\n\n{opts.answer_instruction}"
     return Converted(_with_system([{"role": "user", "content": user}], opts), _optional_answer(row))
-
-
-Converter = Callable[[dict, RenderOptions], Converted]
-FORMATS: dict[str, Converter] = {
-    "messages": convert_messages,
-    "prompt_completion": convert_prompt_completion,
-    "problem_solution": convert_problem_solution,
-    "question_answer": convert_question_answer,
-    "r1": convert_r1,
-    "problem": convert_problem,
-}
 
 
 def detect_format(columns: Iterable[str]) -> str:

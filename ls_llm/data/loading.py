@@ -175,7 +175,7 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tupl
     fmt = entry.format or args.dataset_format
     if fmt == "auto":
         fmt = detect_format(mapped_columns)
-    convert = FORMATS[fmt]
+    convert = FORMATS.lookup(fmt)
     opts = RenderOptions(args.dataset_system_prompt, args.dataset_answer_instruction, args.dataset_rendering)
     out, skipped = [], _Skipped()
     where = _where(entry.source) if weights is not None else ""

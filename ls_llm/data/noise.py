@@ -24,6 +24,7 @@ from ls_llm.data.trace_edits import (
     replace_answer,
     replace_boxed_answer,
 )
+from ls_llm.registry import Registry
 
 __all__ = ["INJECTORS", "Edit", "NoiseContext", "apply_noise_from_args", "completion_of", "inject_noise",
            "manifest_path"]
@@ -85,6 +86,17 @@ def _donor_answer(index: int, ctx: NoiseContext, rng: random.Random) -> tuple[st
     return None if donor is None else (old, ctx.answers[donor], donor)
 
 
+@dataclass(frozen=True)
+class Injector:
+    fn: Callable[[int, str, NoiseContext, random.Random], Edit | None]
+    per_unit: bool  # True: rho applies to each token/step inside the injector
+    needs_tokenizer: bool = False
+
+
+INJECTORS = Registry("noise_type", entry=Injector)  # name -> Injector
+
+
+@INJECTORS.register("answer", per_unit=False)
 def answer_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
     """Symmetric answer noise: the final answer becomes another random problem's (different) answer."""
     drawn = _donor_answer(index, ctx, rng)
@@ -95,6 +107,7 @@ def answer_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Ran
     return Edit(text, f"answer from row {donor} ({count} occurrences)", old, new)
 
 
+@INJECTORS.register("box", per_unit=False)
 def box_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
     """Label noise on the answer alone: the last ``\\boxed{}`` gets another random problem's (different) answer,
     the reasoning keeps the value it computed (answer noise rewrites that value too)."""
@@ -106,6 +119,7 @@ def box_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Random
     return Edit(text, f"boxed answer from row {donor}", old, new) if count else None
 
 
+@INJECTORS.register("perturb", per_unit=False)
 def answer_perturbation(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
     """A numeric final answer moved by a small offset or one digit edit, consistently in the trace."""
     old = ctx.answers[index]
@@ -117,6 +131,7 @@ def answer_perturbation(index: int, completion: str, ctx: NoiseContext, rng: ran
     return Edit(text, f"{how} ({count} occurrences)", old, new)
 
 
+@INJECTORS.register("swap", per_unit=False)
 def trace_swap(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
     """The whole completion replaced by another problem's completion."""
     donor = _other_index(rng, index, ctx, lambda j: ctx.completions[j] != completion)
@@ -125,6 +140,7 @@ def trace_swap(index: int, completion: str, ctx: NoiseContext, rng: random.Rando
     return Edit(ctx.completions[donor], f"completion of row {donor}", ctx.answers[index], ctx.answers[donor])
 
 
+@INJECTORS.register("token", per_unit=True, needs_tokenizer=True)
 def token_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
     """Each completion token replaced with probability rho by a uniformly random vocabulary token."""
     ids = ctx.tokenizer.encode(completion, add_special_tokens=False)
@@ -138,28 +154,12 @@ def token_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Rand
     return Edit(text, f"{len(hits)} of {len(ids)} tokens replaced", units=len(ids), corrupted_units=len(hits))
 
 
+@INJECTORS.register("step", per_unit=True)
 def step_noise(index: int, completion: str, ctx: NoiseContext, rng: random.Random) -> Edit | None:
     """Reasoning steps (lines, else sentences) dropped, duplicated or swapped, each with probability rho."""
     text, units, ops = edit_steps(completion, ctx.rate, rng)
     how = ", ".join(f"{op} step {i}" for op, i in ops)
     return Edit(text, how, units=units, corrupted_units=len(ops))
-
-
-@dataclass(frozen=True)
-class Injector:
-    fn: Callable[[int, str, NoiseContext, random.Random], Edit | None]
-    per_unit: bool  # True: rho applies to each token/step inside the injector
-    needs_tokenizer: bool = False
-
-
-INJECTORS: dict[str, Injector] = {
-    "answer": Injector(answer_noise, per_unit=False),
-    "box": Injector(box_noise, per_unit=False),
-    "perturb": Injector(answer_perturbation, per_unit=False),
-    "swap": Injector(trace_swap, per_unit=False),
-    "token": Injector(token_noise, per_unit=True, needs_tokenizer=True),
-    "step": Injector(step_noise, per_unit=True),
-}
 
 
 def manifest_path(out: str | Path) -> Path:
@@ -185,11 +185,9 @@ def _with_completion(row: dict, completion: str) -> dict:
 
 
 def _check(noise_type: str, rate: float, tokenizer) -> Injector:
-    if noise_type not in INJECTORS:
-        raise ValueError(f"noise_type must be one of {sorted(INJECTORS)}, got {noise_type!r}")
+    injector = INJECTORS.lookup(noise_type)
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"noise_rho must be in [0, 1], got {rate!r}")
-    injector = INJECTORS[noise_type]
     if injector.needs_tokenizer and tokenizer is None:
         raise ValueError(f"noise_type={noise_type!r} needs a tokenizer (noise_tokenizer / --tokenizer)")
     return injector

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ls_llm.answers import last_boxed
 from ls_llm.files import read_jsonl
+from ls_llm.registry import Registry
 
 # Seed of GPQA's per-question option shuffle: fixed so every run and every model sees the same order.
 GPQA_SHUFFLE_SEED = 0
@@ -117,6 +118,11 @@ def answer_hint(row: dict) -> str:
     return hint
 
 
+# A task YAML's `ls_format` -> the function turning one dataset row into the task's doc (row, task, index) -> doc.
+DOC_FORMATS = Registry("ls_format")
+
+
+@DOC_FORMATS.register("math")
 def math_doc(row: dict, task: str, index: int) -> dict:
     problem = _first(row, ("problem", "question", "Problem", "Question"))
     if problem is None:
@@ -126,6 +132,7 @@ def math_doc(row: dict, task: str, index: int) -> dict:
             "answer_hint": answer_hint(row)}
 
 
+@DOC_FORMATS.register("arc")
 def arc_doc(row: dict, task: str, index: int) -> dict:
     question = _first(row, ("question",))
     choices = row.get("choices")
@@ -143,6 +150,7 @@ def arc_doc(row: dict, task: str, index: int) -> dict:
             "answer": str(key).strip()}
 
 
+@DOC_FORMATS.register("mmlu_pro")
 def mmlu_pro_doc(row: dict, task: str, index: int) -> dict:
     question, options = _first(row, ("question",)), row.get("options")
     if question is None:
@@ -162,6 +170,7 @@ def mmlu_pro_doc(row: dict, task: str, index: int) -> dict:
     return {"question": str(question), "labels": labels, "options": list(map(str, options)), "answer": answer}
 
 
+@DOC_FORMATS.register("gpqa")
 def gpqa_doc(row: dict, task: str, index: int) -> dict:
     fields = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
     for field in fields:
@@ -177,14 +186,6 @@ def gpqa_doc(row: dict, task: str, index: int) -> dict:
             "answer": labels[order.index(0)]}
 
 
-DOC_FORMATS: dict[str, Callable[[dict, str, int], dict]] = {
-    "math": math_doc,
-    "arc": arc_doc,
-    "mmlu_pro": mmlu_pro_doc,
-    "gpqa": gpqa_doc,
-}
-
-
 def read_task_rows(path: Path, task: str) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"task {task!r}: data file {path} not found (--data-dir DIR reads DIR/{task}/test.jsonl)")
@@ -192,9 +193,10 @@ def read_task_rows(path: Path, task: str) -> list[dict]:
 
 
 def normalize_rows(rows: Iterable[dict], *, task: str, fmt: str) -> list[dict]:
-    if fmt not in DOC_FORMATS:
-        raise ValueError(f"task {task!r}: ls_format={fmt!r} is not one of {sorted(DOC_FORMATS)}")
-    to_doc = DOC_FORMATS[fmt]
+    try:
+        to_doc = DOC_FORMATS.lookup(fmt)
+    except ValueError as err:
+        raise ValueError(f"task {task!r}: {err}") from None
     return [to_doc(dict(row), task, index) for index, row in enumerate(rows)]
 
 

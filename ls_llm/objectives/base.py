@@ -19,27 +19,28 @@ from torch import Tensor, nn
 
 from ls_llm.objectives.engine import LogitsSpec, Workspace, head_loss, logits_loss, token_outputs
 from ls_llm.objectives.softmax import ChunkSoftmax, chunk_softmax
+from ls_llm.registry import Registry
 
-OBJECTIVES: dict[str, type[TokenObjective]] = {}
+
+def _named(cls: type, name: str) -> type:
+    cls.name = name
+    return cls
+
+
+# name -> objective class; `@register("name")` (losses.py) also gives the class its name.
+OBJECTIVES = Registry("objective", entry=_named)
 
 # Parameters every objective takes, with their defaults (engine settings, not objective math).
 COMMON_PARAMS: dict[str, Any] = {"z_loss": 0.0, "ignore_index": -100, "softcap": None, "chunk_size": None}
 
 
 def register(name: str) -> Callable[[type[TokenObjective]], type[TokenObjective]]:
-    def deco(cls: type[TokenObjective]) -> type[TokenObjective]:
-        cls.name = name
-        OBJECTIVES[name] = cls
-        return cls
-
-    return deco
+    return OBJECTIVES.register(name, name=name)
 
 
 def build_objective(name: str, **params: Any) -> TokenObjective:
     """Build a registered objective by name, e.g. ``build_objective("label_smoothing", alpha=0.1)``."""
-    if name not in OBJECTIVES:
-        raise ValueError(f"objective={name!r} is not known; choose one of {sorted(OBJECTIVES)}")
-    cls = OBJECTIVES[name]
+    cls = OBJECTIVES.lookup(name)
     unknown = sorted(set(params) - set(cls.PARAMS) - set(COMMON_PARAMS))
     if unknown:
         takes = sorted(cls.PARAMS) + sorted(COMMON_PARAMS)

@@ -146,8 +146,7 @@ class DistillLoss(nn.Module):
                  temperature: float = 1.0, teacher_smoothing: float = 0.0, beta: float = 0.5,
                  chunk_size: int | None = None) -> None:
         super().__init__()
-        if divergence not in DIVERGENCES:
-            raise ValueError(f"divergence={divergence!r} is not known; choose one of {sorted(DIVERGENCES)}")
+        DIVERGENCES.lookup(divergence)
         if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
                                        or chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")

@@ -29,16 +29,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ls_llm.registry import Registry
+
 DivergenceFn = Callable[..., tuple[Tensor, Tensor | None]]
-DIVERGENCES: dict[str, DivergenceFn] = {}
-
-
-def _register(name: str):
-    def deco(fn: DivergenceFn) -> DivergenceFn:
-        DIVERGENCES[name] = fn
-        return fn
-
-    return deco
+DIVERGENCES = Registry("distill_divergence")  # name -> DivergenceFn
 
 
 def rowdot(a: Tensor, b: Tensor) -> Tensor:
@@ -58,7 +52,7 @@ def log_softmax_(z: Tensor, work: Tensor, *, probs: bool = False) -> Tensor:
     return z
 
 
-@_register("forward_kl")
+@DIVERGENCES.register("forward_kl")
 def forward_kl(logq: Tensor, q: Tensor, logp: Tensor, tmp: Tensor, *, beta: float, need_grad: bool):
     diff = torch.sub(logp, logq, out=logq)  # log p − log q
     p = logp.exp_()
@@ -66,14 +60,14 @@ def forward_kl(logq: Tensor, q: Tensor, logp: Tensor, tmp: Tensor, *, beta: floa
     return d, (q.sub_(p) if need_grad else None)
 
 
-@_register("reverse_kl")
+@DIVERGENCES.register("reverse_kl")
 def reverse_kl(logq: Tensor, q: Tensor, logp: Tensor, tmp: Tensor, *, beta: float, need_grad: bool):
     diff = logq.sub_(logp)  # log q − log p
     d = rowdot(q, diff)
     return d, (diff.sub_(d[:, None]).mul_(q) if need_grad else None)
 
 
-@_register("jsd")
+@DIVERGENCES.register("jsd")
 def jsd(logq: Tensor, q: Tensor, logp: Tensor, tmp: Tensor, *, beta: float, need_grad: bool):
     if beta == 0.0:
         return forward_kl(logq, q, logp, tmp, beta=beta, need_grad=need_grad)

@@ -5,33 +5,25 @@ and the "materialized path" of the benchmark (what a user would write without th
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
+from ls_llm.registry import Registry
+
 # name -> f(logp (n, V), y (n,), params) -> per-token loss (n,). logp = log_softmax(z).
-_REF: dict[str, Callable[..., Tensor]] = {}
-
-
-def _ref(name: str):
-    def deco(fn):
-        _REF[name] = fn
-        return fn
-
-    return deco
+_REF = Registry("objective")
 
 
 def _pick(logp: Tensor, y: Tensor) -> Tensor:
     return logp.gather(1, y[:, None]).squeeze(1)
 
 
-@_ref("ce")
+@_REF.register("ce")
 def _ce(logp, y):
     return -_pick(logp, y)
 
 
-@_ref("label_smoothing")
+@_REF.register("label_smoothing")
 def _ls(logp, y, alpha=0.1, prior="uniform"):
     vocab = logp.shape[1]
     pi = torch.full((vocab,), 1.0 / vocab, dtype=logp.dtype) if isinstance(prior, str) else torch.as_tensor(prior)
@@ -44,45 +36,45 @@ def _pi(logp, prior):
             else torch.as_tensor(prior)).to(logp)
 
 
-@_ref("backward_correction")
+@_REF.register("backward_correction")
 def _bc(logp, y, noise_rate=0.1, prior="uniform"):
     # T⁻¹ℓ for T = (1−ε)I + ε·1πᵀ, written out: ℓ_y/(1−ε) − ε/(1−ε)·Σ_k π_k ℓ_k.
     return (-_pick(logp, y) - noise_rate * (-(logp * _pi(logp, prior))).sum(1)) / (1 - noise_rate)
 
 
-@_ref("forward_correction")
+@_REF.register("forward_correction")
 def _fc(logp, y, noise_rate=0.1, prior="uniform"):
     return -torch.log((1 - noise_rate) * _pick(logp, y).exp() + noise_rate * _pi(logp, prior)[y])
 
 
-@_ref("gce")
+@_REF.register("gce")
 def _gce(logp, y, q=0.7):
     return (1 - _pick(logp, y).exp() ** q) / q
 
 
-@_ref("sce")
+@_REF.register("sce")
 def _sce(logp, y, alpha=0.1, beta=1.0, log_zero=-4.0):
     return alpha * -_pick(logp, y) - beta * log_zero * (1 - _pick(logp, y).exp())
 
 
-@_ref("bootstrap_soft")
+@_REF.register("bootstrap_soft")
 def _bsoft(logp, y, beta=0.95):
     entropy = -(logp.exp() * logp).sum(1)
     return beta * -_pick(logp, y) + (1 - beta) * entropy
 
 
-@_ref("bootstrap_hard")
+@_REF.register("bootstrap_hard")
 def _bhard(logp, y, beta=0.8):
     m = logp.detach().argmax(1)
     return beta * -_pick(logp, y) + (1 - beta) * -_pick(logp, m)
 
 
-@_ref("dft")
+@_REF.register("dft")
 def _dft(logp, y):
     return _pick(logp, y).exp().detach() * -_pick(logp, y)
 
 
-@_ref("focal")
+@_REF.register("focal")
 def _focal(logp, y, gamma=2.0):
     return (1 - _pick(logp, y).exp()) ** gamma * -_pick(logp, y)
 
@@ -97,7 +89,7 @@ def reference_token_losses(name: str, logits: Tensor, labels: Tensor, *, ignore_
     if softcap is not None:
         z = softcap * torch.tanh(z / softcap)
     logp = torch.log_softmax(z, dim=-1)
-    loss = _REF[name](logp, y, **params)
+    loss = _REF.lookup(name)(logp, y, **params)
     if z_loss:
         loss = loss + z_loss * torch.logsumexp(z, dim=-1) ** 2
     return loss

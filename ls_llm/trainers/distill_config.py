@@ -74,8 +74,7 @@ class LsDistillConfig(LsSFTConfig):
         from ls_llm.objectives.base import check_range
         from ls_llm.objectives.divergences import DIVERGENCES
 
-        if self.distill_divergence not in DIVERGENCES:
-            raise ValueError(f"distill_divergence must be one of {sorted(DIVERGENCES)}, got {self.distill_divergence!r}")
+        DIVERGENCES.lookup(self.distill_divergence)
         check_range("distill_alpha", self.distill_alpha, lo=0.0, hi=1.0)
         check_range("jsd_beta", self.jsd_beta, lo=0.0, hi=1.0)
         check_range("distill_temperature", self.distill_temperature, lo=0.0, lo_open=True)

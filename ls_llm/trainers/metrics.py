@@ -89,4 +89,6 @@ def loss_curve(log_history: list[dict], *, width: int = 40, rows: int = 12) -> s
         bar = "#" * max(1, round(width * r["loss"] / top)) if math.isfinite(r["loss"]) else "(non-finite)"
         lines.append(f"{r['step']:>6}  {r['loss']:>8.4f}  {r.get('ce_loss', float('nan')):>8.4f}  "
                      f"{r.get('mean_token_accuracy', float('nan')):>6.3f}  {bar}")
+    if len(picks) < len(logs):
+        lines.append(f"({len(picks)} of {len(logs)} logged steps shown, evenly spaced, first and last included)")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ low precision may cost what it costs everyone, not more."""
 import pytest
 import torch
 
-from ls_llm.objectives import build_objective
+from ls_llm.objectives import OBJECTIVES, build_objective
 from ls_llm.objectives.distill import CachedTeacher, DistillLoss, OnlineTeacher
 from ls_llm.objectives.distill_reference import reference_distill_loss
 from ls_llm.objectives.reference import reference_linear_loss
@@ -15,9 +15,11 @@ from ls_llm.objectives.topk import teacher_topk
 
 pytestmark = pytest.mark.gpu
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
-CASES = {"ce": {}, "label_smoothing": {"alpha": 0.1}, "forward_correction": {"noise_rate": 0.2},
-         "backward_correction": {"noise_rate": 0.2}, "gce": {"q": 0.7}, "sce": {}, "bootstrap_soft": {},
-         "focal": {"gamma": 2.0}, "dft": {}}
+# Every registered objective (a new one cannot be left out), with parameters away from 0 where its default would
+# make it plain ce.
+PARAMS = {"label_smoothing": {"alpha": 0.1}, "forward_correction": {"noise_rate": 0.2},
+          "backward_correction": {"noise_rate": 0.2}, "gce": {"q": 0.7}, "focal": {"gamma": 2.0}}
+CASES = {name: PARAMS.get(name, {}) for name in sorted(OBJECTIVES)}
 
 
 def _problem(n=300, hidden=64, vocab=4099, seed=0):

@@ -46,11 +46,42 @@ def test_grid_ids_are_unique_and_seed_major(tmp_path):
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_shipped_sweep_loads_and_names_its_recipes(path):
+def test_every_shipped_sweep_reads_as_ls_llm_sweep_reads_it(path, monkeypatch, tmp_path):
+    """As `ls-llm sweep` would, short of training: load the file, check its override types, and parse the command
+    line of one cell per (variant or student, noise type, rate) with the argument types of the run the cell is
+    (`ls-llm train` or the distill command), so a variant key no recipe field holds, or a value out of its range,
+    fails here and not an hour into the sweep."""
+    from ls_llm.objectives import build_objective
+    from ls_llm.sweep.load import check_override_types
+    from ls_llm.trainers.recipe import parse_recipe
+    from ls_llm.trainers.run import distill_arg_types, sft_arg_types
+
+    monkeypatch.chdir(REPO)
     sweep = load_sweep(path)
     assert Path(sweep.recipe).is_file() and sweep.cells()
     if sweep.distill is not None:
         assert Path(sweep.distill.recipe).is_file()
+    check_override_types(sweep)
+    data = {"train": tmp_path / "train.jsonl"}
+    seen = set()
+    for cell in sweep.cells():
+        key = (cell.kind, cell.variant, cell.noise_type, cell.noise_rate)
+        if key in seen:
+            continue
+        seen.add(key)
+        model_dir = tmp_path / "cells" / cell.cell_id / "model"
+        argv = cell_argv(sweep, cell, data, model_dir=model_dir, teacher_dir=tmp_path / "teacher")
+        distill = cell.kind == "distill"
+        *_, args, _ = parse_recipe([*argv, "--use_cpu", "true"], distill_arg_types() if distill else sft_arg_types())
+        assert args.output_dir == str(model_dir) and args.seed == cell.seed
+        build_objective(args.objective, **args.objective_kwargs())
+        args.routing_plan()
+        if cell.kind == "train":
+            wanted = sweep.variant(cell.variant).recipe_keys(cell.noise_rate).get("objective")
+            assert wanted is None or args.objective == wanted, (cell.cell_id, args.objective)
+        if distill:
+            assert args.cached or args.teacher_model_name_or_path == str(tmp_path / "teacher")
+    assert seen
 
 
 def test_shards_partition_and_keep_teacher(tmp_path):
