@@ -65,7 +65,7 @@ def test_every_shipped_sweep_reads_as_ls_llm_sweep_reads_it(path, monkeypatch, t
     data = {"train": tmp_path / "train.jsonl"}
     seen = set()
     for cell in sweep.cells():
-        key = (cell.kind, cell.variant, cell.noise_type, cell.noise_rate)
+        key = (cell.kind, cell.variant, cell.noise_type, cell.noise_rho)
         if key in seen:
             continue
         seen.add(key)
@@ -77,7 +77,7 @@ def test_every_shipped_sweep_reads_as_ls_llm_sweep_reads_it(path, monkeypatch, t
         build_objective(args.objective, **args.objective_kwargs())
         args.routing_plan()
         if cell.kind == "train":
-            wanted = sweep.variant(cell.variant).recipe_keys(cell.noise_rate).get("objective")
+            wanted = sweep.variant(cell.variant).recipe_keys(cell.noise_rho).get("objective")
             assert wanted is None or args.objective == wanted, (cell.cell_id, args.objective)
         if distill:
             assert args.cached or args.teacher_model_name_or_path == str(tmp_path / "teacher")

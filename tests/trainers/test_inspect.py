@@ -166,8 +166,8 @@ def test_summary_names_routes_and_distillation(h, tmp_path):
     args = _parsed(h, tmp_path, _recipe(h, tmp_path, **ROUTED), sft_arg_types())
     run = types.SimpleNamespace(trainer=types.SimpleNamespace(args=args, state=types.SimpleNamespace(
         global_step=15, log_history=logs)), output_dir=str(tmp_path / "none"), guard=None)
-    text = _summary(run)
-    assert "objective=ce " not in text and "objective=routed" in text
+    text = _summary(run, "train")
+    assert text.startswith("\n== ls-llm train: ") and "objective=ce " not in text and "objective=routed" in text
     assert "corrupted=True / answer: gce(q=0.5)" in text and "corrupted=True / reasoning: label_smoothing(alpha=0.5" in text
     assert "corrupted=False: dropped" in text
     assert "(12 of 15 logged steps shown" in text
@@ -175,7 +175,8 @@ def test_summary_names_routes_and_distillation(h, tmp_path):
     distill = _recipe(h, tmp_path, "d.yaml", teacher_model_name_or_path="some/teacher", teacher_smoothing=0.1,
                       distill_divergence="jsd", jsd_beta=0.3, distill_alpha=0.7, distill_temperature=2.0)
     run.trainer.args = _parsed(h, tmp_path, distill, distill_arg_types())
-    text = _summary(run)
+    text = _summary(run, "distill")
+    assert text.startswith("\n== ls-llm distill: ")
     assert "teacher_smoothing = 0.1" in text and "jsd(beta=0.3)" in text and "0.7·τ²" in text and "τ = 2" in text
     assert "some/teacher" in text
 
