@@ -36,22 +36,10 @@ import sys
 import tempfile
 import time
 
+from ls_llm.bench.objectives import _current_rss, _peak_rss, _reset_peak_rss
+
 VARIANTS = ("ls_label_smoothing", "trl_label_smoothing", "trl_nll", "ls_routed", "ls_weighted")
 TRACE_WEIGHTS = (1.0, 0.5, 0.25, 2.0)
-
-
-def _rss(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak_rss() -> None:
-    # Linux: writing 5 to clear_refs resets VmHWM, so only the measured steps count.
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
 
 
 def _model(vocab: int, hidden: int, layers: int):
@@ -122,12 +110,12 @@ def _child(variant: str, args: argparse.Namespace) -> dict:
     class Clock(TrainerCallback):
         def on_step_end(self, targs, state, control, **kwargs):
             if state.global_step == 1:  # warm-up step done: start the clock and the peak
-                marks["base_rss"] = _rss("VmRSS")
+                marks["base_rss"] = _current_rss()
                 _reset_peak_rss()
                 marks["t0"] = time.perf_counter()
             elif state.global_step == args.steps + 1:
                 marks["t1"] = time.perf_counter()
-                marks["peak_rss"] = _rss("VmHWM")
+                marks["peak_rss"] = _peak_rss()
 
     with tempfile.TemporaryDirectory() as out_dir:
         trainer = _trainer(variant, args, out_dir)
