@@ -39,24 +39,17 @@ def _vllm_engine(cfg: EvalConfig) -> dict:
     """The engine settings, unset ones at the installed build's defaults (CPU or CUDA)."""
     from ls_llm import vllm_support
 
-    fraction, eager = cfg.gpu_memory_utilization, cfg.enforce_eager
-    if fraction is None or eager is None:
+    settings = {"gpu_memory_utilization": cfg.gpu_memory_utilization, "enforce_eager": cfg.enforce_eager}
+    if None in settings.values():
         defaults = vllm_support.engine_defaults()
-        fraction = defaults.gpu_memory_utilization if fraction is None else fraction
-        eager = defaults.enforce_eager if eager is None else eager
-    return {"gpu_memory_utilization": fraction, "enforce_eager": eager}
+        settings = {k: getattr(defaults, k) if v is None else v for k, v in settings.items()}
+    return settings
 
 
 def _vllm_args(cfg: EvalConfig) -> dict:
-    args = {
-        "pretrained": cfg.model,
-        "dtype": cfg.dtype,
-        "tensor_parallel_size": cfg.tensor_parallel_size,
-        "data_parallel_size": cfg.data_parallel_size,
-        **_vllm_engine(cfg),
-        "max_gen_toks": cfg.max_gen_toks,
-        "seed": cfg.seed,
-    }
+    args = {"pretrained": cfg.model, "dtype": cfg.dtype, "tensor_parallel_size": cfg.tensor_parallel_size,
+            "data_parallel_size": cfg.data_parallel_size, **_vllm_engine(cfg), "max_gen_toks": cfg.max_gen_toks,
+            "seed": cfg.seed}
     if cfg.max_model_len is not None:
         args["max_model_len"] = cfg.max_model_len
     return args | cfg.extra_model_args
@@ -193,9 +186,9 @@ def build_lm(cfg: EvalConfig):
     """Instantiate the lm-eval model (this is where weights load and vllm is imported)."""
     backend = get_backend(cfg)
     device = backend.device(cfg)
-    extra = {"batch_size": _batch_size(cfg, device), "device": device}
     try:
-        return backend.lm_class().create_from_arg_obj(backend.model_args(cfg), extra)
+        return backend.lm_class().create_from_arg_obj(backend.model_args(cfg),
+                                                      {"batch_size": _batch_size(cfg, device), "device": device})
     except RuntimeError as err:
         if "initialization failed" not in str(err):  # vLLM's engine or worker process did not start
             raise
