@@ -1,24 +1,18 @@
 """Benchmark: LsSFTTrainer (label smoothing, fused) vs trl's SFTTrainer (label_smoothing_factor, and plain NLL).
 
     python -m ls_llm.bench.trainer                 # vocab 151936, hidden 256, 2 layers, 1024-token rows, CPU
-    python -m ls_llm.bench.trainer --steps 2       # fewer measured steps
+    python -m ls_llm.bench.trainer --steps 2 --variants ls_label_smoothing ls_routed  # fewer steps, two variants
 
 A small-but-wide model (Qwen2.5's vocabulary on a tiny body) makes the lm_head and the loss dominate, which
-is where the three paths differ:
+is where the paths differ:
 - ls_label_smoothing: LsSFTTrainer(objective=label_smoothing, alpha=0.1): fused objective, no logits.
 - trl_label_smoothing: SFTTrainer(label_smoothing_factor=0.1): a full-logits forward for transformers'
   LabelSmoother, plus trl's fused no-grad forward for its metrics.
 - trl_nll: SFTTrainer's default fused NLL (the floor for a plain loss).
-- ls_routed: LsSFTTrainer routed by segment (objectives/routing.py): label smoothing (alpha=0.1) on each row's
-  last ``--answer`` tokens (the "answer span"), plain CE on the rest; to set against ls_label_smoothing
-  (target: tokens/s within 5%, the same step memory: routing adds no matmul and no chunk buffer).
-
-    python -m ls_llm.bench.trainer --variants ls_label_smoothing ls_routed    # the routing comparison only
-
+- ls_routed: label smoothing routed (objectives/routing.py) to each row's last ``--answer`` tokens, plain CE on
+  the rest; against ls_label_smoothing: tokens/s within 5%, the same step memory (no matmul or chunk buffer added).
 - ls_weighted: ls_label_smoothing with per-trace weights (trainers/weights.py; rows weighted 1, 0.5, 0.25, 2 in
-  turn); to set against ls_label_smoothing (target: tokens/s within 3%).
-
-    python -m ls_llm.bench.trainer --variants ls_label_smoothing ls_weighted  # the weights comparison only
+  turn); against ls_label_smoothing: tokens/s within 3%.
 
 Each variant runs in its own process (fresh allocator, honest peak RSS); all ratios come from one run of
 this script, since timings on shared machines drift between runs. Throughput = trained tokens / wall time of
