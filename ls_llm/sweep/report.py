@@ -47,7 +47,7 @@ def to_csv(rows: list[dict]) -> str:
 
 
 def _table(first: str, columns: list[str], body: list[tuple[str, list[str]]]) -> str:
-    """A markdown table: `first` heads the label column, `columns` the right-aligned ones; body: (label, cells)."""
+    """A markdown table: `first` heads the label column, `columns` the others; `body`: (label, cells)."""
     lines = [f"| {first} | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     return "\n".join(lines + [f"| {label} | " + " | ".join(cells) + " |" for label, cells in body]) + "\n"
 
@@ -106,7 +106,8 @@ def endpoint_table(rows: list[dict], references: dict[str, str], expected: dict,
         if any((variant, t) in diffs for t in noise_types):
             per_type = [list(diffs.get((variant, t), {}).values()) for t in noise_types]
             body.append((f"{variant} (− {references[variant]})",
-                         [f"{gain_ci_cell(d, n_seeds)} {verdict(*paired_ci(d))}" if d else "—" for d in per_type]))
+                         [f"{gain_ci_cell(d, n_seeds)} {verdict(*paired_ci(d))}" if d else "—"
+                          for d in per_type]))
     return _table("variant (− reference)", [f"`{t}` noise" for t in noise_types], body)
 
 
@@ -126,8 +127,8 @@ def curve_table(rows: list[dict], rate: float, metric: str, *, n_seeds: int) -> 
     if not points:
         return ""
     steps = sorted({step for by_step in points.values() for step in by_step})
-    return _table("variant", [f"step {s}" for s in steps],
-                  [(v, [mean_ci_cell(by_step.get(s), 100, n_seeds) for s in steps]) for v, by_step in points.items()])
+    body = [(v, [mean_ci_cell(by_step.get(s), 100, n_seeds) for s in steps]) for v, by_step in points.items()]
+    return _table("variant", [f"step {s}" for s in steps], body)
 
 
 def student_table(rows: list[dict], *, n_seeds: int) -> str:
@@ -272,7 +273,8 @@ def curves_csv(rows: list[dict]) -> str:
     """One line per tracked point of every cell: cell_id, variant, noise type / rate, seed, step, the metrics."""
     fields = ("cell_id", "variant", "noise_type", "noise_rho", "seed", "step", "val_acc", "mem_injected", "mem_true",
               "mem_other", "n_val", "n_corrupted")
-    return _csv(fields, ({**{k: row[k] for k in fields[:5]}, **point} for row in rows for point in row.get("curve") or []))
+    return _csv(fields, ({**{k: row[k] for k in fields[:5]}, **point}
+                         for row in rows for point in row.get("curve") or []))
 
 
 def _labelled(select: dict, rows: list[dict]) -> dict:
