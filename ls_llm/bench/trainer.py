@@ -34,6 +34,14 @@ from ls_llm.bench.objectives import _current_rss, _peak_rss, _reset_peak_rss
 
 VARIANTS = ("ls_label_smoothing", "trl_label_smoothing", "trl_nll", "ls_routed", "ls_weighted")
 TRACE_WEIGHTS = (1.0, 0.5, 0.25, 2.0)
+# Variant -> its config's own keys (ls_*: LsSFTConfig, trl_*: trl's SFTConfig).
+VARIANT_KEYS = {
+    "ls_label_smoothing": {"objective": "label_smoothing", "alpha": 0.1},
+    "trl_label_smoothing": {"label_smoothing_factor": 0.1},
+    "trl_nll": {},
+    "ls_routed": {"objective": "ce", "segment_objectives": {"answer": {"objective": "label_smoothing", "alpha": 0.1}}},
+    "ls_weighted": {"objective": "label_smoothing", "alpha": 0.1, "trace_weight_column": "w"},
+}
 
 
 def _model(vocab: int, hidden: int, layers: int):
@@ -66,22 +74,12 @@ def _trainer(variant: str, args: argparse.Namespace, out_dir: str):
                   learning_rate=1e-4, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
                   bf16=False, gradient_checkpointing=False, disable_tqdm=True, max_length=args.seq, seed=0,
                   dataloader_num_workers=0, optim="sgd")
-    tokenizer = _tokenizer(PreTrainedTokenizerFast)
-    model = _model(args.vocab, args.hidden, args.layers)
-    if variant == "ls_label_smoothing":
-        cfg, cls = LsSFTConfig(objective="label_smoothing", alpha=0.1, **common), LsSFTTrainer
-    elif variant == "ls_weighted":
-        cfg = LsSFTConfig(objective="label_smoothing", alpha=0.1, trace_weight_column="w", **common)
-        cls = LsSFTTrainer
-    elif variant == "ls_routed":
-        answer_ls = {"answer": {"objective": "label_smoothing", "alpha": 0.1}}
-        cfg, cls = LsSFTConfig(objective="ce", segment_objectives=answer_ls, **common), LsSFTTrainer
-    elif variant == "trl_label_smoothing":
-        cfg, cls = SFTConfig(label_smoothing_factor=0.1, **common), SFTTrainer
-    else:
-        cfg, cls = SFTConfig(**common), SFTTrainer
-    trainer = cls(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
-    if cls is LsSFTTrainer:  # as `ls-llm train` runs it (trainers/run.prepare_run): with the NaN / signal guard
+    ours = variant.startswith("ls_")
+    cfg = (LsSFTConfig if ours else SFTConfig)(**VARIANT_KEYS[variant], **common)
+    trainer = (LsSFTTrainer if ours else SFTTrainer)(model=_model(args.vocab, args.hidden, args.layers), args=cfg,
+                                                      train_dataset=Dataset.from_list(rows),
+                                                      processing_class=_tokenizer(PreTrainedTokenizerFast))
+    if ours:  # as `ls-llm train` runs it (trainers/run.prepare_run): with the NaN / signal guard
         from ls_llm.trainers.guard import install_guard
 
         install_guard(trainer)
