@@ -47,8 +47,7 @@ def _engine_tests() -> tuple[bool, str]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/objectives/test_cuda.py",
            "tests/objectives/test_identities.py", "-m", "gpu"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
-    return proc.returncode == 0, tail
+    return proc.returncode == 0, "\n".join(proc.stdout.strip().splitlines()[-15:])
 
 
 def _tiny(vocab: int, hidden: int, seed: int):
@@ -160,13 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="device-check-"))
     out.mkdir(parents=True, exist_ok=True)
-    report, ok = ["# device check", ""], True
     t0 = time.time()
-    report += ["## versions", "", *_versions(), ""]
-    passed, tail = _engine_tests()
-    ok &= passed
-    report += ["## engine CUDA tests (fp32 / bf16 / fp16 vs float64)", "", "```", tail, "```", ""]
-    report += ["## trainer steps", "", *_trainer_steps(out), ""]
+    report = ["# device check", "", "## versions", "", *_versions(), ""]
+    ok, tail = _engine_tests()
+    report += ["## engine CUDA tests (fp32 / bf16 / fp16 vs float64)", "", "```", tail, "```", "",
+               "## trainer steps", "", *_trainer_steps(out), ""]
     if not args.skip_bench:
         report += ["## label smoothing α=0.1 vs Liger FLCE (bf16, H=4096, V=151936, fwd+bwd)", "",
                    *_liger_bench(args.tokens), ""]

@@ -151,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"  {name}: floor {row['floor']['seconds']:.2f} s, fused {row['fused']['seconds']:.2f} s, "
               f"materialized {row['materialized']['seconds']:.2f} s", flush=True)
-    print()
-    print(_table(rows))
+    print(f"\n{_table(rows)}")
     return 0
 
 
