@@ -308,13 +308,10 @@ def verify_batch(preds: Sequence[str | None], golds: Sequence[str], *,
     workers = max(1, min(workers, os.cpu_count() or 1, len(pairs)))
     size = chunk_size or max(8, min(256, len(pairs) // (workers * 8) or 1))
     chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
-    results: list[str] = []
     with worker_pool(workers) as pool:
         mapped = pool.map(_status_chunk, chunks, [timeout_s] * len(chunks))
         if progress:
             from tqdm.auto import tqdm
 
             mapped = tqdm(mapped, total=len(chunks), unit="chunk", desc="verify")
-        for statuses in mapped:
-            results.extend(statuses)
-    return results
+        return [status for statuses in mapped for status in statuses]

@@ -93,10 +93,8 @@ def _run_child(variant: str, name: str, args) -> dict:
     """Best of ``args.repeat`` runs, each in a fresh process (time: fastest; memory: largest)."""
     cmd = [sys.executable, "-m", "ls_llm.bench.objectives", "--child", variant, "--objective", name,
            "--tokens", str(args.tokens), "--hidden", str(args.hidden), "--vocab", str(args.vocab)]
-    runs = []
-    for _ in range(args.repeat):
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    runs = [json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            for _ in range(args.repeat)]
     return {**runs[0], "seconds": min(r["seconds"] for r in runs),
             "cpu_seconds": min(r.get("cpu_seconds", r["seconds"]) for r in runs),
             "working_bytes": max(r["working_bytes"] for r in runs)}

@@ -130,12 +130,9 @@ def _run_child(variant: str, argv: list[str]) -> dict:
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| variant | tokens/s | peak RSS (GB) | step memory (GB) | first loss |",
-             "|---|---:|---:|---:|---:|"]
-    for name, r in results.items():
-        lines.append(f"| {name} | {r['tokens_per_s']:.0f} | {r['peak_rss_gb']:.2f} | {r['step_mem_gb']:.2f} | "
-                     f"{r['first_loss']:.4f} |")
-    lines.append("")
+    lines = ["| variant | tokens/s | peak RSS (GB) | step memory (GB) | first loss |", "|---|---:|---:|---:|---:|",
+             *(f"| {name} | {r['tokens_per_s']:.0f} | {r['peak_rss_gb']:.2f} | {r['step_mem_gb']:.2f} | "
+               f"{r['first_loss']:.4f} |" for name, r in results.items()), ""]
     ls, trl_ls, nll, routed, weighted = (results.get(v) for v in VARIANTS)
     if ls and trl_ls:
         lines += [f"- throughput vs trl label smoothing: {ls['tokens_per_s'] / trl_ls['tokens_per_s']:.2f}x "
