@@ -64,27 +64,22 @@ def _child(variant: str, name: str, n: int, hidden: int, vocab: int) -> dict:
     w = torch.randn(vocab, hidden).mul_(0.02).requires_grad_()
     y = torch.randint(0, vocab, (n,))
     grad_bytes = (h.numel() + w.numel()) * 4
-    if variant == "floor":
-        base = _current_rss()
-        _reset_peak_rss()
-        t0, c0 = time.perf_counter(), _cpu_seconds()
+    params = OBJECTIVE_PARAMS.get(name, {})
+
+    def floor():
         with torch.no_grad():
             logits = h @ w.T
             _ = logits @ w
             _ = logits.T @ h
-        seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-    else:
-        params = OBJECTIVE_PARAMS.get(name, {})
-        if variant == "fused":
-            obj = build_objective(name, **params)
-            fn = lambda: obj(h, w, y)  # noqa: E731
-        else:
-            fn = lambda: reference_linear_loss(name, h, w, y, **params)  # noqa: E731
-        base = _current_rss()
-        _reset_peak_rss()
-        t0, c0 = time.perf_counter(), _cpu_seconds()
-        fn().backward()
-        seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+
+    obj = build_objective(name, **params) if variant == "fused" else None  # built before the clock starts
+    step = {"floor": floor, "fused": lambda: obj(h, w, y).backward(),
+            "materialized": lambda: reference_linear_loss(name, h, w, y, **params).backward()}[variant]
+    base = _current_rss()
+    _reset_peak_rss()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    step()
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     working = max(_peak_rss() - base - (0 if variant == "floor" else grad_bytes), 0)
     return {"variant": variant, "objective": name, "seconds": seconds, "cpu_seconds": cpu, "working_bytes": working}
 
