@@ -134,11 +134,6 @@ def split_top_level(text: str) -> list[str]:
 MAX_EXPONENT = 1000
 
 
-def _huge_exponent(text: str) -> bool:
-    exponent = text.lower().partition("e")[2]
-    return bool(exponent) and abs(int(exponent)) > MAX_EXPONENT
-
-
 def plain_number(text: str) -> tuple[Fraction, bool] | None:
     """``(value, written_as_decimal)`` for a plain number, else None.
 
@@ -153,7 +148,8 @@ def plain_number(text: str) -> tuple[Fraction, bool] | None:
     if not text:
         return None
     if _DECIMAL.match(text):
-        if _huge_exponent(text):
+        exponent = text.lower().partition("e")[2]
+        if exponent and abs(int(exponent)) > MAX_EXPONENT:
             return None
         return sign * Fraction(text), any(c in text for c in ".eE")
     if match := _SCI.match(text):
@@ -207,11 +203,6 @@ def bare_value(text: str) -> str:
     return _UNIT_GROUP.sub("", _ASSIGNMENT.sub("", text)).strip()
 
 
-def _assigned_name(text: str) -> str | None:
-    match = _ASSIGNMENT.match(text)
-    return match.group(0).split("=")[0].strip() if match else None
-
-
 def numeric_verdict(pred: str, gold: str, tolerance: float | None = None) -> str | None:
     """"correct"/"wrong" when both sides are plain numbers or equally long sets of them, else None.
 
@@ -221,7 +212,7 @@ def numeric_verdict(pred: str, gold: str, tolerance: float | None = None) -> str
     ``y = 1`` apart). Thousands separators (``58,500``) are read as such unless the other side has as many
     parts as the comma split gives; a percent sign on one side only matches either scale.
     """
-    names = {_assigned_name(pred), _assigned_name(gold)} - {None}
+    names = {match.group(0).split("=")[0].strip() for text in (pred, gold) if (match := _ASSIGNMENT.match(text))}
     return _numeric_verdict(pred, gold, tolerance) if len(names) <= 1 else None
 
 

@@ -26,22 +26,9 @@ from ls_llm.answer_forms import (
     surely_different,
 )
 
-__all__ = [
-    "STATUSES",
-    "answer_key",
-    "answer_status",
-    "extract_final_answer",
-    "find_final_answer",
-    "gsm8k_gold",
-    "is_equivalent",
-    "answer_part_start",
-    "last_boxed",
-    "last_boxed_span",
-    "boxed_spans",
-    "lost_variables",
-    "strip_thinking",
-    "verify_batch",
-]
+__all__ = ["STATUSES", "answer_key", "answer_status", "extract_final_answer", "find_final_answer",
+           "gsm8k_gold", "is_equivalent", "answer_part_start", "last_boxed", "last_boxed_span", "boxed_spans",
+           "lost_variables", "strip_thinking", "verify_batch"]
 
 STATUSES = ("correct", "wrong", "missing", "unparsable")
 
@@ -64,11 +51,8 @@ def answer_part_start(text: str) -> int:
 
 
 def strip_thinking(text: str) -> str:
-    """Drop the reasoning part of a trace: everything up to the last ``</think>``.
-
-    A trace that opens ``<think>`` and never closes it (a truncated generation) has no answer
-    part at all, so it becomes the empty string.
-    """
+    """Drop the reasoning part of a trace (see :func:`answer_part_start`): a trace that opens ``<think>`` and
+    never closes it (a truncated generation) has no answer part at all, so it becomes the empty string."""
     return text[answer_part_start(text) :]
 
 
@@ -205,25 +189,17 @@ def _clean(answer: str) -> str:
     return normalize_latex(_SPACING_RE.sub("", answer).strip().rstrip(".,;:").strip())
 
 
-def _as_latex(answer: str) -> str:
-    # math-verify finds expressions by their LaTeX delimiters; a bare "27" or "\frac12" needs one.
-    answer = _clean(answer)
-    return answer if _BOX_RE.search(answer) else "\\boxed{" + answer + "}"
-
-
 def _parse(answer: str, timeout_s: int) -> list:
     from math_verify import parse
 
-    return parse(_as_latex(answer), parsing_timeout=timeout_s)
-
-
-def _has_math(parsed: list) -> bool:
-    # parse() appends the raw string as a fallback; only a sympy object means it really parsed.
-    return any(not isinstance(item, str) for item in parsed)
+    # math-verify finds expressions by their LaTeX delimiters; a bare "27" or "\frac12" needs one.
+    answer = _clean(answer)
+    return parse(answer if _BOX_RE.search(answer) else "\\boxed{" + answer + "}", parsing_timeout=timeout_s)
 
 
 def _first_math(parsed: list):
-    return next(item for item in parsed if not isinstance(item, str))
+    # parse() appends the raw string as a fallback; only a sympy object means it really parsed (else None).
+    return next((item for item in parsed if not isinstance(item, str)), None)
 
 
 def answer_status(pred: str | None, gold: str, *, timeout_s: float = 5.0, tolerance: float | None = None) -> str:
@@ -242,17 +218,16 @@ def answer_status(pred: str | None, gold: str, *, timeout_s: float = 5.0, tolera
         return fast
     seconds = max(1, math.ceil(timeout_s))  # signal.alarm only takes whole seconds
     parsed_pred = _parse(pred, seconds)
-    if not _has_math(parsed_pred):
+    if (pred_obj := _first_math(parsed_pred)) is None:
         return "unparsable"
     from math_verify import verify
 
     parsed_gold = _parse(gold, seconds)
-    if not _has_math(parsed_gold) or lost_variables(_clean(gold), _first_math(parsed_gold)):
+    if (gold_obj := _first_math(parsed_gold)) is None or lost_variables(_clean(gold), gold_obj):
         # A few real golds defeat math-verify ("a + b + c"), or come back as a fragment of themselves
         # ("\frac{1}{3} E_{1}+\frac{2}{3} E_{2}" parsed as 2/3): a wrong answer of the same shape would match
         # that fragment, so compare the written text instead (answer_key: layout and list order aside).
         return "correct" if answer_key(_clean(gold)) == answer_key(_clean(pred)) else "wrong"
-    gold_obj, pred_obj = _first_math(parsed_gold), _first_math(parsed_pred)
     if tolerance is not None and _within(gold_obj, pred_obj, tolerance):
         return "correct"
     if surely_different(gold_obj, pred_obj, _clean(gold), _clean(pred)):
@@ -311,16 +286,9 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
                                initargs=(os.getpid(),))
 
 
-def verify_batch(
-    preds: Sequence[str | None],
-    golds: Sequence[str],
-    *,
-    tolerances: Sequence[float | None] | None = None,
-    workers: int = 2,
-    timeout_s: float = 5.0,
-    chunk_size: int | None = None,
-    progress: bool = False,
-) -> list[str]:
+def verify_batch(preds: Sequence[str | None], golds: Sequence[str], *,
+                 tolerances: Sequence[float | None] | None = None, workers: int = 2, timeout_s: float = 5.0,
+                 chunk_size: int | None = None, progress: bool = False) -> list[str]:
     """Per-item status ("correct" | "wrong" | "missing" | "unparsable"), computed in worker processes.
 
     ``tolerances``: per-item absolute tolerance for numeric answers (None: exact, as math-verify).
@@ -340,13 +308,10 @@ def verify_batch(
     workers = max(1, min(workers, os.cpu_count() or 1, len(pairs)))
     size = chunk_size or max(8, min(256, len(pairs) // (workers * 8) or 1))
     chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
-    results: list[str] = []
     with worker_pool(workers) as pool:
         mapped = pool.map(_status_chunk, chunks, [timeout_s] * len(chunks))
         if progress:
             from tqdm.auto import tqdm
 
             mapped = tqdm(mapped, total=len(chunks), unit="chunk", desc="verify")
-        for statuses in mapped:
-            results.extend(statuses)
-    return results
+        return [status for statuses in mapped for status in statuses]

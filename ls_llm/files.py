@@ -160,8 +160,7 @@ def staged_dir(out_dir: str | os.PathLike, *, last: str | None = None) -> Iterat
         if not out.exists():
             os.rename(stage, out)
             return
-        names = sorted(p.name for p in stage.iterdir())
-        for name in sorted(names, key=lambda n: n == last):
+        for name in sorted(sorted(p.name for p in stage.iterdir()), key=lambda n: n == last):
             _move(stage / name, out / name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -41,11 +41,8 @@ ENGINE_DEFAULTS = {
 }
 
 # Substrings of vLLM's model-config refusals -> the flag that changes the outcome.
-REFUSAL_HINTS = (
-    ("architecture", "{fallback}"),
-    ("max_model_len", "change {max_len_flag}"),
-    ("dtype", "change {dtype_flag}"),
-)
+REFUSAL_HINTS = (("architecture", "{fallback}"), ("max_model_len", "change {max_len_flag}"),
+                 ("dtype", "change {dtype_flag}"))
 
 
 def installed() -> bool:
@@ -103,8 +100,7 @@ def cpu_memory() -> tuple[int, int]:
 
 def refusal_line(model: str, err: Exception, **flags: str) -> str:
     """vLLM's model-config refusal (a pydantic report of several lines) as one line with the flag to change."""
-    text = str(err)
-    reason = text.split("Value error, ", 1)[-1].split(" Supported architectures", 1)[0]
+    reason = str(err).split("Value error, ", 1)[-1].split(" Supported architectures", 1)[0]
     reason = " ".join(reason.split("[type=", 1)[0].split()).split(". ", 1)[0].rstrip(".")  # the first sentence
     hint = next((h.format(**flags) for key, h in REFUSAL_HINTS if key in reason.lower()), flags["fallback"])
     return f"vLLM refuses model={model!r}: {reason}; {hint}"

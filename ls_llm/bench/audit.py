@@ -23,15 +23,7 @@ import time
 
 from ls_llm.bench import trace_scores
 from ls_llm.bench.math_rows import math_rows
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process and its reaped children (the verification workers): on a shared machine the
-    wall-clock rate depends on the other jobs' load, the CPU seconds per trace do not."""
-    import resource
-
-    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+from ls_llm.bench.objectives import _cpu_seconds
 
 
 def _spelling(answer: str, rng: random.Random) -> str:

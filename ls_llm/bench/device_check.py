@@ -47,8 +47,7 @@ def _engine_tests() -> tuple[bool, str]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/objectives/test_cuda.py",
            "tests/objectives/test_identities.py", "-m", "gpu"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
-    return proc.returncode == 0, tail
+    return proc.returncode == 0, "\n".join(proc.stdout.strip().splitlines()[-15:])
 
 
 def _tiny(vocab: int, hidden: int, seed: int):
@@ -79,21 +78,19 @@ def _trainer_steps(out: Path) -> list[str]:
                   report_to="none", use_cpu=not cuda, bf16=cuda, seed=0, dataloader_num_workers=0,
                   disable_tqdm=True, max_length=128)
     dtype = torch.bfloat16 if cuda else torch.float32
-    lines = []
     sft = LsSFTTrainer(model=_tiny(len(tok), 256, 0).to(dtype), processing_class=tok, train_dataset=data,
                        args=LsSFTConfig(output_dir=str(out / "sft"), objective="label_smoothing", alpha=0.1, **common))
     loss = sft.train().training_loss
-    lines.append(f"LsSFTTrainer step ({'bf16, cuda' if cuda else 'fp32, cpu'}): loss {loss:.4f}")
     teacher = _tiny(len(tok), 320, 1).to(dtype)
     distill = LsDistillTrainer(model=_tiny(len(tok), 256, 2).to(dtype), teacher_model=teacher, processing_class=tok,
                                train_dataset=data,
                                args=LsDistillConfig(output_dir=str(out / "distill"), teacher_model_name_or_path="tiny",
                                                     distill_alpha=0.5, teacher_smoothing=0.1, **common))
     dloss = distill.train().training_loss
-    lines.append(f"LsDistillTrainer online step: loss {dloss:.4f}")
     if not (math.isfinite(loss) and math.isfinite(dloss)):
         raise RuntimeError(f"non-finite loss in a trainer step: sft {loss}, distill {dloss}")
-    return lines
+    return [f"LsSFTTrainer step ({'bf16, cuda' if cuda else 'fp32, cpu'}): loss {loss:.4f}",
+            f"LsDistillTrainer online step: loss {dloss:.4f}"]
 
 
 def _bench_one(fn, n: int, hidden: int, vocab: int, reps: int = 3) -> tuple[float, float]:
@@ -160,13 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="device-check-"))
     out.mkdir(parents=True, exist_ok=True)
-    report, ok = ["# device check", ""], True
     t0 = time.time()
-    report += ["## versions", "", *_versions(), ""]
-    passed, tail = _engine_tests()
-    ok &= passed
-    report += ["## engine CUDA tests (fp32 / bf16 / fp16 vs float64)", "", "```", tail, "```", ""]
-    report += ["## trainer steps", "", *_trainer_steps(out), ""]
+    report = ["# device check", "", "## versions", "", *_versions(), ""]
+    ok, tail = _engine_tests()
+    report += ["## engine CUDA tests (fp32 / bf16 / fp16 vs float64)", "", "```", tail, "```", "",
+               "## trainer steps", "", *_trainer_steps(out), ""]
     if not args.skip_bench:
         report += ["## label smoothing α=0.1 vs Liger FLCE (bf16, H=4096, V=151936, fwd+bwd)", "",
                    *_liger_bench(args.tokens), ""]

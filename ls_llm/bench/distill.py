@@ -106,8 +106,7 @@ def _table(r: dict, args) -> str:
                      f"{x['seconds'] / m['seconds']:.2f}x / {x['cpu_seconds'] / m['cpu_seconds']:.2f}x | "
                      f"{m['working_bytes'] / max(x['working_bytes'], 1):.1f}x lower | "
                      f"{x['seconds'] / s['seconds']:.2f}x / {x['cpu_seconds'] / s['cpu_seconds']:.2f}x |")
-    lines.append("")
-    lines.append(f"cache payload: {cache_bytes_per_token(args.top_k)} bytes per completion token (top-{args.top_k})")
+    lines += ["", f"cache payload: {cache_bytes_per_token(args.top_k)} bytes per completion token (top-{args.top_k})"]
     return "\n".join(lines)
 
 
@@ -132,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     for variant in VARIANTS:
         results[variant] = _run_child(variant, args)
         print(f"  {variant}: {results[variant]['seconds']:.2f} s", flush=True)
-    print()
-    print(_table(results, args))
+    print(f"\n{_table(results, args)}")
     return 0
 
 

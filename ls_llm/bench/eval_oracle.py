@@ -47,16 +47,13 @@ def math_outputs(docs: list[dict]) -> dict[str, list[list[str]]]:
         gold, problem = doc["answer"], doc.get("problem", "")
         other = next((d["answer"] for d in docs[i + 1:] + docs[:i] if "".join(d["answer"].split())
                       != "".join(gold.split())), "-98765.4321")
-        styled = model_style_math(gold, tolerance=doc.get("tolerance"), unit=doc.get("unit"), variant=i)
-        in_order = model_style_math(gold, tolerance=doc.get("tolerance"), unit=doc.get("unit"), variant=i,
-                                    reorder=False)
+        style = {"tolerance": doc.get("tolerance"), "unit": doc.get("unit"), "variant": i}
+        styled, in_order = model_style_math(gold, **style), model_style_math(gold, **style, reorder=False)
+        forms = [(t, wrong_math(gold, other, tolerance=doc.get("tolerance"), variant=i + j))
+                 for j, (_, t) in enumerate(MATH_FORMS)]
         outputs["gold"].append([f"The final answer is $\\boxed{{{gold}}}$."])
-        outputs["model"].append([])
-        outputs["wrong"].append([])
-        for j, (_, template) in enumerate(MATH_FORMS):
-            wrong = wrong_math(gold, other, tolerance=doc.get("tolerance"), variant=i + j)
-            outputs["model"][-1].append(_think(wrong) + math_form(template, styled, problem, in_order=in_order))
-            outputs["wrong"][-1].append(_think(styled) + math_form(template, wrong, problem))
+        outputs["model"].append([_think(w) + math_form(t, styled, problem, in_order=in_order) for t, w in forms])
+        outputs["wrong"].append([_think(styled) + math_form(t, w, problem) for t, w in forms])
     return outputs
 
 
@@ -81,9 +78,8 @@ def _stand_in_lm(outputs: list[list[str]]):
             seen: dict[int, int] = {}
             answers = []
             for req in requests:
-                j = seen.get(req.doc_id, 0)
-                seen[req.doc_id] = j + 1
-                answers.append(outputs[req.doc_id][j])
+                seen[req.doc_id] = seen.get(req.doc_id, -1) + 1
+                answers.append(outputs[req.doc_id][seen[req.doc_id]])
             return answers
 
         def loglikelihood(self, requests, disable_tqdm: bool = False):

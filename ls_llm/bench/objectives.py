@@ -47,8 +47,10 @@ def _current_rss() -> int:
 
 
 def _cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """CPU time of this process and its reaped children (verification workers): on a shared machine the
+    wall-clock rate depends on the other jobs' load, the CPU seconds do not."""
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _child(variant: str, name: str, n: int, hidden: int, vocab: int) -> dict:
@@ -62,27 +64,22 @@ def _child(variant: str, name: str, n: int, hidden: int, vocab: int) -> dict:
     w = torch.randn(vocab, hidden).mul_(0.02).requires_grad_()
     y = torch.randint(0, vocab, (n,))
     grad_bytes = (h.numel() + w.numel()) * 4
-    if variant == "floor":
-        base = _current_rss()
-        _reset_peak_rss()
-        t0, c0 = time.perf_counter(), _cpu_seconds()
+    params = OBJECTIVE_PARAMS.get(name, {})
+
+    def floor():
         with torch.no_grad():
             logits = h @ w.T
             _ = logits @ w
             _ = logits.T @ h
-        seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-    else:
-        params = OBJECTIVE_PARAMS.get(name, {})
-        if variant == "fused":
-            obj = build_objective(name, **params)
-            fn = lambda: obj(h, w, y)  # noqa: E731
-        else:
-            fn = lambda: reference_linear_loss(name, h, w, y, **params)  # noqa: E731
-        base = _current_rss()
-        _reset_peak_rss()
-        t0, c0 = time.perf_counter(), _cpu_seconds()
-        fn().backward()
-        seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+
+    obj = build_objective(name, **params) if variant == "fused" else None  # built before the clock starts
+    step = {"floor": floor, "fused": lambda: obj(h, w, y).backward(),
+            "materialized": lambda: reference_linear_loss(name, h, w, y, **params).backward()}[variant]
+    base = _current_rss()
+    _reset_peak_rss()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    step()
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     working = max(_peak_rss() - base - (0 if variant == "floor" else grad_bytes), 0)
     return {"variant": variant, "objective": name, "seconds": seconds, "cpu_seconds": cpu, "working_bytes": working}
 
@@ -91,10 +88,8 @@ def _run_child(variant: str, name: str, args) -> dict:
     """Best of ``args.repeat`` runs, each in a fresh process (time: fastest; memory: largest)."""
     cmd = [sys.executable, "-m", "ls_llm.bench.objectives", "--child", variant, "--objective", name,
            "--tokens", str(args.tokens), "--hidden", str(args.hidden), "--vocab", str(args.vocab)]
-    runs = []
-    for _ in range(args.repeat):
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    runs = [json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            for _ in range(args.repeat)]
     return {**runs[0], "seconds": min(r["seconds"] for r in runs),
             "cpu_seconds": min(r.get("cpu_seconds", r["seconds"]) for r in runs),
             "working_bytes": max(r["working_bytes"] for r in runs)}
@@ -149,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(f"  {name}: floor {row['floor']['seconds']:.2f} s, fused {row['fused']['seconds']:.2f} s, "
               f"materialized {row['materialized']['seconds']:.2f} s", flush=True)
-    print()
-    print(_table(rows))
+    print(f"\n{_table(rows)}")
     return 0
 
 

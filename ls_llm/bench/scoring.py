@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import resource
 import sys
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ import yaml
 
 from ls_llm.answers import last_boxed
 from ls_llm.bench.eval_oracle import math_outputs
+from ls_llm.bench.objectives import _cpu_seconds
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
 from ls_llm.evaluation.schema import normalize_rows, read_task_rows
 from ls_llm.evaluation.scoring import score_math
@@ -58,12 +58,6 @@ def outputs_by_kind(docs: list[dict], passes: int) -> dict[str, tuple[list[str],
             other = docs[(i + 1 + p) % n]["answer"] if n > 1 else "-98765.4321"
             kinds["wrong (other problems' answers)"].append((f"So the answer is $\\boxed{{{other}}}$.", i))
     return {kind: ([o for o, _ in pairs], [i for _, i in pairs]) for kind, pairs in kinds.items()}
-
-
-def _cpu_seconds() -> float:
-    # This process plus its finished children (the worker processes are joined before measure returns).
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def measure(docs: list[dict], outputs: list[str], index: list[int], *, workers: int) -> tuple[float, float, Counter]:

@@ -1,24 +1,18 @@
 """Benchmark: LsSFTTrainer (label smoothing, fused) vs trl's SFTTrainer (label_smoothing_factor, and plain NLL).
 
     python -m ls_llm.bench.trainer                 # vocab 151936, hidden 256, 2 layers, 1024-token rows, CPU
-    python -m ls_llm.bench.trainer --steps 2       # fewer measured steps
+    python -m ls_llm.bench.trainer --steps 2 --variants ls_label_smoothing ls_routed  # two variants
 
 A small-but-wide model (Qwen2.5's vocabulary on a tiny body) makes the lm_head and the loss dominate, which
-is where the three paths differ:
+is where the paths differ:
 - ls_label_smoothing: LsSFTTrainer(objective=label_smoothing, alpha=0.1): fused objective, no logits.
 - trl_label_smoothing: SFTTrainer(label_smoothing_factor=0.1): a full-logits forward for transformers'
   LabelSmoother, plus trl's fused no-grad forward for its metrics.
 - trl_nll: SFTTrainer's default fused NLL (the floor for a plain loss).
-- ls_routed: LsSFTTrainer routed by segment (objectives/routing.py): label smoothing (alpha=0.1) on each row's
-  last ``--answer`` tokens (the "answer span"), plain CE on the rest; to set against ls_label_smoothing
-  (target: tokens/s within 5%, the same step memory: routing adds no matmul and no chunk buffer).
-
-    python -m ls_llm.bench.trainer --variants ls_label_smoothing ls_routed    # the routing comparison only
-
+- ls_routed: label smoothing routed (objectives/routing.py) to each row's last ``--answer`` tokens, plain CE
+  on the rest; against ls_label_smoothing: tokens/s within 5%, same step memory (no added matmul or buffer).
 - ls_weighted: ls_label_smoothing with per-trace weights (trainers/weights.py; rows weighted 1, 0.5, 0.25, 2 in
-  turn); to set against ls_label_smoothing (target: tokens/s within 3%).
-
-    python -m ls_llm.bench.trainer --variants ls_label_smoothing ls_weighted  # the weights comparison only
+  turn); against ls_label_smoothing: tokens/s within 3%.
 
 Each variant runs in its own process (fresh allocator, honest peak RSS); all ratios come from one run of
 this script, since timings on shared machines drift between runs. Throughput = trained tokens / wall time of
@@ -36,22 +30,18 @@ import sys
 import tempfile
 import time
 
+from ls_llm.bench.objectives import _current_rss, _peak_rss, _reset_peak_rss
+
 VARIANTS = ("ls_label_smoothing", "trl_label_smoothing", "trl_nll", "ls_routed", "ls_weighted")
 TRACE_WEIGHTS = (1.0, 0.5, 0.25, 2.0)
-
-
-def _rss(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak_rss() -> None:
-    # Linux: writing 5 to clear_refs resets VmHWM, so only the measured steps count.
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+# Variant -> its config's own keys (ls_*: LsSFTConfig, trl_*: trl's SFTConfig).
+VARIANT_KEYS = {
+    "ls_label_smoothing": {"objective": "label_smoothing", "alpha": 0.1},
+    "trl_label_smoothing": {"label_smoothing_factor": 0.1},
+    "trl_nll": {},
+    "ls_routed": {"objective": "ce", "segment_objectives": {"answer": {"objective": "label_smoothing", "alpha": 0.1}}},
+    "ls_weighted": {"objective": "label_smoothing", "alpha": 0.1, "trace_weight_column": "w"},
+}
 
 
 def _model(vocab: int, hidden: int, layers: int):
@@ -84,22 +74,12 @@ def _trainer(variant: str, args: argparse.Namespace, out_dir: str):
                   learning_rate=1e-4, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
                   bf16=False, gradient_checkpointing=False, disable_tqdm=True, max_length=args.seq, seed=0,
                   dataloader_num_workers=0, optim="sgd")
-    tokenizer = _tokenizer(PreTrainedTokenizerFast)
-    model = _model(args.vocab, args.hidden, args.layers)
-    if variant == "ls_label_smoothing":
-        cfg, cls = LsSFTConfig(objective="label_smoothing", alpha=0.1, **common), LsSFTTrainer
-    elif variant == "ls_weighted":
-        cfg = LsSFTConfig(objective="label_smoothing", alpha=0.1, trace_weight_column="w", **common)
-        cls = LsSFTTrainer
-    elif variant == "ls_routed":
-        answer_ls = {"answer": {"objective": "label_smoothing", "alpha": 0.1}}
-        cfg, cls = LsSFTConfig(objective="ce", segment_objectives=answer_ls, **common), LsSFTTrainer
-    elif variant == "trl_label_smoothing":
-        cfg, cls = SFTConfig(label_smoothing_factor=0.1, **common), SFTTrainer
-    else:
-        cfg, cls = SFTConfig(**common), SFTTrainer
-    trainer = cls(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
-    if cls is LsSFTTrainer:  # as `ls-llm train` runs it (trainers/run.prepare_run): with the NaN / signal guard
+    ours = variant.startswith("ls_")
+    cfg = (LsSFTConfig if ours else SFTConfig)(**VARIANT_KEYS[variant], **common)
+    trainer = (LsSFTTrainer if ours else SFTTrainer)(model=_model(args.vocab, args.hidden, args.layers), args=cfg,
+                                                      train_dataset=Dataset.from_list(rows),
+                                                      processing_class=_tokenizer(PreTrainedTokenizerFast))
+    if ours:  # as `ls-llm train` runs it (trainers/run.prepare_run): with the NaN / signal guard
         from ls_llm.trainers.guard import install_guard
 
         install_guard(trainer)
@@ -122,12 +102,12 @@ def _child(variant: str, args: argparse.Namespace) -> dict:
     class Clock(TrainerCallback):
         def on_step_end(self, targs, state, control, **kwargs):
             if state.global_step == 1:  # warm-up step done: start the clock and the peak
-                marks["base_rss"] = _rss("VmRSS")
+                marks["base_rss"] = _current_rss()
                 _reset_peak_rss()
                 marks["t0"] = time.perf_counter()
             elif state.global_step == args.steps + 1:
                 marks["t1"] = time.perf_counter()
-                marks["peak_rss"] = _rss("VmHWM")
+                marks["peak_rss"] = _peak_rss()
 
     with tempfile.TemporaryDirectory() as out_dir:
         trainer = _trainer(variant, args, out_dir)
@@ -150,12 +130,9 @@ def _run_child(variant: str, argv: list[str]) -> dict:
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| variant | tokens/s | peak RSS (GB) | step memory (GB) | first loss |",
-             "|---|---:|---:|---:|---:|"]
-    for name, r in results.items():
-        lines.append(f"| {name} | {r['tokens_per_s']:.0f} | {r['peak_rss_gb']:.2f} | {r['step_mem_gb']:.2f} | "
-                     f"{r['first_loss']:.4f} |")
-    lines.append("")
+    lines = ["| variant | tokens/s | peak RSS (GB) | step memory (GB) | first loss |", "|---|---:|---:|---:|---:|",
+             *(f"| {name} | {r['tokens_per_s']:.0f} | {r['peak_rss_gb']:.2f} | {r['step_mem_gb']:.2f} | "
+               f"{r['first_loss']:.4f} |" for name, r in results.items()), ""]
     ls, trl_ls, nll, routed, weighted = (results.get(v) for v in VARIANTS)
     if ls and trl_ls:
         lines += [f"- throughput vs trl label smoothing: {ls['tokens_per_s'] / trl_ls['tokens_per_s']:.2f}x "

@@ -18,10 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-SIZES = {  # name -> (hidden, layers, heads, kv heads); head_dim = hidden / heads = 64
-    "tiny": (128, 2, 2, 1),
-    "small": (512, 8, 8, 2),
-}
+# name -> (hidden, layers, heads, kv heads); head_dim = hidden / heads = 64
+SIZES = {"tiny": (128, 2, 2, 1), "small": (512, 8, 8, 2)}
 
 
 def build_model(path: Path, size: str, dtype: str) -> Path:

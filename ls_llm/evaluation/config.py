@@ -24,11 +24,8 @@ def default_tasks_dir() -> Path:
 
 
 DEFAULT_TASKS_DIR = default_tasks_dir()
-SUITES: dict[str, tuple[str, ...]] = {
-    "ls_math": ("ls_math",),
-    "ls_ood": ("ls_ood",),
-    "all": ("ls_math", "ls_ood"),
-}
+SUITES: dict[str, tuple[str, ...]] = {"ls_math": ("ls_math",), "ls_ood": ("ls_ood",),
+                                      "all": ("ls_math", "ls_ood")}
 
 
 def _help(text: str) -> dict:
@@ -71,10 +68,8 @@ class EvalConfig:
     model_args: str | None = field(default=None, metadata=_help("extra lm-eval model args as a JSON object"))
 
     def __post_init__(self) -> None:
-        for name in ("max_gen_toks", "tensor_parallel_size", "data_parallel_size", "verify_workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_samples", "limit", "max_model_len", "resume_chunk"):
+        for name in ("max_gen_toks", "tensor_parallel_size", "data_parallel_size", "verify_workers",
+                     "num_samples", "limit", "max_model_len", "resume_chunk"):  # (the first four: never None)
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")

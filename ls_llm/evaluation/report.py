@@ -43,9 +43,9 @@ def rows_from_results(results: dict) -> list[Row]:
         acc = _metric(entry, "acc")
         if acc is None:
             continue
-        k = configs.get(name, {}).get("repeats")
-        n = n_samples.get(name, {}).get("effective")
-        rows.append(Row(name, name in groups, k, n, acc, _metric(entry, "acc_stderr"), _metric(entry, "pass_at_k")))
+        rows.append(Row(name, name in groups, configs.get(name, {}).get("repeats"),
+                        n_samples.get(name, {}).get("effective"), acc, _metric(entry, "acc_stderr"),
+                        _metric(entry, "pass_at_k")))
     return sorted(rows, key=lambda row: row.is_suite)
 
 
@@ -108,9 +108,7 @@ def compare_table(runs: dict[str, list[Row]]) -> str:
     names = list(dict.fromkeys(row.name for rows in runs.values() for row in rows))
     lines = ["| task | " + " | ".join(runs) + " |", "|---|" + "---:|" * len(runs)]
     for name in names:
-        cells = []
-        for rows in runs.values():
-            row = next((r for r in rows if r.name == name), None)
-            cells.append("-" if row is None else f"{_pct(row.acc)} ± {_pct(row.stderr)}")
+        found = [next((r for r in rows if r.name == name), None) for rows in runs.values()]
+        cells = ["-" if row is None else f"{_pct(row.acc)} ± {_pct(row.stderr)}" for row in found]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -53,13 +53,9 @@ class JournaledLM:
     def __init__(self, lm: Any, journal: Path, *, fingerprint: str, chunk_size: int = 512) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        self.lm = lm
-        self.journal = Path(journal)
-        self.fingerprint = fingerprint
-        self.chunk_size = chunk_size
+        self.lm, self.journal, self.fingerprint, self.chunk_size = lm, Path(journal), fingerprint, chunk_size
         self.done = read_journal(self.journal)
-        self.replayed = 0
-        self.generated = 0
+        self.replayed = self.generated = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.lm, name)

@@ -110,19 +110,16 @@ def evaluate(model: str | None = None, *, config: EvalConfig | None = None, **fi
     if not any(checkpoint.glob("*.safetensors")):  # pickled weights: named now, not a traceback from the loader
         from ls_llm.torch_files import unsafe_reason
 
-        unsafe = unsafe_reason(checkpoint)
-        if unsafe:
+        if unsafe := unsafe_reason(checkpoint):
             raise ValueError(f"model={cfg.model!r}: {unsafe}")
     resolve_backend(cfg)
     check_backend(cfg)  # missing packages, a model or setting the backend refuses: before tasks or weights load
     manager = task_manager(cfg)
-    names = resolve_tasks(cfg, manager)
-    loaded = manager.load(names)  # reads (and validates) the data
+    loaded = manager.load(resolve_tasks(cfg, manager))  # reads (and validates) the data
     apply_overrides(cfg, loaded["tasks"])
     _seed_everything(cfg.seed)
     os.environ[VERIFY_WORKERS_ENV] = str(cfg.verify_workers)
-    start = time.time()
-    fingerprint = run_fingerprint(checkpoint, cfg)
+    start, fingerprint = time.time(), run_fingerprint(checkpoint, cfg)
     with folder_lock(cfg.output_dir):  # one writer per run folder: a second eval into it is refused, naming the first
         return _evaluate_into(cfg, loaded, checkpoint=checkpoint, fingerprint=fingerprint, start=start)
 

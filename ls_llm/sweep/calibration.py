@@ -46,11 +46,8 @@ def expected_calibration_error(confidence: torch.Tensor, hit: torch.Tensor, n_bi
 def computed_span(text: str, boxed: tuple[int, int]) -> tuple[int, int] | None:
     """Span of the final answer where the trace derives it: the last `= ANSWER` before the box (the box then
     only repeats that value, so predicting the box is a copy); None when the trace writes no such step."""
-    answer = text[boxed[0] : boxed[1]]
-    found = None
-    for match in re.finditer(rf"= ({re.escape(answer)})(?!\d|\.\d)", text[: boxed[0]]):
-        found = match.span(1)
-    return found
+    steps = list(re.finditer(rf"= ({re.escape(text[boxed[0] : boxed[1]])})(?!\d|\.\d)", text[: boxed[0]]))
+    return steps[-1].span(1) if steps else None
 
 
 def _positions(offsets, span: tuple[int, int] | None) -> list[int]:

@@ -24,12 +24,8 @@ _SPLIT_OF_TASK = {TEST_TASK: "test", VALIDATION_TASK: "validation"}
 
 
 def _row(generated: dict) -> dict:
-    return {
-        "id": generated["id"],
-        "problem": generated["messages"][0]["content"],
-        "solution": generated["messages"][1]["content"],
-        "answer": generated["answer"],
-    }
+    return {"id": generated["id"], "problem": generated["messages"][0]["content"],
+            "solution": generated["messages"][1]["content"], "answer": generated["answer"]}
 
 
 def _task_yaml(task: str, template: Path) -> str:
@@ -45,13 +41,8 @@ def _task_yaml(task: str, template: Path) -> str:
 
 def data_paths(out_dir: Path) -> dict[str, Path]:
     """Where prepare_data puts each file (known without writing anything)."""
-    return {
-        "train": out_dir / "train.jsonl",
-        "validation": out_dir / "validation.jsonl",
-        "test": out_dir / "test.jsonl",
-        "eval_data": out_dir / "eval_data",
-        "tasks": out_dir / "tasks",
-    }
+    return {**{split: out_dir / f"{split}.jsonl" for split in ("train", "validation", "test")},
+            "eval_data": out_dir / "eval_data", "tasks": out_dir / "tasks"}
 
 
 def prepare_data(spec: DataSpec, out_dir: Path, template: Path) -> dict[str, Path]:
@@ -70,8 +61,7 @@ def prepare_data(spec: DataSpec, out_dir: Path, template: Path) -> dict[str, Pat
         return paths
     cfg = SyntheticConfig(min_steps=spec.min_steps, max_steps=spec.max_steps, max_operand=spec.max_operand,
                           max_multiplier=spec.max_multiplier, ops=tuple(spec.ops), split_by=spec.split_by)
-    sizes = {"train": spec.train_size, "validation": spec.validation_size, "test": spec.test_size}
-    for split, size in sizes.items():
+    for split, size in (("train", spec.train_size), ("validation", spec.validation_size), ("test", spec.test_size)):
         write_jsonl(paths[split], [_row(r) for r in generate_split(split, size, seed=spec.seed, cfg=cfg)])
     for task, split in _SPLIT_OF_TASK.items():
         (paths["eval_data"] / task).mkdir(parents=True, exist_ok=True)

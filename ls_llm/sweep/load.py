@@ -176,19 +176,18 @@ def load_sweep(path: str | Path) -> SweepConfig:
     if not recipe.is_file():
         raise SweepError(f"recipe {raw['recipe']!r} (resolved to {str(recipe)!r}) does not exist")
     variants = _variants(raw.get("variants"))
+    noise_types = _noise_types(raw.get("noise_type"))
+    by_type = _rates_by_type(raw.get("noise_rho"), noise_types)
     distill = None
     if raw.get("distill") is not None:
         distill = _typed(DistillSpec, raw["distill"], "distill")
         distill = DistillSpec(**{**distill.__dict__, "recipe": str(path.parent / distill.recipe)})
         check_distill(distill, variants)
-        if distill.noise_rho not in _rates_by_type(raw.get("noise_rho"), _noise_types(raw.get("noise_type")))[
-                _noise_types(raw.get("noise_type"))[0]]:
+        if distill.noise_rho not in by_type[noise_types[0]]:
             raise SweepError(f"distill.noise_rho {distill.noise_rho!r} must be one of noise_rho "
                              f"{raw.get('noise_rho')!r} (the teachers are that rate's train cells)")
     select = _mapping(raw.get("select"), "select")
     check_select(select, variants)
-    noise_types = _noise_types(raw.get("noise_type"))
-    by_type = _rates_by_type(raw.get("noise_rho"), noise_types)
     check_scopes(variants, by_type)
     track = _typed(TrackSpec, raw["track"], "track") if raw.get("track") is not None else None
     if track is not None and (track.every < 1 or track.validation_rows < 0 or track.corrupted_rows < 0):

@@ -19,11 +19,14 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    write_atomic(path, buffer.getvalue())  # no half-written PNG
-    return path
+def _save(plt, fig, path: Path) -> Path:
+    try:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+        write_atomic(path, buffer.getvalue())  # no half-written PNG
+        return path
+    finally:
+        plt.close(fig)
 
 
 def metric_vs_noise(rows: list[dict], metric: str, ylabel: str, *, path: Path) -> Path:
@@ -39,10 +42,7 @@ def metric_vs_noise(rows: list[dict], metric: str, ylabel: str, *, path: Path) -
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(plt, fig, path)
 
 
 def student_by_teacher(rows: list[dict], path: Path) -> Path:
@@ -67,10 +67,7 @@ def student_by_teacher(rows: list[dict], path: Path) -> Path:
     ax.set_xlabel("teacher objective")
     ax.set_ylabel("clean test accuracy (%)")
     ax.legend()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(plt, fig, path)
 
 
 def curves(rows: list[dict], noise_type: str, path: Path) -> Path:
@@ -107,10 +104,7 @@ def curves(rows: list[dict], noise_type: str, path: Path) -> Path:
             if i == n_rows - 1:
                 ax.set_xlabel("training step")
     axes[0][0].legend(fontsize=7)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(plt, fig, path)
 
 
 def write_plots(train_rows: list[dict], all_rows: list[dict], out_dir: Path) -> dict[str, Path]:

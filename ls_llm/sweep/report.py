@@ -34,12 +34,22 @@ CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rho"
               "train_seconds", "cell_seconds")
 
 
-def to_csv(rows: list[dict]) -> str:
+def _csv(fields: tuple[str, ...], rows) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def to_csv(rows: list[dict]) -> str:
+    return _csv(CSV_FIELDS, rows)
+
+
+def _table(first: str, columns: list[str], body: list[tuple[str, list[str]]]) -> str:
+    """A markdown table: `first` heads the label column, `columns` the others; `body`: (label, cells)."""
+    lines = [f"| {first} | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    return "\n".join(lines + [f"| {label} | " + " | ".join(cells) + " |" for label, cells in body]) + "\n"
 
 
 def picked_on_validation(rows: list[dict], select: dict) -> list[dict]:
@@ -60,12 +70,9 @@ def picked_on_validation(rows: list[dict], select: dict) -> list[dict]:
 
 def markdown_table(rows: list[dict], metric: str, rates: tuple[float, ...], *, n_seeds: int, scale: float = 100.0) -> str:
     """Variants × noise rates, entries mean ± std over seeds ("(n=k)" where fewer than all seeds ran)."""
-    table = grid(rows, metric)
-    head = "| variant | " + " | ".join(f"noise {r:g}" for r in rates) + " |"
-    lines = [head, "|---|" + "---:|" * len(rates)]
-    for variant, by_rate in table.items():
-        lines.append(f"| {variant} | " + " | ".join(mean_ci_cell(by_rate.get(r), scale, n_seeds) for r in rates) + " |")
-    return "\n".join(lines) + "\n"
+    return _table("variant", [f"noise {r:g}" for r in rates],
+                  [(variant, [mean_ci_cell(by_rate.get(r), scale, n_seeds) for r in rates])
+                   for variant, by_rate in grid(rows, metric).items()])
 
 
 def paired_table(rows: list[dict], reference: str | dict, rates: tuple[float, ...], *, n_seeds: int) -> str:
@@ -76,19 +83,16 @@ def paired_table(rows: list[dict], reference: str | dict, rates: tuple[float, ..
     default = reference if isinstance(reference, str) else next(iter(refs.values()))
     acc = {(r["variant"], r["noise_rho"], r["seed"]): r["test_acc"] for r in rows}
     label = f"variant − {default}" if all(v == default for v in refs.values()) else "variant − its reference"
-    lines = [f"| {label} | " + " | ".join(f"noise {r:g}" for r in rates) + " |", "|---|" + "---:|" * len(rates)]
+    body = []
     for variant in dict.fromkeys(r["variant"] for r in rows):
         reference = refs.get(variant, default)
         if variant == reference:
             continue
-        cells = []
-        for rate in rates:
-            diffs = [value - acc[(reference, rate, seed)] for (v, r, seed), value in acc.items()
-                     if v == variant and r == rate and (reference, rate, seed) in acc]
-            cells.append(gain_ci_cell(diffs, n_seeds))
-        name = variant if reference == default else f"{variant} − {reference}"
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        cells = [gain_ci_cell([value - acc[(reference, rate, seed)] for (v, r, seed), value in acc.items()
+                               if v == variant and r == rate and (reference, rate, seed) in acc], n_seeds)
+                 for rate in rates]
+        body.append((variant if reference == default else f"{variant} − {reference}", cells))
+    return _table(label, [f"noise {r:g}" for r in rates], body)
 
 
 def endpoint_table(rows: list[dict], references: dict[str, str], expected: dict, noise_types: tuple[str, ...], *,
@@ -97,17 +101,14 @@ def endpoint_table(rows: list[dict], references: dict[str, str], expected: dict,
     noisy rates it runs at, per seed, then its mean and 95% paired-t interval, and the verdict (helps / hurts / not
     detected). An entry with a rate missing on every seed is `—`, never an average over fewer rates."""
     diffs = endpoint_diffs(rows, references, expected)
-    lines = ["| variant (− reference) | " + " | ".join(f"`{t}` noise" for t in noise_types) + " |",
-             "|---|" + "---:|" * len(noise_types)]
+    body = []
     for variant in references:
-        if not any((variant, t) in diffs for t in noise_types):
-            continue
-        cells = []
-        for t in noise_types:
-            per_seed = list(diffs.get((variant, t), {}).values())
-            cells.append(f"{gain_ci_cell(per_seed, n_seeds)} {verdict(*paired_ci(per_seed))}" if per_seed else "—")
-        lines.append(f"| {variant} (− {references[variant]}) | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        if any((variant, t) in diffs for t in noise_types):
+            per_type = [list(diffs.get((variant, t), {}).values()) for t in noise_types]
+            body.append((f"{variant} (− {references[variant]})",
+                         [f"{gain_ci_cell(d, n_seeds)} {verdict(*paired_ci(d))}" if d else "—"
+                          for d in per_type]))
+    return _table("variant (− reference)", [f"`{t}` noise" for t in noise_types], body)
 
 
 CURVE_METRICS = {"val_acc": "validation accuracy", "mem_injected": "share of corrupted training rows answered with "
@@ -126,10 +127,8 @@ def curve_table(rows: list[dict], rate: float, metric: str, *, n_seeds: int) -> 
     if not points:
         return ""
     steps = sorted({step for by_step in points.values() for step in by_step})
-    lines = ["| variant | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---:|" * len(steps)]
-    for variant, by_step in points.items():
-        lines.append(f"| {variant} | " + " | ".join(mean_ci_cell(by_step.get(s), 100, n_seeds) for s in steps) + " |")
-    return "\n".join(lines) + "\n"
+    body = [(v, [mean_ci_cell(by_step.get(s), 100, n_seeds) for s in steps]) for v, by_step in points.items()]
+    return _table("variant", [f"step {s}" for s in steps], body)
 
 
 def student_table(rows: list[dict], *, n_seeds: int) -> str:
@@ -265,9 +264,8 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
         parts += [_heading("###", sweep.report.student_endpoint,
                            f"students paired by seed with the student of `{first}` (95% CI, points)"),
                   student_gain_table(rows, first, n_seeds=n)]
-    parts += ["## Compute\n", compute_lines(rows)]
-    parts.append("## Cells not finished\n")
-    parts.append(("\n".join(f"- {c}" for c in missing) + "\n") if missing else "none\n")
+    parts += ["## Compute\n", compute_lines(rows), "## Cells not finished\n",
+              ("\n".join(f"- {c}" for c in missing) + "\n") if missing else "none\n"]
     return "\n".join(parts)
 
 
@@ -275,13 +273,8 @@ def curves_csv(rows: list[dict]) -> str:
     """One line per tracked point of every cell: cell_id, variant, noise type / rate, seed, step, the metrics."""
     fields = ("cell_id", "variant", "noise_type", "noise_rho", "seed", "step", "val_acc", "mem_injected", "mem_true",
               "mem_other", "n_val", "n_corrupted")
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        for point in row.get("curve") or []:
-            writer.writerow({**{k: row[k] for k in fields[:5]}, **point})
-    return out.getvalue()
+    return _csv(fields, ({**{k: row[k] for k in fields[:5]}, **point}
+                         for row in rows for point in row.get("curve") or []))
 
 
 def _labelled(select: dict, rows: list[dict]) -> dict:

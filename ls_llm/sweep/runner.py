@@ -264,13 +264,11 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
         curve = [{**p, "step": p["step"] + offset, "own_step": p["step"]} for p in curve]
     val_acc, n_val = _accuracy(sweep, model_dir, VALIDATION_TASK, data=data, out=cell_dir / "eval_validation")
     test_acc, n_test = _accuracy(sweep, model_dir, TEST_TASK, data=data, out=cell_dir / "eval_test")
-    result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": fingerprint(sweep, cell, root), "val_acc": val_acc, "n_val": n_val, "test_acc": test_acc,
-              "n_test": n_test, **_calibration(model_dir, data, sweep),
-              "train_seconds": round(train_s, 1), "cell_seconds": round(time.time() - start, 1)}
-    if curve is not None:
-        result["curve"] = curve
-    if matching is not None:
-        result["matching"] = matching
+    result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": fingerprint(sweep, cell, root),
+              "val_acc": val_acc, "n_val": n_val, "test_acc": test_acc, "n_test": n_test,
+              **_calibration(model_dir, data, sweep), "train_seconds": round(train_s, 1),
+              "cell_seconds": round(time.time() - start, 1)}
+    result.update({k: v for k, v in (("curve", curve), ("matching", matching)) if v is not None})
     write_atomic(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
     return result
 
@@ -319,10 +317,8 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
     from ls_llm.sweep.data import prepare_data
     from ls_llm.sweep.load import check_override_types
 
-    if only is not None:
-        unknown = sorted(only - {c.cell_id for c in sweep.cells()})
-        if unknown:
-            raise ValueError(f"--only: no cell {unknown[0]!r} in sweep {sweep.name!r} (see --list)")
+    if only is not None and (unknown := sorted(only - {c.cell_id for c in sweep.cells()})):
+        raise ValueError(f"--only: no cell {unknown[0]!r} in sweep {sweep.name!r} (see --list)")
     check_override_types(sweep)  # before any data is written or any cell runs
     root = Path(sweep.output_dir)
     data = prepare_data(sweep.data, root / "data", TEMPLATE)
