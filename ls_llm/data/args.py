@@ -47,7 +47,7 @@ def _json_or_value(name: str, value):
 @dataclass
 class LsDataArguments:
     # What YAML may give a field beyond its annotation (JSON text on the command line): read by the recipe's
-    # type check (ls_llm.trainers.recipe.check_value_types).
+    # type check (ls_llm.trainers.recipe_types.check_value_types).
     YAML_TYPES: ClassVar[dict[str, tuple[type, ...]]] = {"dataset_mixture": (list,), "dataset_field_map": (dict,)}
 
     dataset_name: str | None = field(
