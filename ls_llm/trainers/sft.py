@@ -159,9 +159,7 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
             return self.route_objectives[0], (self.warmup_route_objectives[0] if self.args.objective_warmup_steps
                                               else None)
         objective = build_objective(self.args.objective, **kwargs, **priors.kwargs(self.args.smoothing_prior))
-        warmup = None
-        if self.args.objective_warmup_steps > 0:
-            warmup = build_objective("ce", **shared).to(self.args.device)
+        warmup = build_objective("ce", **shared).to(self.args.device) if self.args.objective_warmup_steps > 0 else None
         return objective.to(self.args.device), warmup
 
     def _in_warmup(self) -> bool:
@@ -174,26 +172,24 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
         """Drop routed-out traces, add each token's segment and each row's trace group, and collate them."""
         from ls_llm.trainers.routing import RoutingCollator, prepare_routed_dataset
 
-        prepare = functools.partial(prepare_routed_dataset, plan=self.routing, tokenizer=self.processing_class,
-                                    chat_template=getattr(self, "chat_template", None))
-        self.train_dataset = prepare(self.train_dataset)
-        if isinstance(self.eval_dataset, dict):
-            self.eval_dataset = {k: prepare(v, name=f"eval {k}") for k, v in self.eval_dataset.items()}
-        elif self.eval_dataset is not None:
-            self.eval_dataset = prepare(self.eval_dataset, name="eval")
+        self._map_datasets(functools.partial(prepare_routed_dataset, plan=self.routing,
+                                             tokenizer=self.processing_class,
+                                             chat_template=getattr(self, "chat_template", None)))
         self.data_collator = RoutingCollator(self.data_collator)
 
     def _prepare_weights(self) -> None:
         """Resolve and check the training set's trace weights, drop any from eval sets, and collate them."""
         from ls_llm.trainers.weights import WeightCollator, prepare_weighted_dataset
 
-        prepare = functools.partial(prepare_weighted_dataset, weights=self.trace_weights)
+        self._map_datasets(functools.partial(prepare_weighted_dataset, weights=self.trace_weights))
+        self.data_collator = WeightCollator(self.data_collator)
+
+    def _map_datasets(self, prepare) -> None:
         self.train_dataset = prepare(self.train_dataset)
         if isinstance(self.eval_dataset, dict):
             self.eval_dataset = {k: prepare(v, name=f"eval {k}") for k, v in self.eval_dataset.items()}
         elif self.eval_dataset is not None:
             self.eval_dataset = prepare(self.eval_dataset, name="eval")
-        self.data_collator = WeightCollator(self.data_collator)
 
     def weighted_num_items(self, batch_samples: list, *, shifts_labels: bool):
         """With trace weights: the weighted count Σ w·n of the step's trained tokens (this process's)."""
