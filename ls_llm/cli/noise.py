@@ -46,8 +46,7 @@ def run(ns: argparse.Namespace) -> dict:
     paths = {
         "out": out,
         "manifest": Path(ns.manifest) if ns.manifest else manifest_path(out),
-        "summary": Path(f"{stem}.summary.json"),
-    }
+        "summary": Path(f"{stem}.summary.json")}
     for name, path in paths.items():  # check them all before writing any
         check_writable(path, overwrite=ns.overwrite, field=f"--{name}" if name != "summary" else "summary",
                        create_parent=False)

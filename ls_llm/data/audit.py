@@ -173,8 +173,7 @@ def write_audit(
         check_writable(out / name, overwrite=overwrite, field="audit output", create_parent=False)
     tagged = [
         {**row, "audit_status": status, "audit_prediction": pred, **{k: v[i] for k, v in result.columns.items()}}
-        for i, (row, status, pred) in enumerate(zip(rows, result.statuses, result.predictions, strict=True))
-    ]
+        for i, (row, status, pred) in enumerate(zip(rows, result.statuses, result.predictions, strict=True))]
     with staged_dir(out, last="report.json") as stage:  # all files appear together, or none
         write_jsonl(stage / names["clean"], [r for r in tagged if r["audit_status"] == "correct"])
         write_jsonl(stage / names["noisy"], [r for r in tagged if r["audit_status"] in BAD_STATUSES])
@@ -220,6 +219,5 @@ def _reference_table(report: dict) -> list[str]:
     for name, tally in _chart_groups(report):
         lines.append(
             f"{name[:40]:<40} {tally['checked']:>6} {tally['frac_wrong']:>7.3f} "
-            f"{tally['frac_missing']:>8.3f} {tally['frac_unparsable']:>8.3f}"
-        )
+            f"{tally['frac_missing']:>8.3f} {tally['frac_unparsable']:>8.3f}")
     return lines

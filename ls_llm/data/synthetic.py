@@ -26,15 +26,8 @@ from pathlib import Path
 
 from ls_llm.files import write_atomic, write_jsonl
 
-__all__ = [
-    "SPLITS",
-    "SyntheticConfig",
-    "generate_problem",
-    "generate_split",
-    "split_of",
-    "tokenizer_path",
-    "write_synthetic_dataset",
-]
+__all__ = ["SPLITS", "SyntheticConfig", "generate_problem", "generate_split", "split_of", "tokenizer_path",
+           "write_synthetic_dataset"]
 
 SPLITS = ("train", "validation", "test")
 SPLIT_KEYS = ("question", "expression")
@@ -46,8 +39,7 @@ _ITEMS = ("apples", "coins", "books", "stamps", "marbles", "pens")
 _OPS: dict[str, tuple[str, str, Callable[[int, int], int]]] = {
     "add": ("+", "Then {name} gets {n} more {item}.", lambda a, b: a + b),
     "sub": ("-", "Then {name} gives away {n} {item}.", lambda a, b: a - b),
-    "mul": ("*", "Then the number of {item} becomes {n} times as large.", lambda a, b: a * b),
-}
+    "mul": ("*", "Then the number of {item} becomes {n} times as large.", lambda a, b: a * b)}
 
 
 @dataclass(frozen=True)
@@ -91,8 +83,7 @@ class SyntheticConfig:
         if not (0 < self.test_fraction and 0 <= self.validation_fraction and held_out < 1):
             raise ValueError(
                 "need 0 < test_fraction, 0 <= validation_fraction, sum < 1; got "
-                f"test_fraction={self.test_fraction}, validation_fraction={self.validation_fraction}"
-            )
+                f"test_fraction={self.test_fraction}, validation_fraction={self.validation_fraction}")
 
 
 def tokenizer_path() -> str:
@@ -132,8 +123,7 @@ def generate_problem(rng: random.Random, cfg: SyntheticConfig) -> dict:
         "trace": trace,
         "answer": str(value),
         "expression": expression,
-        "num_steps": len(lines),
-    }
+        "num_steps": len(lines)}
 
 
 def split_of(key: str, cfg: SyntheticConfig) -> str:
@@ -152,13 +142,11 @@ def _to_row(problem: dict, split: str, index: int) -> dict:
         "id": f"synthetic-{split}-{index}",
         "messages": [
             {"role": "user", "content": problem["question"]},
-            {"role": "assistant", "content": problem["trace"]},
-        ],
+            {"role": "assistant", "content": problem["trace"]}],
         "answer": problem["answer"],
         "expression": problem["expression"],
         "num_steps": problem["num_steps"],
-        "source": "synthetic",
-    }
+        "source": "synthetic"}
 
 
 def generate_split(split: str, size: int, *, seed: int = 0, cfg: SyntheticConfig | None = None) -> list[dict]:
@@ -186,8 +174,7 @@ def generate_split(split: str, size: int, *, seed: int = 0, cfg: SyntheticConfig
     if len(rows) < size:
         raise ValueError(
             f"size={size} for split {split!r} exceeds the distinct problems this config yields "
-            f"({len(rows)} found); raise max_operand or max_steps"
-        )
+            f"({len(rows)} found); raise max_operand or max_steps")
     return rows
 
 

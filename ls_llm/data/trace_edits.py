@@ -9,14 +9,8 @@ from fractions import Fraction
 
 from ls_llm.answers import boxed_spans
 
-__all__ = [
-    "answers_differ",
-    "edit_steps",
-    "perturb_number",
-    "replace_answer",
-    "replace_boxed_answer",
-    "split_thinking",
-]
+__all__ = ["answers_differ", "edit_steps", "perturb_number", "replace_answer", "replace_boxed_answer",
+           "split_thinking"]
 
 _THINK_CLOSE = "</think>"
 _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$")
@@ -34,8 +28,7 @@ def _normalise(answer: str) -> str:
     try:
         if frac:
             sign, num, den = (
-                (frac.group(1), frac.group(2), frac.group(3)) if frac.group(2) else frac.group(4, 5, 6)
-            )
+                (frac.group(1), frac.group(2), frac.group(3)) if frac.group(2) else frac.group(4, 5, 6))
             value = Fraction(int(num), int(den)) * (-1 if sign else 1)
             return str(value.numerator) if value.denominator == 1 else str(value)
         number = Decimal(text).normalize()

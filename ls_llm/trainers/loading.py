@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 @dataclass
 class ModelLoadArguments:
     tokenizer_name_or_path: str | None = field(
-        default=None, metadata={"help": "Tokenizer to use (default: model_name_or_path's)."}
-    )
+        default=None, metadata={"help": "Tokenizer to use (default: model_name_or_path's)."})
     model_init_from_config: bool = field(
         default=False,
         metadata={"help": "Build model_name_or_path (a config.json or a folder holding one) with fresh weights "
@@ -119,13 +118,11 @@ def check_vocabulary(model, tokenizer, path: str) -> None:
 def check_chat_template(tokenizer, dataset, training_args, tokenizer_name: str) -> None:
     """Conversational rows need a chat template; say so before training rather than mid-tokenization."""
     conversational = "messages" in dataset.column_names or (
-        "prompt" in dataset.column_names and isinstance(dataset[0]["prompt"], list)
-    )
+        "prompt" in dataset.column_names and isinstance(dataset[0]["prompt"], list))
     if conversational and tokenizer.chat_template is None and training_args.chat_template_path is None:
         raise ValueError(
             f"tokenizer {tokenizer_name!r} has no chat template, needed for the conversational "
-            "('messages') dataset: set chat_template_path or use a tokenizer that has one"
-        )
+            "('messages') dataset: set chat_template_path or use a tokenizer that has one")
 
 
 def teacher_tokenizer_name(args) -> str:
@@ -143,8 +140,7 @@ def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: 
     raise ValueError(
         f"teacher tokenizer {teacher_name!r} differs from the student's ({len(t_vocab)} vs {len(s_vocab)} tokens; "
         f"token {token!r} has id {t_vocab.get(token)} in the teacher and {s_vocab.get(token)} in the student): "
-        "distillation compares next-token distributions and needs one shared tokenizer"
-    )
+        "distillation compares next-token distributions and needs one shared tokenizer")
 
 
 def check_teacher_tokenizer(args, model_args, student_tokenizer):
