@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 class ModelLoadArguments:
     tokenizer_name_or_path: str | None = field(
         default=None, metadata={"help": "Tokenizer to use (default: model_name_or_path's)."})
-    model_init_from_config: bool = field(
-        default=False,
-        metadata={"help": "Build model_name_or_path (a config.json or a folder holding one) with fresh weights "
-                  "seeded by `seed`, its vocab sized to the tokenizer, instead of loading weights."},
-    )
+    model_init_from_config: bool = field(default=False, metadata={
+        "help": "Build model_name_or_path (a config.json or a folder holding one) with fresh weights "
+        "seeded by `seed`, its vocab sized to the tokenizer, instead of loading weights."})
 
 
 def _check_local(field_name: str, path: str | None) -> None:
@@ -60,9 +58,8 @@ def load_tokenizer(model_args, load_args: ModelLoadArguments, *, trust_remote_co
     name = load_args.tokenizer_name_or_path or model_args.model_name_or_path
     _check_local(name_field, name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            name, revision=model_args.model_revision, trust_remote_code=trust_remote_code
-        )
+        tokenizer = AutoTokenizer.from_pretrained(name, revision=model_args.model_revision,
+                                                  trust_remote_code=trust_remote_code)
     except OSError as err:
         raise ValueError(f"{name_field}={name!r} could not be loaded as a tokenizer: {err}") from err
     if tokenizer.pad_token is None:
@@ -89,15 +86,10 @@ def load_model(model_args, load_args: ModelLoadArguments, training_args, tokeniz
             config.vocab_size = len(tokenizer)
             config.pad_token_id, config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
             set_seed(training_args.seed)
-            return AutoModelForCausalLM.from_config(
-                config, dtype=getattr(torch, dtype), trust_remote_code=trust)
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            revision=model_args.model_revision,
-            trust_remote_code=trust,
-            attn_implementation=model_args.attn_implementation,
-            dtype=getattr(torch, dtype),
-        )
+            return AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype), trust_remote_code=trust)
+        model = AutoModelForCausalLM.from_pretrained(path, revision=model_args.model_revision, trust_remote_code=trust,
+                                                     attn_implementation=model_args.attn_implementation,
+                                                     dtype=getattr(torch, dtype))
     except OSError as err:
         raise ValueError(f"model_name_or_path={path!r} could not be loaded: {err}") from err
     check_vocabulary(model, tokenizer, path)
@@ -135,8 +127,7 @@ def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: 
     s_vocab, t_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
     if s_vocab == t_vocab:
         return
-    diff = sorted(set(s_vocab.items()) ^ set(t_vocab.items()), key=lambda kv: kv[1])[0]
-    token = diff[0]
+    token = sorted(set(s_vocab.items()) ^ set(t_vocab.items()), key=lambda kv: kv[1])[0][0]
     raise ValueError(
         f"teacher tokenizer {teacher_name!r} differs from the student's ({len(t_vocab)} vs {len(s_vocab)} tokens; "
         f"token {token!r} has id {t_vocab.get(token)} in the teacher and {s_vocab.get(token)} in the student): "
@@ -144,10 +135,8 @@ def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: 
 
 
 def check_teacher_tokenizer(args, model_args, student_tokenizer):
-    """Load the teacher's tokenizer (no weights) and check it is the student's.
-
-    Returns (teacher model args, teacher load args, teacher tokenizer) for loading the weights afterwards.
-    """
+    """Load the teacher's tokenizer (no weights) and check it is the student's: (teacher model args, teacher load
+    args, teacher tokenizer) for loading the weights afterwards."""
     import dataclasses
 
     teacher_model_args = dataclasses.replace(model_args, model_name_or_path=args.teacher_model_name_or_path,
