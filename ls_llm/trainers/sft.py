@@ -30,7 +30,7 @@ from ls_llm.trainers.head import (
     pop_router_aux_loss,
     vocab_size_of,
 )
-from ls_llm.trainers.lengths import report_max_length
+from ls_llm.trainers.lengths import length_report
 from ls_llm.trainers.metrics import StatSums
 from ls_llm.trainers.prior import PriorCache
 from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
@@ -100,9 +100,7 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
         super().__init__(model, self._as_config(args, model), *rest, **kwargs)
         check_trl(self)
         prepared = {"train": self.train_dataset, "validation": self.eval_dataset}
-        reports = [report_max_length(len(given[n]) if hasattr(given[n], "__len__") else None, prepared[n],
-                                     self.args, name=n) for n in given if hasattr(prepared[n], "column_names")]
-        self.length_report = " ".join(r for r in reports if r) or None
+        self.length_report = length_report(given, prepared, self.args)
         base = _unwrap_peft(self.model)
         install_hidden_forward(base)
         check_head_supported(base)
@@ -159,7 +157,9 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
             return self.route_objectives[0], (self.warmup_route_objectives[0] if self.args.objective_warmup_steps
                                               else None)
         objective = build_objective(self.args.objective, **kwargs, **priors.kwargs(self.args.smoothing_prior))
-        warmup = build_objective("ce", **shared).to(self.args.device) if self.args.objective_warmup_steps > 0 else None
+        warmup = None
+        if self.args.objective_warmup_steps > 0:
+            warmup = build_objective("ce", **shared).to(self.args.device)
         return objective.to(self.args.device), warmup
 
     def _in_warmup(self) -> bool:
