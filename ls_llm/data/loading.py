@@ -138,18 +138,9 @@ def source_name(source: str) -> str:
     return f"{parent}/{stem}" if parent and not os.path.isdir(path) else stem
 
 
-def _row_id(row: dict, source: str, index: int) -> str:
-    for name in ("id", "unique_id", "idx"):
-        if row.get(name) not in (None, ""):
-            return str(row[name])
-    return f"{source_name(source)}-{index}"
-
-
-def _meta(row: dict, name: str) -> str | None:
-    for alias in _META_ALIASES[name]:
-        if row.get(alias) not in (None, ""):
-            return str(row[alias])
-    return None
+def _first(row: dict, names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` the row has a value for, as text; None if it has none."""
+    return next((str(row[name]) for name in names if row.get(name) not in (None, "")), None)
 
 
 def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = (),
@@ -173,7 +164,7 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tupl
                          f"{sorted(mapped_columns)}")
     for index, raw in enumerate(rows):
         row = {mapping.get(k, k): v for k, v in raw.items()}
-        row_id = _row_id(row, entry.source, index)
+        row_id = _first(row, ("id", "unique_id", "idx")) or f"{source_name(entry.source)}-{index}"
         try:
             converted = convert(row, opts)
         except MissingFieldError as err:
@@ -181,8 +172,8 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tupl
             continue
         _check_row_size(converted.messages, row_id, index, entry.source, args.dataset_max_row_chars)
         out.append({"id": row_id, "messages": converted.messages, "answer": converted.answer,
-                    "source": entry.name or source_name(entry.source), "subject": _meta(row, "subject"),
-                    "level": _meta(row, "level"),
+                    "source": entry.name or source_name(entry.source),
+                    **{name: _first(row, aliases) for name, aliases in _META_ALIASES.items()},
                     **{k: str(row[k]) for k in CARRIED_COLUMNS if row.get(k) is not None},
                     **{k: row[k] for k in keep if k in row}})
         if weights is not None:
