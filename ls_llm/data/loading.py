@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 _LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 # Metadata copied through when present (after the field map); MATH calls the subject "type".
 _META_ALIASES = {"subject": ("subject", "type"), "level": ("level",)}
-OUTPUT_COLUMNS = ("id", "messages", "answer", "source", "subject", "level")
 # Bookkeeping columns carried through when a source has them: `ls-llm audit` writes audit_status and its detectors'
 # statuses and flags, which a recipe can route whole traces by (trace_objective_column, ls_llm/trainers/routing.py).
 CARRIED_COLUMNS = ("audit_status", "consensus_status", "reference_status", "loss_flag", "verifier_flag")
@@ -211,7 +210,8 @@ def _report_skipped(skipped: _Skipped, total: int, source: str, fmt: str, args: 
 
 def load_source_rows(entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = (),
                      weights=None) -> list[dict]:
-    """Read and convert one source into output rows (``keep``, ``weights``: see ``convert_rows``)."""
+    """Read and convert one source into rows of id, messages, answer, source, subject, level (``keep``,
+    ``weights``: see ``convert_rows``)."""
     return convert_rows(read_raw(entry), entry, args, keep=keep, weights=weights)
 
 

@@ -117,11 +117,6 @@ def check_chat_template(tokenizer, dataset, training_args, tokenizer_name: str) 
             "('messages') dataset: set chat_template_path or use a tokenizer that has one")
 
 
-def teacher_tokenizer_name(args) -> str:
-    """The name the teacher's tokenizer was loaded from (what a vocabulary-mismatch message must name)."""
-    return args.teacher_tokenizer_name_or_path or args.teacher_model_name_or_path
-
-
 def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: str) -> None:
     """Refuse a teacher whose tokenizer maps any token to another id than the student's (before any training)."""
     s_vocab, t_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
@@ -146,7 +141,8 @@ def check_teacher_tokenizer(args, model_args, student_tokenizer):
         teacher_tokenizer = load_tokenizer(teacher_model_args, teacher_load, trust_remote_code=args.trust_remote_code)
     except ValueError as err:
         raise ValueError(_as_teacher_field(err)) from err
-    check_same_tokenizer(student_tokenizer, teacher_tokenizer, teacher_name=teacher_tokenizer_name(args))
+    teacher_name = args.teacher_tokenizer_name_or_path or args.teacher_model_name_or_path  # what it loaded
+    check_same_tokenizer(student_tokenizer, teacher_tokenizer, teacher_name=teacher_name)
     return teacher_model_args, teacher_load, teacher_tokenizer
 
 
