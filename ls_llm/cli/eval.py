@@ -87,9 +87,7 @@ def _compare(argv: list[str]) -> int:
     try:
         runs = {}
         for run in args.runs:
-            label = run.resolve().name
-            if label in runs:
-                label = str(run)
+            label = str(run) if run.resolve().name in runs else run.resolve().name
             runs[label] = eval_report.rows_from_results(eval_report.load_run(run))
     except USER_ERRORS as err:
         return report("eval compare", err)

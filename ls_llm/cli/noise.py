@@ -38,24 +38,18 @@ def run(ns: argparse.Namespace) -> dict:
     from ls_llm.data.noise import inject_noise, manifest_path
     from ls_llm.files import check_writable, staged_files, write_atomic, write_jsonl
 
-    args = source_args(
-        ns, dataset_answer_instruction=ns.answer_instruction, noise_type=ns.type, noise_rho=ns.rate
-    )
+    args = source_args(ns, dataset_answer_instruction=ns.answer_instruction, noise_type=ns.type,
+                       noise_rho=ns.rate)
     out = Path(ns.out)
     stem = out.with_suffix("") if out.suffix == ".jsonl" else out
-    paths = {
-        "out": out,
-        "manifest": Path(ns.manifest) if ns.manifest else manifest_path(out),
-        "summary": Path(f"{stem}.summary.json"),
-    }
+    paths = {"out": out, "manifest": Path(ns.manifest) if ns.manifest else manifest_path(out),
+             "summary": Path(f"{stem}.summary.json")}
     for name, path in paths.items():  # check them all before writing any
         check_writable(path, overwrite=ns.overwrite, field=f"--{name}" if name != "summary" else "summary",
                        create_parent=False)
     tokenizer = _tokenizer(ns.tokenizer) if ns.tokenizer else None
-    rows = load_rows(args)
-    noisy, manifest, summary = inject_noise(
-        rows, noise_type=ns.type, rate=ns.rate, seed=ns.seed, tokenizer=tokenizer
-    )
+    noisy, manifest, summary = inject_noise(load_rows(args), noise_type=ns.type, rate=ns.rate, seed=ns.seed,
+                                            tokenizer=tokenizer)
     summary = {**summary, "data": ns.data, **{k: str(v) for k, v in paths.items()}}
     order = {name: paths[name] for name in ("manifest", "summary", "out")}  # out last: it marks a complete set
     with staged_files(order) as staged:

@@ -46,18 +46,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(ns) -> int:
-    from ls_llm.sweep import SweepError, load_sweep
+    from ls_llm.sweep import load_sweep
     from ls_llm.sweep.report import write_report
     from ls_llm.sweep.runner import collect, finished, run_sweep
 
-    try:
-        sweep = load_sweep(ns.sweep)
-    except SweepError as err:
-        print(f"ls-llm sweep: error: {err}", file=sys.stderr)
-        return 2
+    sweep = load_sweep(ns.sweep)  # a bad sweep (SweepError, a ValueError) is one line from `guarded`, exit 2
     if ns.max_cells is not None and ns.max_cells < 0:
-        print(f"ls-llm sweep: error: --max-cells must be >= 0, got {ns.max_cells}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--max-cells must be >= 0, got {ns.max_cells}")
     root = Path(sweep.output_dir)
     if ns.list:
         for cell in sweep.cells():
@@ -70,12 +65,9 @@ def _main(ns) -> int:
 
             torch.set_num_threads(ns.threads)
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-        try:
-            only = None if ns.only is None else {c.strip() for c in ns.only.split(",") if c.strip()}
+        only = None if ns.only is None else {c.strip() for c in ns.only.split(",") if c.strip()}
+        try:  # a ValueError (a bad sweep, a cell another sweep is running: FolderLocked) goes to `guarded`
             failed = run_sweep(sweep, shard=ns.shard, max_cells=ns.max_cells, only=only)
-        except ValueError as err:  # a bad sweep, or a cell another sweep is running (FolderLocked)
-            print(f"ls-llm sweep: error: {err}", file=sys.stderr)
-            return 2
         except KeyboardInterrupt as err:  # Ctrl-C or a stop signal: the cell's run says what it kept
             status = getattr(err, "exit_status", 130)
             print(f"ls-llm sweep: {err or 'interrupted'} (the interrupted cell starts again at the next run)",

@@ -32,8 +32,7 @@ CHAT_TEMPLATE = (
     "{{- message['content'] + '<|im_end|>\\n' }}"
     "{%- endif %}"
     "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
 
 
 def _corpus(num_problems: int = 4000, seed: int = 0):
@@ -56,32 +55,18 @@ def build_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
-    )
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     tok.decoder = decoders.ByteLevel()
-    specials = [PAD, EOT, IM_START]
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=[PAD, EOT, IM_START],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_corpus(), trainer=trainer)
     # Byte-level BPE over the full byte alphabet never emits an unknown token. unk_token is still named
     # (as the existing pad token): transformers 5 reloads a tokenizer saved next to a qwen2 config as
     # Qwen2Tokenizer, which otherwise appends its default unk `<|endoftext|>` and grows the vocabulary by one.
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token=PAD,
-        unk_token=PAD,
-        eos_token=EOT,
-        chat_template=CHAT_TEMPLATE,
-        model_max_length=2048,
-    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=PAD, eos_token=EOT,
+                                   chat_template=CHAT_TEMPLATE, model_max_length=2048)
     # Like Qwen3: think tags are single added tokens but not "special", so decoding keeps them.
     fast.add_tokens([THINK_OPEN, THINK_CLOSE], special_tokens=False)
     return fast

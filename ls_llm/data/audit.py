@@ -72,17 +72,11 @@ def audit_rows(rows: list[dict], *, workers: int = 2, timeout_s: float = 5.0, pr
     """Check every row's final answer against its gold ``answer``; returns an :class:`AuditResult`."""
     predictions = [extract_final_answer(completion_of(row)) for row in rows]
     checked = [i for i, row in enumerate(rows) if row.get("answer") not in (None, "")]
-    if progress is None:
-        progress = len(checked) >= _PROGRESS_MIN_ROWS
+    progress = len(checked) >= _PROGRESS_MIN_ROWS if progress is None else progress
     # k traces of one problem often box the same answer: each distinct (answer, reference) pair is checked once.
     pairs = list(dict.fromkeys((predictions[i], str(rows[i]["answer"])) for i in checked))
-    verdicts = verify_batch(
-        [pred for pred, _ in pairs],
-        [gold for _, gold in pairs],
-        workers=workers,
-        timeout_s=timeout_s,
-        progress=progress,
-    )
+    verdicts = verify_batch([pred for pred, _ in pairs], [gold for _, gold in pairs], workers=workers,
+                            timeout_s=timeout_s, progress=progress)
     known = dict(zip(pairs, verdicts, strict=True))
     statuses = [NO_REFERENCE] * len(rows)
     for i in checked:
@@ -159,22 +153,18 @@ def plot_report(report: dict, path: str | Path) -> None:
     plt.close(fig)
 
 
-def write_audit(
-    rows: list[dict], result: AuditResult, out_dir: str | Path, *, overwrite: bool = False, plot=True
-):
+def write_audit(rows: list[dict], result: AuditResult, out_dir: str | Path, *, overwrite: bool = False,
+                plot=True):
     """Write ``clean.jsonl`` (correct), ``noisy.jsonl`` (wrong/missing/unparsable), ``traces.jsonl`` (every row,
-    with every detector's columns), ``report.json``, ``audit.png`` and, with a manifest, ``detectors.png``.
-
-    Rows without a reference go to neither split. Returns the written paths by name.
-    """
+    with every detector's columns), ``report.json``, ``audit.png`` and, with a manifest, ``detectors.png``. Rows
+    without a reference go to neither split. Returns the written paths by name."""
     out = Path(out_dir)
     names = output_names(plot=plot, detection="detection" in result.report)
     for name in names.values():
         check_writable(out / name, overwrite=overwrite, field="audit output", create_parent=False)
     tagged = [
         {**row, "audit_status": status, "audit_prediction": pred, **{k: v[i] for k, v in result.columns.items()}}
-        for i, (row, status, pred) in enumerate(zip(rows, result.statuses, result.predictions, strict=True))
-    ]
+        for i, (row, status, pred) in enumerate(zip(rows, result.statuses, result.predictions, strict=True))]
     with staged_dir(out, last="report.json") as stage:  # all files appear together, or none
         write_jsonl(stage / names["clean"], [r for r in tagged if r["audit_status"] == "correct"])
         write_jsonl(stage / names["noisy"], [r for r in tagged if r["audit_status"] in BAD_STATUSES])
@@ -218,8 +208,6 @@ def _reference_table(report: dict) -> list[str]:
     header = f"{'group':<40} {'n':>6} {'wrong':>7} {'missing':>8} {'unparse':>8}"
     lines = [header, "-" * len(header)]
     for name, tally in _chart_groups(report):
-        lines.append(
-            f"{name[:40]:<40} {tally['checked']:>6} {tally['frac_wrong']:>7.3f} "
-            f"{tally['frac_missing']:>8.3f} {tally['frac_unparsable']:>8.3f}"
-        )
+        lines.append(f"{name[:40]:<40} {tally['checked']:>6} {tally['frac_wrong']:>7.3f} "
+                     f"{tally['frac_missing']:>8.3f} {tally['frac_unparsable']:>8.3f}")
     return lines

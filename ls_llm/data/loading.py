@@ -25,22 +25,14 @@ from ls_llm.data.formats import FORMATS, MissingFieldError, RenderOptions, detec
 from ls_llm.data.weights import WEIGHT_COLUMN
 from ls_llm.files import not_utf8_message, read_jsonl
 
-__all__ = [
-    "LsDataArguments",
-    "convert_rows",
-    "load_rows",
-    "load_source_rows",
-    "load_traces",
-    "read_raw",
-    "source_name",
-]
+__all__ = ["LsDataArguments", "convert_rows", "load_rows", "load_source_rows", "load_traces", "read_raw",
+           "source_name"]
 
 logger = logging.getLogger(__name__)
 
 _LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 # Metadata copied through when present (after the field map); MATH calls the subject "type".
 _META_ALIASES = {"subject": ("subject", "type"), "level": ("level",)}
-OUTPUT_COLUMNS = ("id", "messages", "answer", "source", "subject", "level")
 # Bookkeeping columns carried through when a source has them: `ls-llm audit` writes audit_status and its detectors'
 # statuses and flags, which a recipe can route whole traces by (trace_objective_column, ls_llm/trainers/routing.py).
 CARRIED_COLUMNS = ("audit_status", "consensus_status", "reference_status", "loss_flag", "verifier_flag")
@@ -49,12 +41,8 @@ CARRIED_COLUMNS = ("audit_status", "consensus_status", "reference_status", "loss
 def _local_files(source: str) -> list[str] | None:
     """The local files a source names (file, directory or glob), or None if it is not local."""
     if os.path.isdir(source):
-        found = [
-            p
-            for ext in _LOCAL_BUILDERS
-            for p in glob.glob(os.path.join(source, f"**/*{ext}"), recursive=True)
-        ]
-        return sorted(found)
+        found = (glob.glob(os.path.join(source, f"**/*{ext}"), recursive=True) for ext in _LOCAL_BUILDERS)
+        return sorted(p for paths in found for p in paths)
     if os.path.isfile(source):
         return [source]
     if any(ch in source for ch in "*?[") or os.path.splitext(source)[1] in _LOCAL_BUILDERS:
@@ -149,18 +137,9 @@ def source_name(source: str) -> str:
     return f"{parent}/{stem}" if parent and not os.path.isdir(path) else stem
 
 
-def _row_id(row: dict, source: str, index: int) -> str:
-    for name in ("id", "unique_id", "idx"):
-        if row.get(name) not in (None, ""):
-            return str(row[name])
-    return f"{source_name(source)}-{index}"
-
-
-def _meta(row: dict, name: str) -> str | None:
-    for alias in _META_ALIASES[name]:
-        if row.get(alias) not in (None, ""):
-            return str(row[alias])
-    return None
+def _first(row: dict, names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` the row has a value for, as text; None if it has none."""
+    return next((str(row[name]) for name in names if row.get(name) not in (None, "")), None)
 
 
 def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = (),
@@ -184,32 +163,24 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tupl
                          f"{sorted(mapped_columns)}")
     for index, raw in enumerate(rows):
         row = {mapping.get(k, k): v for k, v in raw.items()}
-        row_id = _row_id(row, entry.source, index)
+        row_id = _first(row, ("id", "unique_id", "idx")) or f"{source_name(entry.source)}-{index}"
         try:
             converted = convert(row, opts)
         except MissingFieldError as err:
             skipped.add(row_id, err.field)
             continue
         _check_row_size(converted.messages, row_id, index, entry.source, args.dataset_max_row_chars)
-        out.append(
-            {
-                "id": row_id,
-                "messages": converted.messages,
-                "answer": converted.answer,
-                "source": entry.name or source_name(entry.source),
-                "subject": _meta(row, "subject"),
-                "level": _meta(row, "level"),
-                **{k: str(row[k]) for k in CARRIED_COLUMNS if row.get(k) is not None},
-                **{k: row[k] for k in keep if k in row},
-            }
-        )
+        out.append({"id": row_id, "messages": converted.messages, "answer": converted.answer,
+                    "source": entry.name or source_name(entry.source),
+                    **{name: _first(row, aliases) for name, aliases in _META_ALIASES.items()},
+                    **{k: str(row[k]) for k in CARRIED_COLUMNS if row.get(k) is not None},
+                    **{k: row[k] for k in keep if k in row}})
         if weights is not None:
             out[-1][WEIGHT_COLUMN] = weights.weight(row, f"{where} row {index + 1} (id {row_id!r})")
     if skipped.count and not out:
         raise ValueError(
             f"every row of {entry.source!r} (format {fmt!r}) misses a required field "
-            f"(first: {skipped.first}); check dataset_format and dataset_field_map"
-        )
+            f"(first: {skipped.first}); check dataset_format and dataset_field_map")
     _report_skipped(skipped, len(out) + skipped.count, entry.source, fmt, args)
     return out
 
@@ -228,8 +199,7 @@ def _report_skipped(skipped: _Skipped, total: int, source: str, fmt: str, args: 
         return
     message = (
         f"{skipped.count} rows (of {total}) of {source!r} (format {fmt!r}) miss required fields; "
-        f"first: {skipped.first}"
-    )
+        f"first: {skipped.first}")
     if args.dataset_on_missing == "error":
         raise ValueError(message + " (dataset_on_missing='error'; set it to 'skip' to drop them)")
     if skipped.count > args.dataset_max_skipped * total:
@@ -240,8 +210,8 @@ def _report_skipped(skipped: _Skipped, total: int, source: str, fmt: str, args: 
 
 def load_source_rows(entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = (),
                      weights=None) -> list[dict]:
-    """Read and convert one source into output rows (see ``OUTPUT_COLUMNS``; ``keep``, ``weights``: see
-    ``convert_rows``)."""
+    """Read and convert one source into rows of id, messages, answer, source, subject, level (``keep``,
+    ``weights``: see ``convert_rows``)."""
     return convert_rows(read_raw(entry), entry, args, keep=keep, weights=weights)
 
 
@@ -282,23 +252,14 @@ def split_completion(messages: list[dict]) -> tuple[list[dict], list[dict]]:
 def _to_dataset(rows: list[dict]):
     import datasets
 
-    message = {"role": datasets.Value("string"), "content": datasets.Value("string")}
+    text = datasets.Value("string")
+    turns = datasets.List({"role": text, "content": text})
     rows = [_as_prompt_completion(r) for r in rows]
-    features = datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "prompt": datasets.List(message),
-            "completion": datasets.List(message),
-            "answer": datasets.Value("string"),
-            "source": datasets.Value("string"),
-            "subject": datasets.Value("string"),
-            "level": datasets.Value("string"),
-        }
-    )
+    features = datasets.Features({"id": text, "prompt": turns, "completion": turns, "answer": text,
+                                  "source": text, "subject": text, "level": text})
     # Carried columns (noise bookkeeping, audit_status) may be on some rows only (a mixture of an audited and an
     # unaudited source): take the union of all rows' keys, None where a row lacks one.
-    extra = sorted({k for r in rows for k in r} - set(features))
-    for key in extra:
+    for key in sorted({k for r in rows for k in r} - set(features)):
         features[key] = datasets.Value({"corrupted": "bool", WEIGHT_COLUMN: "float64"}.get(key, "string"))
     rows = [{k: r.get(k) for k in features} for r in rows]
     return datasets.Dataset.from_list(rows, features=features)
@@ -316,8 +277,7 @@ def _split_validation(rows: list[dict], size: float | None, seed: int) -> tuple[
     count = round(size * len(rows)) if size < 1 else int(size)
     if not 0 < count < len(rows):
         raise ValueError(
-            f"dataset_validation_size={size} leaves no train or no validation rows of {len(rows)}"
-        )
+            f"dataset_validation_size={size} leaves no train or no validation rows of {len(rows)}")
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     held = set(order[:count])

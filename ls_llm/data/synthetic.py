@@ -26,15 +26,8 @@ from pathlib import Path
 
 from ls_llm.files import write_atomic, write_jsonl
 
-__all__ = [
-    "SPLITS",
-    "SyntheticConfig",
-    "generate_problem",
-    "generate_split",
-    "split_of",
-    "tokenizer_path",
-    "write_synthetic_dataset",
-]
+__all__ = ["SPLITS", "SyntheticConfig", "generate_problem", "generate_split", "split_of", "tokenizer_path",
+           "write_synthetic_dataset"]
 
 SPLITS = ("train", "validation", "test")
 SPLIT_KEYS = ("question", "expression")
@@ -46,8 +39,7 @@ _ITEMS = ("apples", "coins", "books", "stamps", "marbles", "pens")
 _OPS: dict[str, tuple[str, str, Callable[[int, int], int]]] = {
     "add": ("+", "Then {name} gets {n} more {item}.", lambda a, b: a + b),
     "sub": ("-", "Then {name} gives away {n} {item}.", lambda a, b: a - b),
-    "mul": ("*", "Then the number of {item} becomes {n} times as large.", lambda a, b: a * b),
-}
+    "mul": ("*", "Then the number of {item} becomes {n} times as large.", lambda a, b: a * b)}
 
 
 @dataclass(frozen=True)
@@ -77,9 +69,8 @@ class SyntheticConfig:
         if self.split_by not in SPLIT_KEYS:
             raise ValueError(f"split_by must be one of {SPLIT_KEYS}, got {self.split_by!r}")
         if not 1 <= self.min_steps <= self.max_steps:
-            raise ValueError(
-                f"need 1 <= min_steps <= max_steps, got min_steps={self.min_steps}, max_steps={self.max_steps}"
-            )
+            raise ValueError(f"need 1 <= min_steps <= max_steps, got min_steps={self.min_steps}, "
+                             f"max_steps={self.max_steps}")
         if self.max_operand < 1:
             raise ValueError(f"max_operand must be >= 1, got {self.max_operand}")
         if self.max_multiplier < 2:
@@ -89,10 +80,8 @@ class SyntheticConfig:
             raise ValueError(f"ops must be a non-empty subset of {sorted(_OPS)}, got {self.ops!r}")
         held_out = self.test_fraction + self.validation_fraction
         if not (0 < self.test_fraction and 0 <= self.validation_fraction and held_out < 1):
-            raise ValueError(
-                "need 0 < test_fraction, 0 <= validation_fraction, sum < 1; got "
-                f"test_fraction={self.test_fraction}, validation_fraction={self.validation_fraction}"
-            )
+            raise ValueError("need 0 < test_fraction, 0 <= validation_fraction, sum < 1; got test_fraction="
+                             f"{self.test_fraction}, validation_fraction={self.validation_fraction}")
 
 
 def tokenizer_path() -> str:
@@ -127,13 +116,8 @@ def generate_problem(rng: random.Random, cfg: SyntheticConfig) -> dict:
     steps = "\n".join(lines)
     final = f"The answer is \\boxed{{{value}}}."
     trace = f"<think>\n{steps}\n</think>\n{final}" if cfg.think else f"{steps}\n{final}"
-    return {
-        "question": " ".join(sentences),
-        "trace": trace,
-        "answer": str(value),
-        "expression": expression,
-        "num_steps": len(lines),
-    }
+    return {"question": " ".join(sentences), "trace": trace, "answer": str(value), "expression": expression,
+            "num_steps": len(lines)}
 
 
 def split_of(key: str, cfg: SyntheticConfig) -> str:
@@ -148,24 +132,15 @@ def split_of(key: str, cfg: SyntheticConfig) -> str:
 
 
 def _to_row(problem: dict, split: str, index: int) -> dict:
-    return {
-        "id": f"synthetic-{split}-{index}",
-        "messages": [
-            {"role": "user", "content": problem["question"]},
-            {"role": "assistant", "content": problem["trace"]},
-        ],
-        "answer": problem["answer"],
-        "expression": problem["expression"],
-        "num_steps": problem["num_steps"],
-        "source": "synthetic",
-    }
+    messages = [{"role": "user", "content": problem["question"]},
+                {"role": "assistant", "content": problem["trace"]}]
+    return {"id": f"synthetic-{split}-{index}", "messages": messages, "answer": problem["answer"],
+            "expression": problem["expression"], "num_steps": problem["num_steps"], "source": "synthetic"}
 
 
 def generate_split(split: str, size: int, *, seed: int = 0, cfg: SyntheticConfig | None = None) -> list[dict]:
-    """``size`` distinct rows of one split in the conversational ``messages`` format.
-
-    Rows carry ``id``, ``messages``, ``answer``, ``expression``, ``num_steps`` and ``source``.
-    """
+    """``size`` distinct rows of one split in the conversational ``messages`` format: ``id``, ``messages``,
+    ``answer``, ``expression``, ``num_steps`` and ``source``."""
     cfg = cfg or SyntheticConfig()
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -184,23 +159,14 @@ def generate_split(split: str, size: int, *, seed: int = 0, cfg: SyntheticConfig
         seen.add(problem["question"])
         rows.append(_to_row(problem, split, len(rows)))
     if len(rows) < size:
-        raise ValueError(
-            f"size={size} for split {split!r} exceeds the distinct problems this config yields "
-            f"({len(rows)} found); raise max_operand or max_steps"
-        )
+        raise ValueError(f"size={size} for split {split!r} exceeds the distinct problems this config yields "
+                         f"({len(rows)} found); raise max_operand or max_steps")
     return rows
 
 
-def write_synthetic_dataset(
-    out_dir: str | os.PathLike,
-    *,
-    train_size: int = 5000,
-    validation_size: int = 200,
-    test_size: int = 500,
-    seed: int = 0,
-    cfg: SyntheticConfig | None = None,
-    overwrite: bool = False,
-) -> dict[str, str]:
+def write_synthetic_dataset(out_dir: str | os.PathLike, *, train_size: int = 5000, validation_size: int = 200,
+                            test_size: int = 500, seed: int = 0, cfg: SyntheticConfig | None = None,
+                            overwrite: bool = False) -> dict[str, str]:
     """Write ``train.jsonl``, ``validation.jsonl``, ``test.jsonl`` and ``config.json``; return their paths."""
     cfg = cfg or SyntheticConfig()
     out = Path(out_dir)
@@ -237,23 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true")
     ns = parser.parse_args(argv)
     try:
-        cfg = SyntheticConfig(
-            min_steps=ns.min_steps,
-            max_steps=ns.max_steps,
-            max_operand=ns.max_operand,
-            max_multiplier=ns.max_multiplier,
-            think=not ns.no_think,
-            split_by=ns.split_by,
-        )
+        cfg = SyntheticConfig(min_steps=ns.min_steps, max_steps=ns.max_steps, max_operand=ns.max_operand,
+                              max_multiplier=ns.max_multiplier, think=not ns.no_think, split_by=ns.split_by)
         paths = write_synthetic_dataset(
-            ns.out_dir,
-            train_size=ns.train_size,
-            validation_size=ns.validation_size,
-            test_size=ns.test_size,
-            seed=ns.seed,
-            cfg=cfg,
-            overwrite=ns.overwrite,
-        )
+            ns.out_dir, train_size=ns.train_size, validation_size=ns.validation_size, test_size=ns.test_size,
+            seed=ns.seed, cfg=cfg, overwrite=ns.overwrite)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -85,8 +85,6 @@ def _features(meta: CacheMeta):
 
 def tokenizer_hash(tokenizer) -> str:
     """A fingerprint of a tokenizer's vocabulary (token -> id), to refuse a cache built with another one."""
-    import hashlib
-
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
 
@@ -236,7 +234,6 @@ def write_cache(path: str, meta: CacheMeta, compute: Callable[[int, int], Iterab
     write_atomic(os.path.join(path, META_FILE), json.dumps(asdict(meta), indent=2))
     os.remove(pending)
     return written
-
 
 
 def load_cache(path: str):

@@ -9,20 +9,12 @@ from fractions import Fraction
 
 from ls_llm.answers import boxed_spans
 
-__all__ = [
-    "answers_differ",
-    "edit_steps",
-    "perturb_number",
-    "replace_answer",
-    "replace_boxed_answer",
-    "split_thinking",
-]
+__all__ = ["answers_differ", "edit_steps", "perturb_number", "replace_answer", "replace_boxed_answer",
+           "split_thinking"]
 
 _THINK_CLOSE = "</think>"
 _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$")
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
-
-
 _FRAC_RE = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$|^(-?)(\d+)/(\d+)$")
 
 
@@ -33,9 +25,7 @@ def _normalise(answer: str) -> str:
     frac = _FRAC_RE.match(text)
     try:
         if frac:
-            sign, num, den = (
-                (frac.group(1), frac.group(2), frac.group(3)) if frac.group(2) else frac.group(4, 5, 6)
-            )
+            sign, num, den = frac.group(1, 2, 3) if frac.group(2) else frac.group(4, 5, 6)
             value = Fraction(int(num), int(den)) * (-1 if sign else 1)
             return str(value.numerator) if value.denominator == 1 else str(value)
         number = Decimal(text).normalize()
@@ -112,8 +102,7 @@ def perturb_number(answer: str, rng: random.Random) -> tuple[str, str] | None:
         return None
     if rng.random() < 0.5:
         offset = rng.choice([-3, -2, -1, 1, 2, 3])
-        value = Decimal(text) + offset
-        return (str(value), f"offset {offset:+d}")
+        return str(Decimal(text) + offset), f"offset {offset:+d}"
     digits = [i for i, ch in enumerate(text) if ch.isdigit()]
     pos = rng.choice(digits)
     # Changing a leading digit to 0 would shorten the number ("12" -> "02" reads as 2).

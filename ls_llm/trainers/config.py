@@ -36,10 +36,8 @@ def _opt(help_: str) -> float | None:
 
 @dataclass
 class LsSFTConfig(SFTConfig):
-    objective: str = field(
-        default="ce",
-        metadata={"help": "Token objective, a name from ls_llm.objectives.OBJECTIVES (ce, label_smoothing, ...)."},
-    )
+    objective: str = field(default="ce", metadata={
+        "help": "Token objective, a name from ls_llm.objectives.OBJECTIVES (ce, label_smoothing, ...)."})
     alpha: float | None = _opt("Smoothing mass (label_smoothing; negative = negative smoothing) or sce's CE weight.")
     # The per-token flip rate the corrections assume; the data layer's injection rate is `noise_rho`.
     noise_rate: float | None = _opt(
@@ -51,75 +49,50 @@ class LsSFTConfig(SFTConfig):
     gamma: float | None = _opt("Focal-loss focusing parameter.")
     z_loss: float | None = _opt("Weight of the z-loss (logsumexp^2) regulariser, any objective.")
     objective_chunk_size: int | None = field(
-        default=None, metadata={"help": "Tokens per chunk in the fused objective (memory vs. speed)."}
-    )
-    smoothing_prior: str = field(
-        default="uniform",
-        metadata={
-            "help": "Prior the smoothing mass goes to: 'uniform', 'unigram' (token frequencies of the "
-            "training completions, counted once from the prepared dataset) or 'answer' (the same over the answer "
-            "spans). Only for objectives taking a prior."
-        },
-    )
-    segment_objectives: dict | str | None = field(
-        default=None,
-        metadata={"help": "Objective per trace segment, e.g. {answer: {objective: label_smoothing, alpha: 0.3, "
-                  "smoothing_prior: answer}}; segments: answer (the final answer span), reasoning (every other "
-                  "trained token); unlisted segments use `objective`. See ls_llm/trainers/routing.py."},
-    )
-    trace_objective_column: str | None = field(
-        default=None,
-        metadata={"help": "Dataset column whose value routes whole traces through `trace_objectives` (e.g. "
-                  "audit_status, written by `ls-llm audit`)."},
-    )
-    trace_objectives: dict | str | None = field(
-        default=None,
-        metadata={"help": "Column value -> objective spec (may nest its own segment_objectives) or 'drop' (remove "
-                  "those rows), e.g. {wrong: {objective: label_smoothing, alpha: 0.5}, unparsable: drop}."},
-    )
-    trace_weight_column: str | None = field(
-        default=None,
-        metadata={"help": "Dataset column holding each trace's weight, a finite number >= 0 that scales all its "
-                  "token losses (0 = drop it); the loss is Σ w·ℓ / Σ w·n over the global batch. See "
-                  "ls_llm/trainers/weights.py and docs/training.md."},
-    )
-    trace_weight_from: dict | str | None = field(
-        default=None,
-        metadata={"help": "A weight derived from a column: {column: C} (its value), {column: C, threshold: t} (1 "
-                  "if value >= t else 0) or {column: C, map: {value: weight, ...}, default: w}; instead of "
-                  "trace_weight_column. See ls_llm/data/weights.py."},
-    )
-    objective_warmup_steps: int = field(
-        default=0,
-        metadata={"help": "Optimizer steps of plain ce before switching to `objective` (needed by negative "
-                  "smoothing at high noise)."},
-    )
-    loss_truncation: float = field(
-        default=0.0,
-        metadata={"help": "Loss truncation (Kang & Hashimoto 2020): fraction c in [0, 1) of the sequences of "
-                  "each micro-batch with the highest mean token loss that are dropped."},
-    )
+        default=None, metadata={"help": "Tokens per chunk in the fused objective (memory vs. speed)."})
+    smoothing_prior: str = field(default="uniform", metadata={
+        "help": "Prior the smoothing mass goes to: 'uniform', 'unigram' (token frequencies of the "
+        "training completions, counted once from the prepared dataset) or 'answer' (the same over the answer "
+        "spans). Only for objectives taking a prior."})
+    segment_objectives: dict | str | None = field(default=None, metadata={
+        "help": "Objective per trace segment, e.g. {answer: {objective: label_smoothing, alpha: 0.3, "
+        "smoothing_prior: answer}}; segments: answer (the final answer span), reasoning (every other "
+        "trained token); unlisted segments use `objective`. See ls_llm/trainers/routing.py."})
+    trace_objective_column: str | None = field(default=None, metadata={
+        "help": "Dataset column whose value routes whole traces through `trace_objectives` (e.g. "
+        "audit_status, written by `ls-llm audit`)."})
+    trace_objectives: dict | str | None = field(default=None, metadata={
+        "help": "Column value -> objective spec (may nest its own segment_objectives) or 'drop' (remove "
+        "those rows), e.g. {wrong: {objective: label_smoothing, alpha: 0.5}, unparsable: drop}."})
+    trace_weight_column: str | None = field(default=None, metadata={
+        "help": "Dataset column holding each trace's weight, a finite number >= 0 that scales all its "
+        "token losses (0 = drop it); the loss is Σ w·ℓ / Σ w·n over the global batch. See "
+        "ls_llm/trainers/weights.py and docs/training.md."})
+    trace_weight_from: dict | str | None = field(default=None, metadata={
+        "help": "A weight derived from a column: {column: C} (its value), {column: C, threshold: t} (1 "
+        "if value >= t else 0) or {column: C, map: {value: weight, ...}, default: w}; instead of "
+        "trace_weight_column. See ls_llm/data/weights.py."})
+    objective_warmup_steps: int = field(default=0, metadata={
+        "help": "Optimizer steps of plain ce before switching to `objective` (needed by negative "
+        "smoothing at high noise)."})
+    loss_truncation: float = field(default=0.0, metadata={
+        "help": "Loss truncation (Kang & Hashimoto 2020): fraction c in [0, 1) of the sequences of "
+        "each micro-batch with the highest mean token loss that are dropped."})
     loss_truncation_warmup_steps: int = field(
-        default=0, metadata={"help": "Optimizer steps trained on every sequence before truncation starts."}
-    )
+        default=0, metadata={"help": "Optimizer steps trained on every sequence before truncation starts."})
     # transformers 5 dropped TrainingArguments.overwrite_output_dir; a finished run is refused without it.
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={"help": "Train into an output_dir that already holds a trained model or checkpoints, deleting "
-                  "its checkpoints first (resuming with resume_from_checkpoint is not an overwrite)."},
-    )
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Train into an output_dir that already holds a trained model or checkpoints, deleting "
+        "its checkpoints first (resuming with resume_from_checkpoint is not an overwrite)."})
 
-    nan_policy: str = field(
-        default="stop",
-        metadata={"help": "What a non-finite loss or gradient norm does: 'stop' (stop with one line naming the step, "
-                  "exit 2; the last checkpoint is kept) or 'skip_step' (skip that optimizer step and go on). See "
-                  "ls_llm/trainers/guard.py."},
-    )
+    nan_policy: str = field(default="stop", metadata={
+        "help": "What a non-finite loss or gradient norm does: 'stop' (stop with one line naming the step, "
+        "exit 2; the last checkpoint is kept) or 'skip_step' (skip that optimizer step and go on). See "
+        "ls_llm/trainers/guard.py."})
     # transformers' filter replaces a NaN/inf micro-batch loss by the window's running mean (0 at a window's start),
     # so a diverged run logged `loss 0.0000`; a logged loss here is what was computed (see nan_policy).
     logging_nan_inf_filter: bool = field(
-        default=False, metadata={"help": "Hide non-finite losses in the logs (transformers' filter); off."}
-    )
+        default=False, metadata={"help": "Hide non-finite losses in the logs (transformers' filter); off."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -186,13 +159,11 @@ class LsSFTConfig(SFTConfig):
         if self.label_smoothing_factor:
             raise ValueError(
                 f"label_smoothing_factor={self.label_smoothing_factor!r} is not used by LsSFTTrainer: set "
-                f"`objective: label_smoothing` and `alpha: {self.label_smoothing_factor}` instead"
-            )
+                f"`objective: label_smoothing` and `alpha: {self.label_smoothing_factor}` instead")
         if self.loss_type != "nll":
             raise ValueError(
                 f"loss_type={self.loss_type!r} is trl's loss switch, not used by LsSFTTrainer: set "
-                f"`objective: {self.loss_type}` instead"
-            )
+                f"`objective: {self.loss_type}` instead")
 
     def objective_kwargs(self) -> dict:
         """The objective parameters that were set, under the objective's keyword names."""
@@ -207,8 +178,7 @@ class LsSFTConfig(SFTConfig):
         if self.smoothing_prior != "uniform" and not takes_prior:
             raise ValueError(
                 f"smoothing_prior={self.smoothing_prior!r} needs an objective that takes a prior; "
-                f"objective {self.objective!r} does not"
-            )
+                f"objective {self.objective!r} does not")
         # Building it once validates names and ranges; the trainer builds the real one (with the prior).
         try:
             build_objective(self.objective, **self.objective_kwargs())

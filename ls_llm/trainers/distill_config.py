@@ -33,37 +33,30 @@ class LsDistillConfig(LsSFTConfig):
     teacher_dtype: str = field(default="float32", metadata=_help("Teacher weights dtype: float32, bfloat16, float16."))
     teacher_cache_dir: str | None = field(
         default=None, metadata=_help("Train from this teacher cache (written by `ls-llm distill-cache`) instead of "
-                                     "running the teacher; distill-cache writes it here.")
-    )
+                                     "running the teacher; distill-cache writes it here."))
     distill_alpha: float = field(
-        default=0.5, metadata=_help("Weight of the divergence: (1 − a)·objective + a·τ²·D, a in [0, 1].")
-    )
+        default=0.5, metadata=_help("Weight of the divergence: (1 − a)·objective + a·τ²·D, a in [0, 1]."))
     distill_divergence: str = field(
-        default="forward_kl", metadata=_help("D(teacher ‖ student): forward_kl, reverse_kl or jsd.")
-    )
+        default="forward_kl", metadata=_help("D(teacher ‖ student): forward_kl, reverse_kl or jsd."))
     jsd_beta: float = field(
         default=0.5, metadata=_help("jsd's β as in trl's GKD: M = β·teacher + (1−β)·student; 0 = forward KL, "
-                                    "1 = reverse KL.")
-    )
+                                    "1 = reverse KL."))
     distill_temperature: float = field(default=1.0, metadata=_help("Softmax temperature τ of both models, > 0."))
     teacher_smoothing: float = field(
-        default=0.0, metadata=_help("Mix the teacher with uniform: (1 − s)·p_teacher + s/V, s in [0, 1).")
-    )
+        default=0.0, metadata=_help("Mix the teacher with uniform: (1 − s)·p_teacher + s/V, s in [0, 1)."))
     distill_top_k: int = field(default=64, metadata=_help("distill-cache: teacher log-probs kept per token."))
     cache_logprob_dtype: str = field(
         default="float16", metadata=_help("distill-cache: dtype of the stored log-probs, float16 or float32.")
     )
     teacher_cache_backend: str = field(
         default="hf", metadata=_help("distill-cache: run the teacher with hf (transformers) or vllm (offline LLM; "
-                                     "needs distill_temperature 1).")
-    )
+                                     "needs distill_temperature 1)."))
     teacher_vllm_memory_fraction: float | None = field(
         default=None, metadata=_help("distill-cache with vllm: the engine's gpu_memory_utilization (default 0.9 on "
                                      "GPUs; on the CPU build, of host memory for weights + KV cache, default 0.25).")
     )
     cache_shard_rows: int = field(
-        default=1024, metadata=_help("distill-cache: dataset rows per shard (the unit of resumption).")
-    )
+        default=1024, metadata=_help("distill-cache: dataset rows per shard (the unit of resumption)."))
 
     def __post_init__(self):
         super().__post_init__()

@@ -191,8 +191,7 @@ def check_head_supported(model: nn.Module) -> None:
     if hasattr(head, "base_layer") and hasattr(head, "lora_A"):
         raise ValueError(
             f"a LoRA adapter on lm_head ({type(head).__name__}) is not supported: trl refuses it, and the fused loss "
-            "reads the head's weight. Train a full copy of the head instead: lora_modules_to_save: [lm_head]"
-        )
+            "reads the head's weight. Train a full copy of the head instead: lora_modules_to_save: [lm_head]")
 
 
 def head_rows(head: nn.Module) -> int:

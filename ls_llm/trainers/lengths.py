@@ -49,3 +49,10 @@ def report_max_length(rows_before: int | None, prepared, args, *, name: str = "t
                 else "the end of the completion, where the final answer is")
         parts.append(f"{cut} of the {kept} kept rows cut at {max_length} tokens (lost: {lost})")
     return f"max_length={max_length}: " + "; ".join(parts) + ". Raise max_length to train on whole rows."
+
+
+def length_report(given: dict, prepared: dict, args) -> str | None:
+    """The lines of `report_max_length` for each dataset (by name) trl `prepared` from the one `given`."""
+    reports = [report_max_length(len(given[n]) if hasattr(given[n], "__len__") else None, prepared[n], args,
+                                 name=n) for n in given if hasattr(prepared[n], "column_names")]
+    return " ".join(r for r in reports if r) or None

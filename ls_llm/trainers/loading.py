@@ -14,13 +14,10 @@ from dataclasses import dataclass, field
 @dataclass
 class ModelLoadArguments:
     tokenizer_name_or_path: str | None = field(
-        default=None, metadata={"help": "Tokenizer to use (default: model_name_or_path's)."}
-    )
-    model_init_from_config: bool = field(
-        default=False,
-        metadata={"help": "Build model_name_or_path (a config.json or a folder holding one) with fresh weights "
-                  "seeded by `seed`, its vocab sized to the tokenizer, instead of loading weights."},
-    )
+        default=None, metadata={"help": "Tokenizer to use (default: model_name_or_path's)."})
+    model_init_from_config: bool = field(default=False, metadata={
+        "help": "Build model_name_or_path (a config.json or a folder holding one) with fresh weights "
+        "seeded by `seed`, its vocab sized to the tokenizer, instead of loading weights."})
 
 
 def _check_local(field_name: str, path: str | None) -> None:
@@ -61,9 +58,8 @@ def load_tokenizer(model_args, load_args: ModelLoadArguments, *, trust_remote_co
     name = load_args.tokenizer_name_or_path or model_args.model_name_or_path
     _check_local(name_field, name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            name, revision=model_args.model_revision, trust_remote_code=trust_remote_code
-        )
+        tokenizer = AutoTokenizer.from_pretrained(name, revision=model_args.model_revision,
+                                                  trust_remote_code=trust_remote_code)
     except OSError as err:
         raise ValueError(f"{name_field}={name!r} could not be loaded as a tokenizer: {err}") from err
     if tokenizer.pad_token is None:
@@ -90,15 +86,10 @@ def load_model(model_args, load_args: ModelLoadArguments, training_args, tokeniz
             config.vocab_size = len(tokenizer)
             config.pad_token_id, config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
             set_seed(training_args.seed)
-            return AutoModelForCausalLM.from_config(
-                config, dtype=getattr(torch, dtype), trust_remote_code=trust)
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            revision=model_args.model_revision,
-            trust_remote_code=trust,
-            attn_implementation=model_args.attn_implementation,
-            dtype=getattr(torch, dtype),
-        )
+            return AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype), trust_remote_code=trust)
+        model = AutoModelForCausalLM.from_pretrained(path, revision=model_args.model_revision, trust_remote_code=trust,
+                                                     attn_implementation=model_args.attn_implementation,
+                                                     dtype=getattr(torch, dtype))
     except OSError as err:
         raise ValueError(f"model_name_or_path={path!r} could not be loaded: {err}") from err
     check_vocabulary(model, tokenizer, path)
@@ -119,18 +110,11 @@ def check_vocabulary(model, tokenizer, path: str) -> None:
 def check_chat_template(tokenizer, dataset, training_args, tokenizer_name: str) -> None:
     """Conversational rows need a chat template; say so before training rather than mid-tokenization."""
     conversational = "messages" in dataset.column_names or (
-        "prompt" in dataset.column_names and isinstance(dataset[0]["prompt"], list)
-    )
+        "prompt" in dataset.column_names and isinstance(dataset[0]["prompt"], list))
     if conversational and tokenizer.chat_template is None and training_args.chat_template_path is None:
         raise ValueError(
             f"tokenizer {tokenizer_name!r} has no chat template, needed for the conversational "
-            "('messages') dataset: set chat_template_path or use a tokenizer that has one"
-        )
-
-
-def teacher_tokenizer_name(args) -> str:
-    """The name the teacher's tokenizer was loaded from (what a vocabulary-mismatch message must name)."""
-    return args.teacher_tokenizer_name_or_path or args.teacher_model_name_or_path
+            "('messages') dataset: set chat_template_path or use a tokenizer that has one")
 
 
 def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: str) -> None:
@@ -138,20 +122,16 @@ def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: 
     s_vocab, t_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
     if s_vocab == t_vocab:
         return
-    diff = sorted(set(s_vocab.items()) ^ set(t_vocab.items()), key=lambda kv: kv[1])[0]
-    token = diff[0]
+    token = sorted(set(s_vocab.items()) ^ set(t_vocab.items()), key=lambda kv: kv[1])[0][0]
     raise ValueError(
         f"teacher tokenizer {teacher_name!r} differs from the student's ({len(t_vocab)} vs {len(s_vocab)} tokens; "
         f"token {token!r} has id {t_vocab.get(token)} in the teacher and {s_vocab.get(token)} in the student): "
-        "distillation compares next-token distributions and needs one shared tokenizer"
-    )
+        "distillation compares next-token distributions and needs one shared tokenizer")
 
 
 def check_teacher_tokenizer(args, model_args, student_tokenizer):
-    """Load the teacher's tokenizer (no weights) and check it is the student's.
-
-    Returns (teacher model args, teacher load args, teacher tokenizer) for loading the weights afterwards.
-    """
+    """Load the teacher's tokenizer (no weights) and check it is the student's: (teacher model args, teacher load
+    args, teacher tokenizer) for loading the weights afterwards."""
     import dataclasses
 
     teacher_model_args = dataclasses.replace(model_args, model_name_or_path=args.teacher_model_name_or_path,
@@ -161,7 +141,8 @@ def check_teacher_tokenizer(args, model_args, student_tokenizer):
         teacher_tokenizer = load_tokenizer(teacher_model_args, teacher_load, trust_remote_code=args.trust_remote_code)
     except ValueError as err:
         raise ValueError(_as_teacher_field(err)) from err
-    check_same_tokenizer(student_tokenizer, teacher_tokenizer, teacher_name=teacher_tokenizer_name(args))
+    teacher_name = args.teacher_tokenizer_name_or_path or args.teacher_model_name_or_path  # what it loaded
+    check_same_tokenizer(student_tokenizer, teacher_tokenizer, teacher_name=teacher_name)
     return teacher_model_args, teacher_load, teacher_tokenizer
 
 

@@ -9,7 +9,7 @@ overrides, so siblings state only the knob they change) and a check that names e
 file or on the command line. Command-line flags override YAML keys (`--key value` or `--key=value`). `env:`
 sets environment variables (a caller that runs several recipes in one process restores them: see
 `isolated_environ`). A YAML syntax error, a key given twice, bytes that are not UTF-8, a recipe whose aliases
-expand past a page of settings and a value of the wrong type for its field (`check_value_types`, before
+expand past a page of settings and a value of the wrong type for its field (`recipe_types`, before
 parsing) are refused with the file, line or field named, never an argparse usage dump or a traceback.
 """
 
@@ -17,19 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import functools
 import os
-import typing
 from pathlib import Path
-from types import UnionType
 
 import yaml
 
-
-class RecipeError(ValueError):
-    """A recipe that cannot be parsed; the message names the file and key."""
-
+from ls_llm.trainers.recipe_types import RecipeError, check_value_types
 
 # A recipe is a page of settings; YAML aliases can expand a few lines into gigabytes (an "alias bomb"), which
 # would only fail when a field is turned into a string. Bound the expanded size once, here, for every field.
@@ -76,8 +70,8 @@ def _read_yaml(path: Path):
     except yaml.YAMLError as err:
         raise RecipeError(f"recipe {str(path)!r} is not valid YAML: {_one_line(err)}") from None
     except RecursionError:  # PyYAML composes nested collections recursively
-        raise RecipeError(f"recipe {str(path)!r} nests lists or mappings too deep: a recipe is a page of "
-                          "settings") from None
+        raise RecipeError(
+            f"recipe {str(path)!r} nests lists or mappings too deep: a recipe is a page of settings") from None
 
 
 def _check_env(path: Path, env) -> None:
@@ -144,10 +138,6 @@ def isolated_environ():
         os.environ.update(saved)
 
 
-def _field_names(types) -> set[str]:
-    return {f.name for t in types for f in dataclasses.fields(t)}
-
-
 def parse_recipe(argv: list[str], types: tuple[type, ...]) -> tuple:
     """Parse `RECIPE.yaml [--key value ...]` into one instance of each dataclass in `types`."""
     from trl import TrlParser
@@ -156,13 +146,12 @@ def parse_recipe(argv: list[str], types: tuple[type, ...]) -> tuple:
         raise RecipeError("usage: RECIPE.yaml [--key value ...] (the recipe path comes first)")
     recipe_path, overrides = argv[0], list(argv[1:])
     config = load_recipe(recipe_path)
-    known = _field_names(types)
+    known = {f.name for t in types for f in dataclasses.fields(t)}
     unknown = sorted(k for k in config if k != "env" and k not in known)
     if unknown:
         raise RecipeError(f"recipe {recipe_path!r}: unknown key {unknown[0]!r}" + _others(unknown))
     check_value_types(f"recipe {recipe_path!r}", config, types)
-    env = config.pop("env", {}) or {}
-    for key, value in env.items():
+    for key, value in (config.pop("env", None) or {}).items():
         os.environ[str(key)] = str(value)
     parser = TrlParser(types)
     parser.error = functools.partial(_raise_recipe_error, recipe_path)  # one line, not a 160-line usage dump
@@ -172,72 +161,6 @@ def parse_recipe(argv: list[str], types: tuple[type, ...]) -> tuple:
         flags = [r for r in rest if r.startswith("-")] or rest
         raise RecipeError(f"unknown command-line option {flags[0]!r}" + _others(flags))
     return tuple(parsed)
-
-
-_SCALARS = (str, int, float, bool)
-
-
-def _wanted(hint) -> tuple[type, ...] | None:
-    """The plain types (str, int, float, bool, list, dict) a field's annotation admits; None: not checked."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, UnionType):
-        parts = [_wanted(arg) for arg in typing.get_args(hint) if arg is not type(None)]
-        return None if any(p is None for p in parts) else tuple(t for p in parts for t in p)
-    if origin is typing.Literal:
-        return tuple({type(arg) for arg in typing.get_args(hint)})
-    plain = origin or hint
-    if isinstance(plain, type) and issubclass(plain, enum.Enum):
-        return (str,)
-    return (plain,) if plain in (*_SCALARS, list, dict) else None
-
-
-def _accepts(wanted: tuple[type, ...], value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, bool):  # bool is an int in Python, not in a recipe
-        return bool in wanted or str in wanted
-    if isinstance(value, int):
-        return any(w in wanted for w in (int, float, str))
-    if isinstance(value, float):  # 2.5 steps is not 2 steps
-        return float in wanted or str in wanted
-    if isinstance(value, str):
-        return True  # converted (and refused with its field named) by the parser: `1e-4` is a float
-    if isinstance(value, list):
-        return list in wanted
-    if isinstance(value, dict):
-        return dict in wanted
-    return False
-
-
-def check_value_types(where: str, config: dict, arg_types: tuple[type, ...]) -> None:
-    """RecipeError naming the key, the value and the type wanted for a value its field cannot hold (a list
-    for a string field would otherwise be trained on as the text "['hello', 'world']"). A dataclass's
-    `YAML_TYPES` widens what YAML may give one of its fields (a mapping or list that is JSON text on the command
-    line)."""
-    for arg_type in arg_types:
-        hints = typing.get_type_hints(arg_type)
-        extra = getattr(arg_type, "YAML_TYPES", {})
-        for f in dataclasses.fields(arg_type):
-            if f.name not in config or f.name not in hints:
-                continue
-            wanted = _wanted(hints[f.name])
-            if wanted is None:
-                continue
-            wanted = (*wanted, *extra.get(f.name, ()))
-            value = config[f.name]
-            if not _accepts(wanted, value) or (isinstance(value, list) and not _elements_scalar(value)):
-                names = " or ".join(dict.fromkeys(w.__name__ for w in wanted))
-                raise RecipeError(f"{where}: {f.name} must be {names}, got {_short(value)} "
-                                  f"({type(value).__name__})")
-
-
-def _elements_scalar(value: list) -> bool:
-    return all(item is None or isinstance(item, (*_SCALARS, dict)) for item in value)
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _raise_recipe_error(recipe_path: str, message: str):

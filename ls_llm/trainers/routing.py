@@ -192,10 +192,9 @@ def _route_traces(dataset, plan: RoutingPlan, name: str):
         raise ValueError(f"trace_objective_column={column!r} is not a column of the {name} dataset "
                          f"(columns: {sorted(dataset.column_names)})")
     values = [str(v) for v in dataset[column]]
-    if name == "train":
-        _check_trace_keys(plan, values, column)
     if name != "train":
         return _with_trace_groups(dataset, [plan.trace_groups.get(v, 0) or 0 for v in values])
+    _check_trace_keys(plan, values, column)
     keep = [i for i, v in enumerate(values) if plan.trace_groups.get(v, 0) is not None]
     if len(keep) < len(values):
         logger.info("trace routing (%s): dropped %d of %d rows (%s)", name, len(values) - len(keep), len(values),

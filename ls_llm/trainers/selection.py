@@ -12,11 +12,8 @@ import torch
 
 
 def sequence_ids(input_ids: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """A sequence id per token, shape of `input_ids`.
-
-    One sequence per row, except in packed / padding-free rows, where a new sequence starts wherever
-    `position_ids` restarts at 0.
-    """
+    """A sequence id per token, shape of `input_ids`: one sequence per row, except in packed / padding-free
+    rows, where a new sequence starts wherever `position_ids` restarts at 0."""
     batch, length = input_ids.shape
     row = torch.arange(batch, device=input_ids.device).unsqueeze(1) * length
     if position_ids is None:
@@ -26,9 +23,8 @@ def sequence_ids(input_ids: torch.Tensor, position_ids: torch.Tensor | None = No
     return row + starts.cumsum(dim=1) - 1
 
 
-def truncation_keep_mask(
-    token_losses: torch.Tensor, labels: torch.Tensor, seq_ids: torch.Tensor, fraction: float, *, ignore_index: int = -100
-) -> torch.Tensor:
+def truncation_keep_mask(token_losses: torch.Tensor, labels: torch.Tensor, seq_ids: torch.Tensor,
+                         fraction: float, *, ignore_index: int = -100) -> torch.Tensor:
     """Boolean mask (shape of labels): True for tokens of the sequences kept.
 
     Sequences are ranked by mean loss over their non-ignored tokens; floor(fraction * n) of the n sequences
@@ -46,7 +42,5 @@ def truncation_keep_mask(
     counts = torch.zeros_like(sums)
     sums.scatter_add_(0, dense[member], token_losses[member].double())
     counts.scatter_add_(0, dense[member], torch.ones_like(sums[dense[member]]))
-    means = sums / counts
-    order = torch.sort(means, descending=True, stable=True).indices
-    dropped_ids = ids[order[:n_drop]]
-    return ~torch.isin(seq_ids, dropped_ids)
+    order = torch.sort(sums / counts, descending=True, stable=True).indices  # by mean loss, highest first
+    return ~torch.isin(seq_ids, ids[order[:n_drop]])

@@ -30,7 +30,7 @@ from ls_llm.trainers.head import (
     pop_router_aux_loss,
     vocab_size_of,
 )
-from ls_llm.trainers.lengths import report_max_length
+from ls_llm.trainers.lengths import length_report
 from ls_llm.trainers.metrics import StatSums
 from ls_llm.trainers.prior import PriorCache
 from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
@@ -100,9 +100,7 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
         super().__init__(model, self._as_config(args, model), *rest, **kwargs)
         check_trl(self)
         prepared = {"train": self.train_dataset, "validation": self.eval_dataset}
-        reports = [report_max_length(len(given[n]) if hasattr(given[n], "__len__") else None, prepared[n],
-                                     self.args, name=n) for n in given if hasattr(prepared[n], "column_names")]
-        self.length_report = " ".join(r for r in reports if r) or None
+        self.length_report = length_report(given, prepared, self.args)
         base = _unwrap_peft(self.model)
         install_hidden_forward(base)
         check_head_supported(base)
@@ -174,26 +172,24 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
         """Drop routed-out traces, add each token's segment and each row's trace group, and collate them."""
         from ls_llm.trainers.routing import RoutingCollator, prepare_routed_dataset
 
-        prepare = functools.partial(prepare_routed_dataset, plan=self.routing, tokenizer=self.processing_class,
-                                    chat_template=getattr(self, "chat_template", None))
-        self.train_dataset = prepare(self.train_dataset)
-        if isinstance(self.eval_dataset, dict):
-            self.eval_dataset = {k: prepare(v, name=f"eval {k}") for k, v in self.eval_dataset.items()}
-        elif self.eval_dataset is not None:
-            self.eval_dataset = prepare(self.eval_dataset, name="eval")
+        self._map_datasets(functools.partial(prepare_routed_dataset, plan=self.routing,
+                                             tokenizer=self.processing_class,
+                                             chat_template=getattr(self, "chat_template", None)))
         self.data_collator = RoutingCollator(self.data_collator)
 
     def _prepare_weights(self) -> None:
         """Resolve and check the training set's trace weights, drop any from eval sets, and collate them."""
         from ls_llm.trainers.weights import WeightCollator, prepare_weighted_dataset
 
-        prepare = functools.partial(prepare_weighted_dataset, weights=self.trace_weights)
+        self._map_datasets(functools.partial(prepare_weighted_dataset, weights=self.trace_weights))
+        self.data_collator = WeightCollator(self.data_collator)
+
+    def _map_datasets(self, prepare) -> None:
         self.train_dataset = prepare(self.train_dataset)
         if isinstance(self.eval_dataset, dict):
             self.eval_dataset = {k: prepare(v, name=f"eval {k}") for k, v in self.eval_dataset.items()}
         elif self.eval_dataset is not None:
             self.eval_dataset = prepare(self.eval_dataset, name="eval")
-        self.data_collator = WeightCollator(self.data_collator)
 
     def weighted_num_items(self, batch_samples: list, *, shifts_labels: bool):
         """With trace weights: the weighted count Σ w·n of the step's trained tokens (this process's)."""
