@@ -7,7 +7,8 @@ import os
 import pytest
 
 from ls_llm.sweep.runner import train_cell
-from ls_llm.trainers.recipe import RecipeError, isolated_environ, parse_recipe
+from ls_llm.trainers.recipe import isolated_environ, parse_recipe
+from ls_llm.trainers.recipe_types import RecipeError
 from ls_llm.trainers.run import peek_output_dir, sft_arg_types
 
 

@@ -107,7 +107,8 @@ def test_recipe_not_utf8_names_file_and_line(h, tmp_path, capsys):
 def test_alias_bomb_is_refused_fast(tmp_path):
     import time
 
-    from ls_llm.trainers.recipe import RecipeError, load_recipe
+    from ls_llm.trainers.recipe import load_recipe
+    from ls_llm.trainers.recipe_types import RecipeError
 
     deep = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"a{i + 1}: &a{i + 1} [*{'a' if i == 0 else f'a{i}'}, *{'a' if i == 0 else f'a{i}'}]\n" for i in range(60))
