@@ -30,6 +30,9 @@ import random
 import re
 from fractions import Fraction
 
+# Heavy imports stay inside functions (sympy, latex2sympy2_extended): `ls-llm` imports this module before it
+# knows a command needs them.
+
 __all__ = ["answer_key", "bare_value", "has_variable", "normalize_latex", "number_vs_variable", "numeric_verdict",
            "plain_number", "split_top_level", "surely_different", "ungroup_thousands", "unwrap"]
 

@@ -8,10 +8,12 @@ its own main thread) so long batches use every core and stay timeout-safe.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
 import os
 import re
+import signal
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +27,9 @@ from ls_llm.answer_forms import (
     numeric_verdict,
     surely_different,
 )
+
+# Heavy imports stay inside functions (math_verify, tqdm): `ls-llm` imports this module before it knows a
+# command needs them.
 
 __all__ = ["STATUSES", "answer_key", "answer_status", "extract_final_answer", "find_final_answer",
            "gsm8k_gold", "is_equivalent", "answer_part_start", "last_boxed", "last_boxed_span", "boxed_spans",
@@ -270,9 +275,6 @@ def _pool_context():
 def _die_with_parent(parent_pid: int) -> None:
     """Worker initializer: a worker dies with the process that started it, even on SIGKILL (which runs no
     clean-up), instead of lingering as an orphan (~165 MB each with math-verify loaded)."""
-    import ctypes
-    import signal
-
     if os.uname().sysname == "Linux":
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)

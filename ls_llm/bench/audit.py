@@ -24,6 +24,9 @@ import time
 from ls_llm.bench import trace_scores
 from ls_llm.bench.math_rows import math_rows
 from ls_llm.bench.objectives import _cpu_seconds
+from ls_llm.data.audit import audit_rows, audit_traces
+from ls_llm.data.detectors import DetectorOptions
+from ls_llm.data.noise import inject_noise
 
 
 def _spelling(answer: str, rng: random.Random) -> str:
@@ -54,9 +57,6 @@ def consensus_rows(rows: list[dict], k: int, n_traces: int, seed: int) -> list[d
 
 
 def bench_consensus(rows: list[dict], ns) -> None:
-    from ls_llm.data.audit import audit_traces
-    from ls_llm.data.detectors import DetectorOptions
-
     traces = consensus_rows(rows, ns.k, ns.consensus_traces, ns.seed)
     print(f"\nconsensus: {len(traces)} traces, k={ns.k} per problem")
     print("| workers | traces | seconds | traces/s | CPU s | traces per CPU s | consensus pairs | disagrees | suspect "
@@ -97,9 +97,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench_reference(ns) -> None:
-    from ls_llm.data.audit import audit_rows
-    from ls_llm.data.noise import inject_noise
-
     rows, origin = math_rows(ns.rows, ns.seed, ns.data)
     rows, _, _ = inject_noise(rows, noise_type="answer", rate=ns.noise, seed=ns.seed)
     print(f"data: {origin} ({len(rows)} traces, answer noise {ns.noise}); cpu count {os.cpu_count()}")

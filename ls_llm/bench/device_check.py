@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ls_llm.data.synthetic import generate_split, tokenizer_path
+
+# Heavy imports stay inside functions (torch, transformers, trl, datasets, liger_kernel): a benchmark loads
+# only what the case it runs needs.
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,13 +68,10 @@ def _tiny(vocab: int, hidden: int, seed: int):
 
 def _trainer_steps(out: Path) -> list[str]:
     """One SFT step (label smoothing) and one online-distillation step; losses must be finite."""
-    import math
-
     import torch
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from ls_llm.data.synthetic import generate_split, tokenizer_path
     from ls_llm.trainers import LsDistillConfig, LsDistillTrainer, LsSFTConfig, LsSFTTrainer
 
     cuda = torch.cuda.is_available()

@@ -28,6 +28,8 @@ import time
 
 from ls_llm.bench.objectives import _cpu_seconds, _current_rss, _peak_rss, _reset_peak_rss
 
+# Heavy imports stay inside functions (torch): a benchmark loads only what the case it runs needs.
+
 VARIANTS = ("materialized", "online", "sft", "cached")
 
 

@@ -32,6 +32,8 @@ from ls_llm.bench.answer_styles import (  # noqa: F401  (model_style_math, wrong
 )
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
 
+# Heavy imports stay inside functions (lm_eval): a benchmark loads only what the case it runs needs.
+
 KINDS = ("gold", "model", "wrong")
 TARGETS = {"gold": 100.0, "model": 99.5, "wrong": 0.1}
 

@@ -21,6 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from ls_llm import vllm_support
+from ls_llm.bench.vllm_generate import build_model
+from ls_llm.evaluation.generate import generate_traces, load_problems
+from ls_llm.evaluation.generate_config import GenerateConfig
+
+# Heavy imports stay inside functions (torch, transformers, vllm): a benchmark loads only what the case it
+# runs needs.
+
 
 def write_problems(path: Path, n: int) -> Path:
     with path.open("w", encoding="utf-8") as handle:
@@ -34,8 +42,6 @@ def chat_ids(model: Path, problems: Path) -> list[list[int]]:
     """The prompts exactly as `ls-llm generate` builds them (its problem loader, then the chat template)."""
     from transformers import AutoTokenizer
 
-    from ls_llm.evaluation.generate import load_problems
-    from ls_llm.evaluation.generate_config import GenerateConfig
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     cfg = GenerateConfig(model=str(model), data=str(problems), out="unused", num_samples=1, backend="hf")
@@ -70,7 +76,6 @@ def raw_hf(model_path: Path, ids: list[list[int]], *, k: int, max_gen_toks: int,
 def raw_vllm(model_path: Path, ids: list[list[int]], *, k: int, max_gen_toks: int) -> dict:
     from vllm import LLM, SamplingParams, TokensPrompt
 
-    from ls_llm import vllm_support
 
     defaults = vllm_support.engine_defaults()
     llm = LLM(model=str(model_path), dtype="float32", enforce_eager=defaults.enforce_eager,
@@ -89,9 +94,6 @@ def raw_vllm(model_path: Path, ids: list[list[int]], *, k: int, max_gen_toks: in
 
 def ours(model_path: Path, problems: Path, out: Path, *, backend: str, k: int, max_gen_toks: int,
          batch_size: int) -> dict:
-    from ls_llm.evaluation.generate import generate_traces
-    from ls_llm.evaluation.generate_config import GenerateConfig
-
     common = dict(model=str(model_path), data=str(problems), num_samples=k, backend=backend, temperature=0.0,
                   max_gen_toks=max_gen_toks, dtype="float32",
                   batch_size=str(batch_size) if backend == "hf" else "auto")
@@ -116,7 +118,6 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from ls_llm.bench.vllm_generate import build_model
 
     table = ["| backend | model | problems x k, max tokens | backend's own samples/s (before / after) | ls-llm generate samples/s "
              "| ratio | same texts | ls-llm generate wall s (load + write) |", "|---|---|---|---:|---:|---:|---|---:|"]

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+# Heavy imports stay inside functions (torch): a benchmark loads only what the case it runs needs.
+
 OBJECTIVE_PARAMS = {"label_smoothing": {"alpha": 0.1}, "backward_correction": {"noise_rate": 0.2},
                     "forward_correction": {"noise_rate": 0.2}}
 

@@ -38,6 +38,8 @@ from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
 from ls_llm.evaluation.schema import normalize_rows, read_task_rows
 from ls_llm.evaluation.scoring import score_math
 
+# Heavy imports stay inside functions (math_verify): a benchmark loads only what the case it runs needs.
+
 
 def math_tasks(tasks_dir: Path = DEFAULT_TASKS_DIR) -> list[str]:
     """The tasks of the math suite, as its group file lists them (eval/tasks/ls_math.yaml is their one home)."""

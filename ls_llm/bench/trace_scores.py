@@ -21,12 +21,15 @@ import tempfile
 import time
 
 from ls_llm.bench.math_rows import math_rows
+from ls_llm.data.synthetic import tokenizer_path
+
+# Heavy imports stay inside functions (torch, transformers): a benchmark loads only what the case it runs
+# needs.
 
 
 def _tokenizer(path: str | None):
     from transformers import AutoTokenizer
 
-    from ls_llm.data.synthetic import tokenizer_path
 
     path = path or tokenizer_path()
     return AutoTokenizer.from_pretrained(path), path

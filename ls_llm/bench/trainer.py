@@ -32,6 +32,9 @@ import time
 
 from ls_llm.bench.objectives import _current_rss, _peak_rss, _reset_peak_rss
 
+# Heavy imports stay inside functions (torch, transformers, trl, datasets, tokenizers): a benchmark loads only
+# what the case it runs needs.
+
 VARIANTS = ("ls_label_smoothing", "trl_label_smoothing", "trl_nll", "ls_routed", "ls_weighted")
 TRACE_WEIGHTS = (1.0, 0.5, 0.25, 2.0)
 # Variant -> its config's own keys (ls_*: LsSFTConfig, trl_*: trl's SFTConfig).

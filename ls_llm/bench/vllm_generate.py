@@ -18,6 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from ls_llm.data.synthetic import tokenizer_path
+
+# Heavy imports stay inside functions (torch, transformers, vllm): a benchmark loads only what the case it
+# runs needs.
+
 # name -> (hidden, layers, heads, kv heads); head_dim = hidden / heads = 64
 SIZES = {"tiny": (128, 2, 2, 1), "small": (512, 8, 8, 2)}
 
@@ -26,7 +31,6 @@ def build_model(path: Path, size: str, dtype: str) -> Path:
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from ls_llm.data.synthetic import tokenizer_path
 
     hidden, layers, heads, kv_heads = SIZES[size]
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())

@@ -18,6 +18,7 @@ import json
 import sys
 
 from ls_llm.cli.audit_detectors import add_detector_flags, detector_options, noise_manifest, trace_scores
+from ls_llm.cli.errors import guarded
 from ls_llm.data.args import add_source_flags, source_args
 
 
@@ -71,8 +72,6 @@ def run(ns: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ls_llm.cli.errors import guarded
-
     ns = _parser().parse_args(argv)
     def body() -> None:
         run(ns)  # prints the report

@@ -7,6 +7,9 @@ import argparse
 import json
 from pathlib import Path
 
+# Heavy imports stay inside functions (transformers): `ls-llm` imports this module before it knows a command
+# needs them.
+
 
 def add_detector_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("detectors")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sys
 
+from ls_llm.cli.errors import guarded
+
 USAGE = "usage: ls-llm distill-cache RECIPE.yaml [--key value ...]   (same recipe as ls-llm distill)"
 
 
@@ -21,7 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
-    from ls_llm.cli.errors import guarded
     from ls_llm.trainers.run import build_cache_from_recipe
 
     return guarded("distill-cache", lambda: print(build_cache_from_recipe(argv)))

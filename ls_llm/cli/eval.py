@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import types
 import typing
@@ -15,6 +16,9 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from ls_llm.cli.errors import USER_ERRORS, report
+
+# Heavy imports stay inside functions (lm_eval): `ls-llm` imports this module before it knows a command needs
+# them.
 
 
 def _flag_type(annotation) -> tuple[type, bool]:
@@ -117,8 +121,6 @@ def _tasks(argv: list[str]) -> int:
 
 def lm_eval_command(tasks_dir: Path, task: str = "math500", model: str = "CKPT", data_dir: str = "DATA_DIR") -> str:
     """The `lm_eval` command line that runs a project task as `ls-llm eval` does (chat template, local data)."""
-    import shlex
-
     return (f"lm_eval --model hf --model_args pretrained={model} --tasks {task} --include_path "
             f"{shlex.quote(str(tasks_dir))} --metadata {shlex.quote(json.dumps({'data_dir': data_dir}))} "
             "--apply_chat_template --log_samples --output_path eval_runs/lm_eval")

@@ -10,16 +10,18 @@ same fields from a flat YAML file (flags given on the command line win). Exit 2 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
+import yaml
+
+from ls_llm.cli.errors import guarded
+from ls_llm.cli.eval import _bool, dataclass_parser
+
 
 def read_config(path: str) -> dict:
-    import dataclasses
-
-    import yaml
-
     from ls_llm.evaluation.generate_config import GenerateConfig
 
     text = Path(path).read_text(encoding="utf-8")
@@ -38,7 +40,6 @@ def read_config(path: str) -> dict:
 
 def build_parser(defaults: dict | None = None) -> argparse.ArgumentParser:
     """The flags, with the values of a `--config` file as defaults (a required flag it sets is no longer required)."""
-    from ls_llm.cli.eval import dataclass_parser
     from ls_llm.evaluation.generate_config import GenerateConfig
 
     parser = dataclass_parser(GenerateConfig, prog="ls-llm generate",
@@ -65,8 +66,6 @@ def _as_flag(action: argparse.Action, value):
 
 
 def _bool_type():
-    from ls_llm.cli.eval import _bool
-
     return _bool
 
 
@@ -97,8 +96,6 @@ def _run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ls_llm.cli.errors import guarded
-
     argv = list(sys.argv[1:] if argv is None else argv)
     return guarded("generate", lambda: _run(argv))
 

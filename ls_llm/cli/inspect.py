@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import sys
 
+from ls_llm.cli.errors import guarded
+
+# Heavy imports stay inside functions (datasets): `ls-llm` imports this module before it knows a command needs
+# them.
+
 USAGE = "usage: ls-llm inspect RECIPE.yaml [--rows N] [--key value ...]   (keys: any recipe field)"
 TEXT_WIDTH = 72
 
@@ -84,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
-    from ls_llm.cli.errors import guarded
 
     def body():
         import datasets

@@ -15,7 +15,11 @@ import os
 import sys
 from pathlib import Path
 
+from ls_llm.cli.errors import guarded
 from ls_llm.data.args import add_source_flags, source_args
+
+# Heavy imports stay inside functions (transformers): `ls-llm` imports this module before it knows a command
+# needs them.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,8 +75,6 @@ def _tokenizer(name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ls_llm.cli.errors import guarded
-
     ns = _parser().parse_args(argv)
     return guarded("noise", lambda: print(json.dumps(run(ns), indent=2)))
 

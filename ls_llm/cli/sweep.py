@@ -13,6 +13,11 @@ import logging
 import sys
 from pathlib import Path
 
+from ls_llm.cli.errors import guarded
+
+# Heavy imports stay inside functions (torch): `ls-llm` imports this module before it knows a command needs
+# them.
+
 
 def _shard(text: str) -> tuple[int, int]:
     try:
@@ -37,8 +42,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ls_llm.cli.errors import guarded
-
     ns = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     # A recipe a cell names that cannot be read (a missing include, bad YAML) surfaces wherever a cell's
     # fingerprint is taken (--list, the report): one line, exit 2, as in every command.

@@ -21,6 +21,11 @@ from __future__ import annotations
 import os
 import sys
 
+from ls_llm.cli.errors import guarded
+
+# Heavy imports stay inside functions (torch): `ls-llm` imports this module before it knows a command needs
+# them.
+
 USAGE = "usage: ls-llm train RECIPE.yaml [--key value ...]   (keys: any recipe field)"
 
 
@@ -30,7 +35,6 @@ def recipe_main(argv: list[str] | None, *, command: str, usage: str) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
         return 0 if argv else 2
-    from ls_llm.cli.errors import guarded
 
     def body():
         from ls_llm.trainers.guard import Preempted

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ls_llm.data.formats import FORMATS
+from ls_llm.data.formats import FORMATS, RENDERINGS
 
 __all__ = ["DEFAULT_ANSWER_INSTRUCTION", "LsDataArguments", "MixtureEntry", "add_source_flags", "source_args"]
 
@@ -98,7 +98,6 @@ class LsDataArguments:
         if self.dataset_on_missing not in _MISSING_CHOICES:
             raise ValueError(
                 f"dataset_on_missing must be one of {_MISSING_CHOICES}, got {self.dataset_on_missing!r}")
-        from ls_llm.data.formats import RENDERINGS
 
         if self.dataset_rendering not in RENDERINGS:
             raise ValueError(f"dataset_rendering must be one of {RENDERINGS}, got {self.dataset_rendering!r}")

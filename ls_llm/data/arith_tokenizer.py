@@ -16,6 +16,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ls_llm.data.synthetic import SyntheticConfig, generate_problem, tokenizer_path
+
+# Heavy imports stay inside functions (transformers, tokenizers): `ls-llm` imports this module before it knows
+# a command needs them.
+
 PAD, EOT, IM_START = "<|pad|>", "<|im_end|>", "<|im_start|>"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 VOCAB_SIZE = 512
@@ -37,8 +42,6 @@ CHAT_TEMPLATE = (
 
 def _corpus(num_problems: int = 4000, seed: int = 0):
     """Text the BPE merges are learned from: problems of every difficulty plus chat scaffolding."""
-    from ls_llm.data.synthetic import SyntheticConfig, generate_problem
-
     rng = random.Random(seed)
     base = SyntheticConfig(min_steps=1, max_steps=6, max_operand=9999, max_multiplier=12)
     for think in (True, False):
@@ -73,8 +76,6 @@ def build_tokenizer():
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ls_llm.data.synthetic import tokenizer_path
-
     args = list(sys.argv[1:] if argv is None else argv)
     out = Path(args[0]) if args else Path(tokenizer_path())
     build_tokenizer().save_pretrained(str(out))

@@ -26,6 +26,9 @@ from ls_llm.data.detectors import (
 from ls_llm.data.noise import completion_of
 from ls_llm.files import check_writable, staged_dir, write_atomic, write_jsonl
 
+# Heavy imports stay inside functions (matplotlib): `ls-llm` imports this module before it knows a command
+# needs them.
+
 __all__ = ["AuditResult", "audit_rows", "audit_traces", "plot_report", "write_audit"]
 
 NO_REFERENCE = "no_reference"

@@ -21,7 +21,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from ls_llm.data.consensus import consensus, problem_groups
 from ls_llm.files import read_jsonl
+
+# Heavy imports stay inside functions (matplotlib): `ls-llm` imports this module before it knows a command
+# needs them.
 
 __all__ = ["DetectorOptions", "run_detectors", "detector_flags", "score_against_manifest", "top_fraction_flags", "verifier_flags", "read_manifest",
            "plot_detection", "format_detection"]
@@ -182,8 +186,6 @@ def run_detectors(rows: list[dict], predictions: list[str | None], opts: Detecto
     """(per-row detector columns, report section) for consensus, model loss (``scores`` from
     ls_llm.trainers.trace_scores) and the verifier; a detector that cannot run says why in the report. ``known``:
     (answer, reference) -> status pairs already checked (the reference audit's), not checked again."""
-    from ls_llm.data.consensus import consensus, problem_groups
-
     columns: dict[str, list] = {}
     report: dict = {"ran": [], "skipped": {}}
     if opts.verifier_column is not None:

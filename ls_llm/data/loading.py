@@ -25,6 +25,9 @@ from ls_llm.data.formats import FORMATS, MissingFieldError, RenderOptions, detec
 from ls_llm.data.weights import WEIGHT_COLUMN
 from ls_llm.files import not_utf8_message, read_jsonl
 
+# Heavy imports stay inside functions (datasets): `ls-llm` imports this module before it knows a command needs
+# them.
+
 __all__ = ["LsDataArguments", "convert_rows", "load_rows", "load_source_rows", "load_traces", "read_raw",
            "source_name"]
 

@@ -26,6 +26,9 @@ from ls_llm.data.trace_edits import (
 )
 from ls_llm.registry import Registry
 
+# Heavy imports stay inside functions (transformers): `ls-llm` imports this module before it knows a command
+# needs them.
+
 __all__ = ["INJECTORS", "Edit", "NoiseContext", "apply_noise_from_args", "completion_of", "inject_noise",
            "manifest_path"]
 

@@ -15,6 +15,7 @@ do: accuracy then partly measures recall of seen computations).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -185,8 +186,6 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, *, train_size: int = 500
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ls_llm.data.synthetic OUT_DIR [--train-size N ...]``: write the three splits."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m ls_llm.data.synthetic", description=main.__doc__)
     parser.add_argument("out_dir")
     parser.add_argument("--train-size", type=int, default=5000)

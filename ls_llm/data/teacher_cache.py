@@ -28,9 +28,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ls_llm.files import sha256_file, staged_dir, write_atomic
+
+# Heavy imports stay inside functions (datasets, pyarrow): `ls-llm` imports this module before it knows a
+# command needs them.
 
 CACHE_COLUMNS = ("teacher_ids", "teacher_logprobs", "teacher_log_tail", "teacher_labels")
 LOGPROB_DTYPES = ("float16", "float32")
@@ -109,7 +113,6 @@ def model_fingerprint(name_or_path: str, revision: str = "main") -> str:
 def data_fingerprint(dataset) -> str:
     """sha256 over the prepared rows' token ids and trained-token masks, in order (so other data, another
     tokenization, max_length or completion setting gives another fingerprint)."""
-    import numpy as np
     import pyarrow.compute as pc
 
     columns = [c for c in _DATA_COLUMNS if c in dataset.column_names]

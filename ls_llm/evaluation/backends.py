@@ -17,7 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ls_llm import vllm_support
 from ls_llm.evaluation.config import EvalConfig
+
+# Heavy imports stay inside functions (torch): `ls-llm` imports this module before it knows a command needs
+# them.
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,6 @@ VLLM_FLAGS = {"fraction_flag": "--gpu-memory-utilization", "max_len_flag": "--ma
 
 def _vllm_engine(cfg: EvalConfig) -> dict:
     """The engine settings, unset ones at the installed build's defaults (CPU or CUDA)."""
-    from ls_llm import vllm_support
-
     settings = {"gpu_memory_utilization": cfg.gpu_memory_utilization, "enforce_eager": cfg.enforce_eager}
     if None in settings.values():
         defaults = vllm_support.engine_defaults()
@@ -62,8 +64,6 @@ def _hf_args(cfg: EvalConfig) -> dict:
 
 
 def _vllm_check(cfg: EvalConfig) -> None:
-    from ls_llm import vllm_support
-
     if cfg.data_parallel_size > 1 and vllm_support.platform() == "cpu":
         raise ValueError(f"data_parallel_size={cfg.data_parallel_size} needs GPUs: lm-eval runs each replica as a "
                          "Ray actor that reserves one, and the vLLM CPU build has none (one engine already uses "

@@ -22,14 +22,24 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ls_llm.answers import extract_final_answer
+from ls_llm.data.args import LsDataArguments
 from ls_llm.data.folder_lock import folder_lock
+from ls_llm.data.loading import load_rows
+from ls_llm.evaluation.backends import build_lm, check_backend, get_backend, resolve_backend
+from ls_llm.evaluation.checkpoint import check_checkpoint
 from ls_llm.evaluation.generate_config import GenerateConfig
+from ls_llm.evaluation.resume import JournaledLM, request_key
+from ls_llm.evaluation.runner import JOURNAL_FILE, _seed_everything, checkpoint_fingerprint
 from ls_llm.files import write_atomic, write_jsonl
+
+# Heavy imports stay inside functions (lm_eval, tqdm): `ls-llm` imports this module before it knows a command
+# needs them.
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +58,6 @@ class Problem:
 
 def load_problems(cfg: GenerateConfig) -> list[Problem]:
     """The distinct prompts of ``cfg.data`` in file order; ValueError naming the file when it holds none."""
-    from ls_llm.data.args import LsDataArguments
-    from ls_llm.data.loading import load_rows
-
     args = LsDataArguments(dataset_name=cfg.data, dataset_train_split=cfg.split, dataset_format=cfg.data_format,
                            dataset_field_map=cfg.field_map, dataset_system_prompt=cfg.system_prompt,
                            dataset_answer_instruction=cfg.answer_instruction or None)
@@ -146,11 +153,8 @@ def _generate(lm, requests: list, chunk: int, num_samples: int) -> tuple[list[st
     Whole problems per call: the journal matches the j-th copy of a request to its j-th journaled sample within
     one call, so the k copies of a prompt must not be split over two calls (the second would replay the first's).
     """
-    from collections import Counter
-
     from tqdm.auto import tqdm
 
-    from ls_llm.evaluation.resume import request_key
 
     step = max(1, chunk // num_samples) * num_samples
     copies = Counter(request_key(lm.fingerprint, tuple(req.args)) for req in requests)
@@ -183,8 +187,6 @@ def trace_rows(problems: list[Problem], texts: Iterable[str], num_samples: int) 
 
 def generate_traces(cfg: GenerateConfig) -> dict:
     """Sample ``cfg.num_samples`` completions per problem into ``cfg.out``; returns the manifest written."""
-    from ls_llm.evaluation.backends import resolve_backend
-
     eval_cfg = cfg.eval_config()
     resolve_backend(eval_cfg)  # "auto": vLLM where importable, else hf, said in one line
     cfg.backend = eval_cfg.backend  # the settings and the journal name the backend that generates
@@ -193,11 +195,6 @@ def generate_traces(cfg: GenerateConfig) -> dict:
 
 
 def _generate_into(cfg: GenerateConfig, eval_cfg) -> dict:
-    from ls_llm.evaluation.backends import build_lm, check_backend, get_backend
-    from ls_llm.evaluation.checkpoint import check_checkpoint
-    from ls_llm.evaluation.resume import JournaledLM
-    from ls_llm.evaluation.runner import JOURNAL_FILE, _seed_everything, checkpoint_fingerprint
-
     checkpoint = check_checkpoint(cfg.model, need_tokenizer="tokenizer" not in eval_cfg.extra_model_args)
     fingerprint = checkpoint_fingerprint(checkpoint)
     manifest = {"model": str(checkpoint), "model_fingerprint": fingerprint, "settings": cfg.settings()}

@@ -6,12 +6,16 @@ reader never sees half a results file even if the run dies mid-write.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ls_llm.files import write_atomic
+
+# Heavy imports stay inside functions (matplotlib): `ls-llm` imports this module before it knows a command
+# needs them.
 
 RESULTS_FILE = "results.json"
 FILTER = "verify"
@@ -63,8 +67,6 @@ def markdown_table(rows: list[Row]) -> str:
 
 
 def _save_figure(fig, path: Path) -> None:
-    import io
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     write_atomic(path, buffer.getvalue())

@@ -24,6 +24,9 @@ from ls_llm.evaluation.resume import JournaledLM
 from ls_llm.evaluation.scoring import VERIFY_WORKERS_ENV, rule_shares
 from ls_llm.files import write_atomic
 
+# Heavy imports stay inside functions (lm_eval, numpy): `ls-llm` imports this module before it knows a command
+# needs them.
+
 logger = logging.getLogger(__name__)
 JOURNAL_FILE = "generations.journal.jsonl"
 

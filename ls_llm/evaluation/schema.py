@@ -24,6 +24,9 @@ from ls_llm.answers import last_boxed
 from ls_llm.files import read_jsonl
 from ls_llm.registry import Registry
 
+# Heavy imports stay inside functions (datasets): `ls-llm` imports this module before it knows a command needs
+# them.
+
 # Seed of GPQA's per-question option shuffle: fixed so every run and every model sees the same order.
 GPQA_SHUFFLE_SEED = 0
 LETTERS = string.ascii_uppercase

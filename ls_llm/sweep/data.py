@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from ls_llm.data.synthetic import SyntheticConfig, generate_split
 from ls_llm.files import read_jsonl, write_atomic, write_jsonl
 from ls_llm.sweep.config import DataSpec
 
@@ -48,8 +49,6 @@ def data_paths(out_dir: Path) -> dict[str, Path]:
 def prepare_data(spec: DataSpec, out_dir: Path, template: Path) -> dict[str, Path]:
     """Write train/validation/test jsonl, the eval data folder and the task folder (once; kept if the
     spec is unchanged, an error if it changed, so a resumed sweep never mixes two datasets)."""
-    from ls_llm.data.synthetic import SyntheticConfig, generate_split
-
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = out_dir / "spec.json"
     wanted = json.dumps(asdict(spec), sort_keys=True)

@@ -12,12 +12,14 @@ modified in the last 2 s, so a sweep that asks "is this cell finished?" many tim
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import time
 from pathlib import Path
 
 from ls_llm.files import sha256_file
+from ls_llm.trainers.recipe import load_recipe
 
 # Recipe keys whose value names a file or folder the run reads.
 READ_KEYS = ("model_name_or_path", "tokenizer_name_or_path", "teacher_model_name_or_path",
@@ -27,8 +29,6 @@ READ_KEYS = ("model_name_or_path", "tokenizer_name_or_path", "teacher_model_name
 
 def effective_keys(argv: list[str]) -> dict:
     """The recipe's keys (includes resolved) with the command line's `--key=value` over them."""
-    from ls_llm.trainers.recipe import load_recipe
-
     keys = dict(load_recipe(argv[0]))
     for flag in argv[1:]:
         if flag.startswith("--") and "=" in flag:
@@ -69,8 +69,6 @@ def inputs_fingerprint(argv: list[str], root: Path) -> dict[str, str]:
 
 def path_hash(path: Path) -> str:
     """sha256 of a file's bytes, or of a folder's files (relative names and contents, hidden ones left out)."""
-    import hashlib
-
     if path.is_file():
         return _file_hash(path)
     digest = hashlib.sha256()

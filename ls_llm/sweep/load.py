@@ -22,6 +22,8 @@ from ls_llm.sweep.config import (
     TrackSpec,
     Variant,
 )
+from ls_llm.trainers.recipe_types import check_value_types
+from ls_llm.trainers.run import distill_arg_types, sft_arg_types
 
 
 def _mapping(value, where: str) -> dict:
@@ -265,9 +267,6 @@ def check_override_types(sweep) -> None:
     """The recipe keys a sweep file sets (overrides, variants, distillation students) against the training
     fields' types, as a recipe's own keys are (`ls_llm.trainers.recipe.check_value_types`): a list for a string
     field would reach the cell as JSON text. Run when a sweep runs (it imports the training stack)."""
-    from ls_llm.trainers.recipe_types import check_value_types
-    from ls_llm.trainers.run import distill_arg_types, sft_arg_types
-
     where = f"sweep {sweep.name!r}"
     check_value_types(f"{where} overrides", dict(sweep.overrides), sft_arg_types())
     rate = sweep.noise_rho[0]

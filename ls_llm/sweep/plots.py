@@ -9,6 +9,9 @@ from pathlib import Path
 from ls_llm.files import write_atomic
 from ls_llm.sweep.stats import grid, mean_std, student_groups
 
+# Heavy imports stay inside functions (matplotlib): `ls-llm` imports this module before it knows a command
+# needs them.
+
 
 def _pyplot():
     import matplotlib

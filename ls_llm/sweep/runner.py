@@ -19,12 +19,23 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ls_llm.data.audit import audit_rows
 from ls_llm.data.folder_lock import FolderLocked, folder_lock
+from ls_llm.data.loading import split_and_noise
+from ls_llm.evaluation import evaluate
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
-from ls_llm.files import read_jsonl, write_atomic
+from ls_llm.files import read_jsonl, write_atomic, write_jsonl
 from ls_llm.sweep.config import Cell, SweepConfig
-from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK
-from ls_llm.trainers.recipe import isolated_environ
+from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK, data_paths, prepare_data
+from ls_llm.sweep.inputs import inputs_fingerprint
+from ls_llm.sweep.load import check_override_types
+from ls_llm.sweep.matching import match_teachers
+from ls_llm.trainers.loading import load_tokenizer
+from ls_llm.trainers.recipe import isolated_environ, load_recipe, parse_recipe
+from ls_llm.trainers.run import RUNS, run_recipe, sft_arg_types
+
+# Heavy imports stay inside functions (torch, transformers): `ls-llm` imports this module before it knows a
+# command needs them.
 
 logger = logging.getLogger(__name__)
 # The project's math task template (scoring, metrics); LS_LLM_EVAL_TASKS moves it as it moves eval/tasks.
@@ -95,8 +106,6 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
 def train_cell(kind: str, argv: list[str], callbacks: tuple = ()) -> None:
     """Train the cell: `kind` is a run kind of `ls_llm.trainers.run.RUNS` (train | distill); raises with
     the run's own message on failure."""
-    from ls_llm.trainers.run import RUNS, run_recipe
-
     if kind not in RUNS:
         raise ValueError(f"run kind {kind!r} is not a training run ({sorted(RUNS)})")
     run_recipe(kind, argv, callbacks=callbacks)
@@ -118,8 +127,6 @@ def _tracking(sweep: SweepConfig, data: dict[str, Path], cell_dir: Path, cell: C
 
 
 def _accuracy(sweep: SweepConfig, model_dir: Path, task: str, *, data: dict[str, Path], out: Path) -> tuple[float, int]:
-    from ls_llm.evaluation import evaluate
-
     results = evaluate(str(model_dir), suite=task, backend="hf", include_path=[str(data["tasks"])],
                        data_dir=str(data["eval_data"]), max_gen_toks=sweep.eval.max_gen_toks, temperature=0.0,
                        batch_size=str(sweep.eval.batch_size), output=str(out), verify_workers=1, device="cpu")
@@ -146,8 +153,6 @@ def _calibration(model_dir: Path, data: dict[str, Path], sweep: SweepConfig) -> 
 
 
 def _argv(sweep: SweepConfig, cell: Cell, root: Path) -> list[str]:
-    from ls_llm.sweep.data import data_paths
-
     teacher_dir = teacher_model(sweep, cell, root)[0] if cell.kind == "distill" else None
     return cell_argv(sweep, cell, data_paths(root / "data"), model_dir=root / "cells" / cell.cell_id / "model",
                      teacher_dir=teacher_dir)
@@ -166,7 +171,6 @@ def teacher_model(sweep: SweepConfig, cell: Cell, root: Path) -> tuple[Path, dic
         if result is None or not result.get("curve"):
             return final, None
         curves[name] = result["curve"]
-    from ls_llm.sweep.matching import match_teachers
 
     chosen = match_teachers(curves)
     mine = chosen[ids[cell.teacher]]
@@ -190,9 +194,6 @@ def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
     settings, and its parents' fingerprints (teacher, `init_from` source): both the one the parent would have
     now and the one its result recorded, so a changed or re-run parent makes the cell stale at once. A result
     with another fingerprint is stale and re-run."""
-    from ls_llm.sweep.inputs import inputs_fingerprint
-    from ls_llm.trainers.recipe import load_recipe
-
     argv = _argv(sweep, cell, root)
     what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data), "eval": asdict(sweep.eval),
             "files": inputs_fingerprint(argv, root)}
@@ -211,13 +212,6 @@ def audited_train(sweep: SweepConfig, cell: Cell, data: dict[str, Path], cell_di
     the reference by math-verify) in `audit_status`, written to the cell folder. The rows are those `ls-llm train`
     would inject noise into at load time: the cell's own recipe and keys are parsed by the training parser and
     loaded by the same function (`ls_llm.data.loading.split_and_noise`), so the noise is the same."""
-    from ls_llm.data.audit import audit_rows
-    from ls_llm.data.loading import split_and_noise
-    from ls_llm.files import write_jsonl
-    from ls_llm.trainers.loading import load_tokenizer
-    from ls_llm.trainers.recipe import parse_recipe
-    from ls_llm.trainers.run import sft_arg_types
-
     argv = cell_argv(sweep, cell, data, model_dir=cell_dir / "model", audited=False)
     load_args, data_args, args, model_args = parse_recipe(argv, sft_arg_types())
     tokenizer = load_tokenizer(model_args, load_args, trust_remote_code=args.trust_remote_code)
@@ -314,9 +308,6 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
               only: set[str] | None = None) -> list[Cell]:
     """Run every unfinished cell of the shard; returns the cells that failed (logged, not raised, so one
     bad cell does not stop a 90-minute sweep; their folders stay for inspection)."""
-    from ls_llm.sweep.data import prepare_data
-    from ls_llm.sweep.load import check_override_types
-
     if only is not None and (unknown := sorted(only - {c.cell_id for c in sweep.cells()})):
         raise ValueError(f"--only: no cell {unknown[0]!r} in sweep {sweep.name!r} (see --list)")
     check_override_types(sweep)  # before any data is written or any cell runs

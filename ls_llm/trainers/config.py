@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
+from ls_llm.data.weights import TraceWeights
+from ls_llm.objectives import OBJECTIVES, build_objective
+from ls_llm.trainers.guard import NAN_POLICIES
 from ls_llm.trainers.prior import SMOOTHING_PRIORS
+from ls_llm.trainers.routing import ObjectiveSpec, as_mapping, build_plan
 
 # config field -> objective keyword. `smoothing_prior` is resolved to a tensor by the trainer ("unigram"
 # needs the dataset), so it is not listed here.
@@ -96,7 +100,6 @@ class LsSFTConfig(SFTConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        from ls_llm.trainers.guard import NAN_POLICIES
 
         if self.nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {self.nan_policy!r}")
@@ -114,7 +117,6 @@ class LsSFTConfig(SFTConfig):
         if self.smoothing_prior not in SMOOTHING_PRIORS:
             raise ValueError(f"smoothing_prior must be one of {tuple(SMOOTHING_PRIORS)}, got {self.smoothing_prior!r}")
         self._check_objective()
-        from ls_llm.trainers.routing import as_mapping
 
         self.segment_objectives = as_mapping("segment_objectives", self.segment_objectives)
         self.trace_objectives = as_mapping("trace_objectives", self.trace_objectives)
@@ -128,16 +130,12 @@ class LsSFTConfig(SFTConfig):
 
     def routing_plan(self):
         """The objectives routed by segment and trace (trainers/routing.py), or None when nothing is routed."""
-        from ls_llm.trainers.routing import ObjectiveSpec, build_plan
-
         params = {k: v for k, v in self.objective_kwargs().items() if k != "chunk_size"}
         default = ObjectiveSpec(self.objective, params, self.smoothing_prior)
         return build_plan(default, self.segment_objectives, self.trace_objective_column, self.trace_objectives)
 
     def trace_weights(self):
         """The per-trace weights the recipe asks for (a data.weights.TraceWeights), or None."""
-        from ls_llm.data.weights import TraceWeights
-
         return TraceWeights.from_recipe(self.trace_weight_column, self.trace_weight_from)
 
     def _check_ranges(self) -> None:
@@ -170,8 +168,6 @@ class LsSFTConfig(SFTConfig):
         return {kw: getattr(self, name) for name, kw in OBJECTIVE_FIELDS.items() if getattr(self, name) is not None}
 
     def _check_objective(self) -> None:
-        from ls_llm.objectives import OBJECTIVES, build_objective
-
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
         takes_prior = "prior" in OBJECTIVES[self.objective].PARAMS

@@ -8,6 +8,8 @@ from __future__ import annotations
 from ls_llm.data.segments import SEGMENTS
 from ls_llm.trainers.routing import ObjectiveSpec, RoutingPlan
 
+# Heavy imports stay inside functions (): optional dependencies, needed only on that path.
+
 
 def describe_spec(spec: ObjectiveSpec) -> str:
     """`label_smoothing(alpha=0.3, prior=answer)`: the objective with every parameter it trains with (the

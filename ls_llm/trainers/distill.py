@@ -18,7 +18,12 @@ from __future__ import annotations
 import functools
 
 import torch
+from datasets import concatenate_datasets
 
+from ls_llm.data.teacher_cache import CACHE_COLUMNS, cache_tensors, load_cache
+from ls_llm.objectives.distill import CachedTeacher, DistillLoss, OnlineTeacher
+from ls_llm.objectives.engine import head_loss
+from ls_llm.trainers.distill_cache import check_cache_matches
 from ls_llm.trainers.distill_config import LsDistillConfig
 from ls_llm.trainers.head import call_through_head, head_rows, install_hidden_forward, logits_transform
 from ls_llm.trainers.sft import LsSFTTrainer, _unwrap_peft
@@ -31,9 +36,6 @@ def _hidden_only(hidden, labels, spec):
 def distill_head(hidden, labels, spec, *, loss_fn, teacher_hidden=None, teacher_head=None, teacher_transform=None,
                  cache=None, vocab_size: int, num_items_in_batch=None):
     """Student head function: (loss, named TokenStats with the divergence)."""
-    from ls_llm.objectives.distill import CachedTeacher, OnlineTeacher
-    from ls_llm.objectives.engine import head_loss
-
     def fused(teacher):
         return head_loss(loss_fn.kernel(teacher, spec), hidden, labels, spec, num_items_in_batch=num_items_in_batch,
                          chunk_size=loss_fn.chunk_size, return_stats=True)
@@ -63,8 +65,6 @@ class _CacheCollator:
         self.base, self.top_k = base, top_k
 
     def __call__(self, examples):
-        from ls_llm.data.teacher_cache import CACHE_COLUMNS, cache_tensors
-
         batch = self.base([{k: v for k, v in e.items() if k not in CACHE_COLUMNS} for e in examples])
         batch["ls_teacher_cache"] = cache_tensors(examples, self.top_k)
         return batch
@@ -122,11 +122,6 @@ class LsDistillTrainer(LsSFTTrainer):
             self.teacher = self.accelerator.prepare_model(teacher, evaluation_mode=True)
 
     def _attach_cache(self) -> None:
-        from datasets import concatenate_datasets
-
-        from ls_llm.data.teacher_cache import load_cache
-        from ls_llm.trainers.distill_cache import check_cache_matches
-
         cache, meta = load_cache(self.args.teacher_cache_dir)  # checks every shard's checksums
         check_cache_matches(self.args, meta, self.processing_class, self.train_dataset)
         self.cache_meta = meta
@@ -134,13 +129,9 @@ class LsDistillTrainer(LsSFTTrainer):
         self.data_collator = _CacheCollator(self.data_collator, meta.top_k)
 
     def extra_signature_columns(self) -> list[str]:
-        from ls_llm.data.teacher_cache import CACHE_COLUMNS
-
         return super().extra_signature_columns() + (list(CACHE_COLUMNS) if self.args.cached else [])
 
     def distill_loss(self):
-        from ls_llm.objectives.distill import DistillLoss
-
         args = self.args
         return DistillLoss(self.current_objective(), divergence=args.distill_divergence, alpha=args.distill_alpha,
                            temperature=args.distill_temperature, teacher_smoothing=args.teacher_smoothing,

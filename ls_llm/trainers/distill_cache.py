@@ -11,19 +11,27 @@ and resumption.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import torch
+from trl import SFTTrainer
 
+from ls_llm.data.teacher_cache import (
+    CacheMeta,
+    cache_row,
+    check_same,
+    data_fingerprint,
+    model_fingerprint,
+    tokenizer_hash,
+    write_cache,
+)
+from ls_llm.objectives.engine import token_outputs
+from ls_llm.objectives.topk import TopKKernel
 from ls_llm.trainers.distill_config import LsDistillConfig
 from ls_llm.trainers.head import install_hidden_forward, vocab_size_of
 
 
 def _topk_head(hidden, labels, spec, *, k: int, temperature: float, vocab_size: int):
-    from dataclasses import replace
-
-    from ls_llm.objectives.engine import token_outputs
-    from ls_llm.objectives.topk import TopKKernel
-
     keep = labels != spec.ignore_index
     bias = None if spec.bias is None else spec.bias[:vocab_size]
     out = token_outputs(TopKKernel(k, temperature), hidden[keep], replace(spec, weight=spec.weight[:vocab_size],
@@ -33,8 +41,6 @@ def _topk_head(hidden, labels, spec, *, k: int, temperature: float, vocab_size: 
 
 def fingerprints(args: LsDistillConfig, tokenizer, prepared) -> dict[str, str]:
     """The cache's content address: the teacher's weights, the tokenizer, and the prepared rows it covers."""
-    from ls_llm.data.teacher_cache import data_fingerprint, model_fingerprint, tokenizer_hash
-
     return {"teacher_fingerprint": model_fingerprint(str(args.teacher_model_name_or_path)),
             "tokenizer_hash": tokenizer_hash(tokenizer), "data_fingerprint": data_fingerprint(prepared)}
 
@@ -53,17 +59,13 @@ def check_cache_matches(args: LsDistillConfig, meta, tokenizer, prepared) -> Non
         if cached != now:
             raise ValueError(f"teacher_cache_dir={args.teacher_cache_dir!r} was built with {what}={cached!r}, "
                              f"this run has {now!r}")
-    from dataclasses import replace
 
-    from ls_llm.data.teacher_cache import check_same
 
     check_same(meta, replace(meta, **here), args.teacher_cache_dir)
 
 
 def prepared_dataset(args: LsDistillConfig, teacher, tokenizer, train_dataset):
     """(prepared dataset, collator) exactly as the distillation trainer will prepare them."""
-    from trl import SFTTrainer
-
     sft = SFTTrainer(model=teacher, args=args, train_dataset=train_dataset, processing_class=tokenizer)
     return sft.train_dataset, sft.data_collator
 
@@ -71,8 +73,6 @@ def prepared_dataset(args: LsDistillConfig, teacher, tokenizer, train_dataset):
 @torch.no_grad()
 def build_teacher_cache(args: LsDistillConfig, teacher, tokenizer, train_dataset, *, log=print) -> int:
     """Write (or finish) the cache in `args.teacher_cache_dir`; returns the number of shards written."""
-    from ls_llm.data.teacher_cache import CacheMeta, cache_row, write_cache
-
     if args.teacher_cache_dir is None:
         raise ValueError("teacher_cache_dir is required: it is where the cache is written")
     vocab_size = len(tokenizer)

@@ -29,8 +29,14 @@ import math
 from collections.abc import Mapping, Sequence
 
 import torch
+from transformers import AutoConfig, AutoModelForCausalLM
 
+from ls_llm import vllm_support
+from ls_llm.data.teacher_cache import CacheMeta, cache_row, write_cache
+from ls_llm.trainers.distill_cache import fingerprints, prepared_dataset
 from ls_llm.trainers.distill_config import LsDistillConfig
+
+# Heavy imports stay inside functions (vllm): optional dependencies, needed only on that path.
 
 TAIL_FLOOR = 1e-30  # tail probability used when the top-k mass rounds to 1 in float64
 VLLM_REQUIREMENT = "vllm>=0.30,<0.31"
@@ -81,8 +87,6 @@ def import_vllm():
 
 def engine_args(args: LsDistillConfig) -> dict:
     """`vllm.LLM` arguments for the recipe's teacher, after the build's refusals are checked (no weights load)."""
-    from ls_llm import vllm_support
-
     defaults = vllm_support.engine_defaults()
     fraction = args.teacher_vllm_memory_fraction or defaults.gpu_memory_utilization
     model, tokenizer = args.teacher_model_name_or_path, args.teacher_tokenizer_name_or_path
@@ -101,8 +105,6 @@ def meta_teacher(name_or_path: str, *, trust_remote_code: bool = False):
     `hf_device_map` on the meta device makes transformers' Trainer treat it as placed (model parallel) and never
     move it; SFTTrainer then only reads its config while preparing the rows.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
@@ -127,9 +129,6 @@ def build_teacher_cache_vllm(args: LsDistillConfig, tokenizer, train_dataset, *,
 
     `llm`: an already built `vllm.LLM` for the teacher (tests); by default one is built from the recipe.
     """
-    from ls_llm.data.teacher_cache import CacheMeta, cache_row, write_cache
-    from ls_llm.trainers.distill_cache import fingerprints, prepared_dataset
-
     if args.teacher_cache_dir is None:
         raise ValueError("teacher_cache_dir is required: it is where the cache is written")
     LLM, SamplingParams = import_vllm()

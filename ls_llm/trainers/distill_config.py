@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ls_llm.data.teacher_cache import LOGPROB_DTYPES
+from ls_llm.objectives.base import check_range
+from ls_llm.objectives.divergences import DIVERGENCES
 from ls_llm.trainers.config import LsSFTConfig
 
 TEACHER_CACHE_BACKENDS = ("hf", "vllm")  # the keys of ls_llm.trainers.distill_cache.BUILDERS
@@ -63,9 +66,6 @@ class LsDistillConfig(LsSFTConfig):
         if self.trace_weights() is not None:  # the distillation loss has no weighted path yet
             raise ValueError("trace_weight_column / trace_weight_from are not supported by distillation yet; weight "
                              "traces with `ls-llm train`")
-        from ls_llm.data.teacher_cache import LOGPROB_DTYPES
-        from ls_llm.objectives.base import check_range
-        from ls_llm.objectives.divergences import DIVERGENCES
 
         DIVERGENCES.lookup(self.distill_divergence)
         check_range("distill_alpha", self.distill_alpha, lo=0.0, hi=1.0)

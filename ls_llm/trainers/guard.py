@@ -32,7 +32,11 @@ import sys
 import threading
 from collections.abc import Iterator
 
+import torch
+from accelerate.utils import DistributedType
 from transformers import TrainerCallback
+
+from ls_llm.trainers.checkpoints import incomplete_reason
 
 NAN_POLICIES = ("stop", "skip_step")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
@@ -110,8 +114,6 @@ def _local_shards(model) -> Iterator:
 
 def weights_finite(trainer) -> bool:
     """Every rank's share of the weights is finite (agreed over the ranks)."""
-    import torch
-
     bad = torch.zeros((), dtype=torch.float32, device=trainer.args.device)
     for t in _local_shards(trainer.model_wrapped if trainer.model_wrapped is not None else trainer.model):
         if t.numel() and t.is_floating_point():
@@ -136,8 +138,6 @@ class RunGuard(TrainerCallback):
         self.stopped_by = 0  # the agreed stop signal (0: none)
 
     def on_train_begin(self, args, state, control, **kwargs):
-        from accelerate.utils import DistributedType
-
         if self.policy == "skip_step" and self.trainer.accelerator.distributed_type == DistributedType.DEEPSPEED:
             raise ValueError("nan_policy: skip_step is not supported under DeepSpeed (its engine applies the "
                              "optimizer step inside backward): use nan_policy: stop")
@@ -202,8 +202,6 @@ def install_guard(trainer, stop: SignalStop | None = None) -> RunGuard:
 
 def preempted(trainer, guard: RunGuard, output_dir: str) -> Preempted:
     """The exception that ends a run stopped by a signal, after its checkpoint was written."""
-    from ls_llm.trainers.checkpoints import incomplete_reason
-
     name = signal.Signals(guard.stopped_by).name
     step = trainer.state.global_step
     checkpoint = os.path.abspath(os.path.join(output_dir, f"checkpoint-{step}"))

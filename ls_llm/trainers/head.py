@@ -29,6 +29,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ls_llm.objectives.engine import LogitsSpec
+
+# Heavy imports stay inside functions (transformers, deepspeed): `ls-llm` imports this module before it knows
+# a command needs them.
+
 HeadFn = Callable[..., object]
 _PATCH_FLAG = "_ls_hidden_forward"
 
@@ -111,8 +116,6 @@ def logits_transform(model: nn.Module) -> dict:
 def call_through_head(lm_head: nn.Module, fn: HeadFn, hidden: torch.Tensor, labels: torch.Tensor, *,
                       transform: dict | None = None, **extra):
     """Call `fn(hidden, labels, spec, **extra)` from inside `lm_head`'s forward."""
-    from ls_llm.objectives.engine import LogitsSpec
-
     _register_with_zero3(lm_head)
 
     def _routed(h, y, **kw):

@@ -16,7 +16,14 @@ import tempfile
 from dataclasses import dataclass, field
 
 from ls_llm.data.segments import NOT_TRAINED, SEGMENTS, token_segments
+from ls_llm.data.weights import WEIGHT_COLUMN
 from ls_llm.trainers.describe import describe_spec, route_lines, top_spec
+from ls_llm.trainers.lengths import rows_at_length
+from ls_llm.trainers.recipe import load_recipe
+from ls_llm.trainers.run import distill_arg_types, load_inputs, sft_arg_types
+
+# Heavy imports stay inside functions (transformers, trl): `ls-llm` imports this module before it knows a
+# command needs them.
 
 # Settings that cannot change the rows, forced so that inspecting writes nothing and runs on any machine.
 _FORCED = ("--report_to", "none", "--use_cpu", "true", "--bf16", "false", "--fp16", "false")
@@ -57,9 +64,6 @@ def _distill_fields() -> set[str]:
 
 
 def _arg_types(recipe: str, overrides: list[str]) -> tuple:
-    from ls_llm.trainers.recipe import load_recipe
-    from ls_llm.trainers.run import distill_arg_types, sft_arg_types
-
     keys = set(load_recipe(recipe)) | {a[2:].split("=")[0] for a in overrides if a.startswith("--")}
     return distill_arg_types() if keys & _distill_fields() else sft_arg_types()
 
@@ -84,7 +88,6 @@ def stand_in_model(model_args, load_args, args, tokenizer):
 
 def build_trainer(argv: list[str], output_dir: str):
     """(LsSFTTrainer holding the prepared training rows, the given training rows); raises like `ls-llm train`."""
-    from ls_llm.trainers.run import load_inputs
     from ls_llm.trainers.sft import LsSFTTrainer
 
     argv = [*argv, *_FORCED, "--output_dir", output_dir]
@@ -97,8 +100,6 @@ def build_trainer(argv: list[str], output_dir: str):
 
 def inspect_recipe(argv: list[str], *, rows: int = 2) -> Inspection:
     """The first `rows` given rows of the recipe's training set, as the trainer trains them."""
-    from ls_llm.trainers.lengths import rows_at_length
-
     if rows < 1:
         raise ValueError(f"--rows must be >= 1, got {rows}")
     with tempfile.TemporaryDirectory(prefix="ls-llm-inspect-") as tmp:
@@ -125,7 +126,6 @@ def _verdict_drops(given, plan) -> list[bool]:
 
 
 def _row_view(trainer, row: dict, index: int | None) -> RowView:
-    from ls_llm.data.weights import WEIGHT_COLUMN
     from ls_llm.trainers.routing import SEGMENT_COLUMN, TRACE_COLUMN, route_ids
 
     row_id, plan = str(row.get("id", index)), trainer.routing

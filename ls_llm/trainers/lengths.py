@@ -10,6 +10,9 @@ that leaves no row at all is refused, naming it.
 
 from __future__ import annotations
 
+# Heavy imports stay inside functions (pyarrow): `ls-llm` imports this module before it knows a command needs
+# them.
+
 
 def rows_at_length(dataset, max_length: int) -> int:
     """Rows of a tokenised dataset whose `input_ids` reach `max_length` (truncated there, or exactly that long)."""

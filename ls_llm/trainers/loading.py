@@ -6,9 +6,13 @@ Besides loading a checkpoint (local or hub), a model can be built from a config 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from dataclasses import dataclass, field
+
+# Heavy imports stay inside functions (torch, transformers): `ls-llm` imports this module before it knows a
+# command needs them.
 
 
 @dataclass
@@ -132,8 +136,6 @@ def check_same_tokenizer(student_tokenizer, teacher_tokenizer, *, teacher_name: 
 def check_teacher_tokenizer(args, model_args, student_tokenizer):
     """Load the teacher's tokenizer (no weights) and check it is the student's: (teacher model args, teacher load
     args, teacher tokenizer) for loading the weights afterwards."""
-    import dataclasses
-
     teacher_model_args = dataclasses.replace(model_args, model_name_or_path=args.teacher_model_name_or_path,
                                              model_revision="main", dtype=args.teacher_dtype)
     teacher_load = ModelLoadArguments(tokenizer_name_or_path=args.teacher_tokenizer_name_or_path)

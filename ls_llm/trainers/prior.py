@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ls_llm.data.segments import ANSWER
+from ls_llm.data.weights import WEIGHT_COLUMN
 
 # `smoothing_prior` values -> the segment whose trained tokens are counted (None: all of them); "uniform" is the
 # objectives' own default and counts nothing.
@@ -22,8 +23,6 @@ def unigram_prior(dataset, vocab_size: int, *, segment: int | None = None, batch
     """Relative frequency of each token id among the trained tokens of a trl-prepared dataset (float64, sums to 1);
     with ``segment``, among the trained tokens of that segment only (the ``ls_segments`` column, see
     trainers/routing.py): ``smoothing_prior: answer`` counts the answer spans."""
-    from ls_llm.data.weights import WEIGHT_COLUMN
-
     column = "labels" if "labels" in dataset.column_names else "input_ids"
     columns = [column] if segment is None else [column, "ls_segments"]
     weighted = WEIGHT_COLUMN in dataset.column_names

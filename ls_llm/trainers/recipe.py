@@ -23,7 +23,11 @@ from pathlib import Path
 
 import yaml
 
+from ls_llm.files import not_utf8_message
 from ls_llm.trainers.recipe_types import RecipeError, check_value_types
+
+# Heavy imports stay inside functions (trl): `ls-llm` imports this module before it knows a command needs
+# them.
 
 # A recipe is a page of settings; YAML aliases can expand a few lines into gigabytes (an "alias bomb"), which
 # would only fail when a field is turned into a string. Bound the expanded size once, here, for every field.
@@ -58,8 +62,6 @@ def load_recipe(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict:
 
 
 def _read_yaml(path: Path):
-    from ls_llm.files import not_utf8_message
-
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ls_llm.data.segments import NOT_TRAINED, SEGMENTS
+from ls_llm.data.segments import NOT_TRAINED, SEGMENTS, token_segments
+from ls_llm.objectives import OBJECTIVES, build_objective
 from ls_llm.trainers.prior import SMOOTHING_PRIORS
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,6 @@ def as_mapping(name: str, value) -> dict | None:
 
 def parse_spec(where: str, value, default: ObjectiveSpec) -> ObjectiveSpec:
     """A spec mapping, merged over ``default`` (see the module docstring); ValueError naming ``where``."""
-    from ls_llm.objectives import OBJECTIVES
-
     if not isinstance(value, dict):
         raise ValueError(f"{where} must be a mapping such as {{objective: label_smoothing, alpha: 0.1}}, got {value!r}")
     value = dict(value)
@@ -108,8 +107,6 @@ def parse_spec(where: str, value, default: ObjectiveSpec) -> ObjectiveSpec:
 
 
 def _check_builds(where: str, name: str, params: dict) -> None:
-    from ls_llm.objectives import build_objective
-
     if "prior" in params:
         raise ValueError(f"{where}.prior: set smoothing_prior (one of {', '.join(SMOOTHING_PRIORS)}) instead")
     try:
@@ -161,8 +158,6 @@ def prepare_routed_dataset(dataset, plan: RoutingPlan, tokenizer, *, chat_templa
     trace group). Logs how many rows have no answer span (all reasoning). Only the training set loses rows: an
     eval set keeps its dropped-verdict rows, scored with the top-level objectives, so that evaluation still
     measures every trace."""
-    from ls_llm.data.segments import token_segments
-
     if plan.trace_column:
         dataset = _route_traces(dataset, plan, name)
     if SEGMENT_COLUMN not in dataset.column_names:

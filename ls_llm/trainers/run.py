@@ -21,7 +21,9 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ls_llm.data.args import LsDataArguments
 from ls_llm.data.folder_lock import folder_lock
+from ls_llm.data.loading import load_traces
 from ls_llm.trainers.checkpoints import (
     ResumePoint,
     check_output_dir,
@@ -29,6 +31,18 @@ from ls_llm.trainers.checkpoints import (
     resolve_resume,
     resumable_checkpoint,
 )
+from ls_llm.trainers.loading import (
+    ModelLoadArguments,
+    check_chat_template,
+    check_teacher_tokenizer,
+    load_model,
+    load_teacher,
+    load_tokenizer,
+)
+from ls_llm.trainers.recipe import load_recipe, parse_recipe
+
+# Heavy imports stay inside functions (torch, trl): `ls-llm` imports this module before it knows a command
+# needs them.
 
 
 @dataclass
@@ -42,9 +56,7 @@ class TrainRun:
 def sft_arg_types():
     from trl import ModelConfig
 
-    from ls_llm.data.args import LsDataArguments
     from ls_llm.trainers.config import LsSFTConfig
-    from ls_llm.trainers.loading import ModelLoadArguments
 
     return ModelLoadArguments, LsDataArguments, LsSFTConfig, ModelConfig
 
@@ -52,9 +64,7 @@ def sft_arg_types():
 def distill_arg_types():
     from trl import ModelConfig
 
-    from ls_llm.data.args import LsDataArguments
     from ls_llm.trainers.distill_config import LsDistillConfig
-    from ls_llm.trainers.loading import ModelLoadArguments
 
     return ModelLoadArguments, LsDataArguments, LsDistillConfig, ModelConfig
 
@@ -62,10 +72,6 @@ def distill_arg_types():
 def load_inputs(argv: list[str], types: tuple, *, training: bool = True):
     """Parse the recipe, check the output folder and the resume point (when `training`), load the tokenizer and
     the data: ((load args, data args, training args, model args), tokenizer, data, ResumePoint)."""
-    from ls_llm.data.loading import load_traces
-    from ls_llm.trainers.loading import check_chat_template, load_tokenizer
-    from ls_llm.trainers.recipe import parse_recipe
-
     load_args, data_args, args, model_args = parse_recipe(argv, types)
     resume = ResumePoint(None)
     if training:
@@ -84,7 +90,6 @@ def _eval_split(data, args):
 def prepare_sft(argv: list[str]) -> TrainRun:
     from trl import get_peft_config
 
-    from ls_llm.trainers.loading import load_model
     from ls_llm.trainers.sft import LsSFTTrainer
 
     (load_args, _, args, model_args), tokenizer, data, resume = load_inputs(argv, sft_arg_types())
@@ -98,7 +103,6 @@ def prepare_distill(argv: list[str]) -> TrainRun:
     from trl import get_peft_config
 
     from ls_llm.trainers.distill import LsDistillTrainer
-    from ls_llm.trainers.loading import load_model, load_teacher
 
     (load_args, _, args, model_args), tokenizer, data, resume = load_inputs(argv, distill_arg_types())
     teacher = None if args.cached else load_teacher(args, model_args, tokenizer)
@@ -179,8 +183,6 @@ def resumable(output_dir: str) -> bool:
 def peek_output_dir(argv: list[str]) -> str | None:
     """output_dir as the command line (`--output_dir X` or `--output_dir=X`, the last one wins) or the recipe
     sets it, known before parsing can fail."""
-    from ls_llm.trainers.recipe import load_recipe
-
     found = None
     for i, arg in enumerate(argv):
         if arg == "--output_dir" and i + 1 < len(argv):
@@ -199,7 +201,6 @@ def peek_output_dir(argv: list[str]) -> str | None:
 
 def _hf(args, model_args, tokenizer, train_dataset) -> int:
     from ls_llm.trainers.distill_cache import build_teacher_cache
-    from ls_llm.trainers.loading import load_teacher
 
     teacher = load_teacher(args, model_args, tokenizer).to(args.device)
     return build_teacher_cache(args, teacher, tokenizer, train_dataset)
@@ -207,7 +208,6 @@ def _hf(args, model_args, tokenizer, train_dataset) -> int:
 
 def _vllm(args, model_args, tokenizer, train_dataset) -> int:
     from ls_llm.trainers.distill_cache_vllm import build_teacher_cache_vllm
-    from ls_llm.trainers.loading import check_teacher_tokenizer
 
     check_teacher_tokenizer(args, model_args, tokenizer)  # vLLM loads the weights itself
     return build_teacher_cache_vllm(args, tokenizer, train_dataset)

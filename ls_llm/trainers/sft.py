@@ -16,13 +16,19 @@ the number of processes (as `Trainer.compute_loss` does). With per-trace weights
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import torch
 from trl import SFTTrainer
 
+from ls_llm.data.segments import SEGMENTS
+from ls_llm.data.weights import WEIGHT_COLUMN
+from ls_llm.objectives import build_objective
 from ls_llm.objectives.base import ObjectiveKernel
 from ls_llm.objectives.engine import head_loss
+from ls_llm.objectives.routing import routed_kernel, routed_token_losses
+from ls_llm.objectives.weighted import WeightedKernel
 from ls_llm.trainers.config import LsSFTConfig
 from ls_llm.trainers.head import (
     check_head_supported,
@@ -33,13 +39,20 @@ from ls_llm.trainers.head import (
 from ls_llm.trainers.lengths import length_report
 from ls_llm.trainers.metrics import StatSums
 from ls_llm.trainers.prior import PriorCache
+from ls_llm.trainers.routing import SEGMENT_COLUMN, TRACE_COLUMN, RoutingCollator, prepare_routed_dataset
 from ls_llm.trainers.selection import sequence_ids, truncation_keep_mask
 from ls_llm.trainers.trl_seams import TrlSeams, check_trl
+from ls_llm.trainers.weights import (
+    ROW_WEIGHTS,
+    TOKEN_WEIGHTS,
+    ZERO_WEIGHT_TRACES,
+    WeightCollator,
+    prepare_weighted_dataset,
+    weighted_count,
+)
 
 
 def _weighted(kernel, weights: torch.Tensor | None):
-    from ls_llm.objectives.weighted import WeightedKernel
-
     return kernel if weights is None else WeightedKernel(kernel, weights)
 
 
@@ -60,9 +73,6 @@ def routed_head(hidden: torch.Tensor, labels: torch.Tensor, spec, *, objectives,
                 segments: torch.Tensor, num_items_in_batch=None, chunk_size: int | None = None,
                 truncation: float = 0.0, seq_ids: torch.Tensor | None = None, weights: torch.Tensor | None = None):
     """Head function for routed objectives (trainers/routing.py): token i trained by objectives[route[i]]."""
-    from ls_llm.data.segments import SEGMENTS
-    from ls_llm.objectives.routing import routed_kernel, routed_token_losses
-
     kernel = routed_kernel(objectives, route.reshape(-1), segments.reshape(-1), SEGMENTS)
     if truncation > 0:
         token_losses = routed_token_losses(kernel, hidden, labels, spec, chunk_size=chunk_size)
@@ -126,8 +136,6 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
     def _as_config(cls, args, model):
         """Like trl: None gives the defaults (output_dir from the model's name) and a plain `SFTConfig` (or
         another `TrainingArguments`) keeps its settings, with this trainer's own fields at their defaults."""
-        import dataclasses
-
         if isinstance(args, cls.config_class):
             return args
         if args is None:
@@ -140,8 +148,6 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
         return cls.config_class(**values)
 
     def _build_objectives(self, base):
-        from ls_llm.objectives import build_objective
-
         shared = {}
         if self.args.objective_chunk_size is not None:
             shared["chunk_size"] = self.args.objective_chunk_size
@@ -170,8 +176,6 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
 
     def _prepare_routing(self) -> None:
         """Drop routed-out traces, add each token's segment and each row's trace group, and collate them."""
-        from ls_llm.trainers.routing import RoutingCollator, prepare_routed_dataset
-
         self._map_datasets(functools.partial(prepare_routed_dataset, plan=self.routing,
                                              tokenizer=self.processing_class,
                                              chat_template=getattr(self, "chat_template", None)))
@@ -179,8 +183,6 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
 
     def _prepare_weights(self) -> None:
         """Resolve and check the training set's trace weights, drop any from eval sets, and collate them."""
-        from ls_llm.trainers.weights import WeightCollator, prepare_weighted_dataset
-
         self._map_datasets(functools.partial(prepare_weighted_dataset, weights=self.trace_weights))
         self.data_collator = WeightCollator(self.data_collator)
 
@@ -193,16 +195,11 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
 
     def weighted_num_items(self, batch_samples: list, *, shifts_labels: bool):
         """With trace weights: the weighted count Σ w·n of the step's trained tokens (this process's)."""
-        from ls_llm.trainers.weights import TOKEN_WEIGHTS, weighted_count
-
         if not batch_samples or TOKEN_WEIGHTS not in batch_samples[0]:
             return None
         return sum(weighted_count(b, shifts_labels=shifts_labels) for b in batch_samples)
 
     def extra_signature_columns(self) -> list[str]:
-        from ls_llm.data.weights import WEIGHT_COLUMN
-        from ls_llm.trainers.routing import SEGMENT_COLUMN, TRACE_COLUMN
-
         columns = [SEGMENT_COLUMN, TRACE_COLUMN] if getattr(self, "routing", None) is not None else []
         return columns + ([WEIGHT_COLUMN] if getattr(self, "trace_weights", None) is not None else [])
 
@@ -212,8 +209,6 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
 
     def model_loss(self, model, inputs: dict, num_items_in_batch, mode: str):
         """The one hook subclasses override: run `model` with a head function -> (loss, named TokenStats)."""
-        from ls_llm.trainers.weights import TOKEN_WEIGHTS
-
         truncation = self._truncation(mode)
         extra = {}
         if TOKEN_WEIGHTS in inputs:
@@ -234,8 +229,6 @@ class LsSFTTrainer(TrlSeams, SFTTrainer):
         return model(**inputs, ls_head_fn=head_fn, ls_extra=extra)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        from ls_llm.trainers.weights import ROW_WEIGHTS, ZERO_WEIGHT_TRACES
-
         mode = "train" if self.model.training else "eval"
         inputs = dict(inputs)
         row_weights = inputs.pop(ROW_WEIGHTS, None)

@@ -15,11 +15,21 @@ what a plain no-grad loss costs. Rows are sorted by length and batched up to ``b
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
 
+from ls_llm.data.loading import split_completion
+from ls_llm.data.segments import ANSWER, token_segments
+from ls_llm.data.teacher_cache import tokenizer_hash
+from ls_llm.objectives import build_objective
+from ls_llm.objectives.base import ObjectiveKernel
+from ls_llm.objectives.engine import token_outputs
 from ls_llm.trainers.head import IGNORE_INDEX, install_hidden_forward
+
+# Heavy imports stay inside functions (transformers): `ls-llm` imports this module before it knows a command
+# needs them.
 
 __all__ = ["SCORE_COLUMNS", "check_tokenizer_matches", "encode_trace", "load_scorer", "score_traces"]
 
@@ -42,8 +52,6 @@ class _WithStats:
 
 def load_scorer(path: str, *, device: str = "auto", dtype: str = "auto"):
     """(model, tokenizer) of checkpoint ``path`` in eval mode, its forward able to take a head function."""
-    import os
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not os.path.isdir(path):
@@ -62,8 +70,6 @@ def load_scorer(path: str, *, device: str = "auto", dtype: str = "auto"):
 
 def check_tokenizer_matches(data_tokenizer, score_tokenizer, *, data_name: str, score_name: str) -> None:
     """Refuse a scoring model whose vocabulary maps tokens to other ids than the data's tokenizer."""
-    from ls_llm.data.teacher_cache import tokenizer_hash
-
     if tokenizer_hash(data_tokenizer) != tokenizer_hash(score_tokenizer):
         raise ValueError(f"--score-model {score_name!r} has another tokenizer than the data's ({data_name!r}: "
                          f"{len(data_tokenizer)} vs {len(score_tokenizer)} tokens, other ids): its losses would "
@@ -74,9 +80,6 @@ def encode_trace(row: dict, tokenizer) -> tuple[list[int], list[int], list[int]]
     """(input ids, labels with the prompt ignored, segment per token) of a messages row, as trl tokenizes a
     conversational prompt/completion: the whole conversation through the chat template, the last assistant turn
     trained."""
-    from ls_llm.data.loading import split_completion
-    from ls_llm.data.segments import token_segments
-
     prompt, completion = split_completion(row["messages"])
     text = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
     head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
@@ -93,11 +96,6 @@ def encode_trace(row: dict, tokenizer) -> tuple[list[int], list[int], list[int]]
 
 def _head_fn(hidden, labels, spec, *, segments):
     """Inside the lm_head: per-token loss of every trained token; p(y), entropy and loss of the answer tokens."""
-    from ls_llm.data.segments import ANSWER
-    from ls_llm.objectives import build_objective
-    from ls_llm.objectives.base import ObjectiveKernel
-    from ls_llm.objectives.engine import token_outputs
-
     kernel = ObjectiveKernel(build_objective("ce"))
     loss = token_outputs(kernel, hidden, spec, labels=labels)["loss"]
     answer_labels = torch.where(segments == ANSWER, labels, torch.full_like(labels, spec.ignore_index))
@@ -137,8 +135,6 @@ def _row_means(values: torch.Tensor, mask: torch.Tensor) -> list[float | None]:
 @torch.no_grad()
 def score_traces(rows: list[dict], model, tokenizer, *, batch_tokens: int = 8192, progress: bool = False) -> dict:
     """{column: per-row value} for SCORE_COLUMNS (see the module docstring)."""
-    from ls_llm.data.segments import ANSWER
-
     if batch_tokens < 1:
         raise ValueError(f"--score-batch-tokens must be >= 1, got {batch_tokens}")
     encoded = [encode_trace(row, tokenizer) for row in rows]

@@ -16,6 +16,9 @@ import warnings
 
 import torch
 
+# Heavy imports stay inside functions (trl, packaging): `ls-llm` imports this module before it knows a command
+# needs them.
+
 # The trl versions the tests cover; pyproject.toml pins the same range.
 TRL_RANGE = ("1.16", "1.17")
 
