@@ -7,7 +7,7 @@ Audits the traces of ``--data`` (any file the data loader reads, e.g. MATH train
   (final-answer extraction + math-verify in worker processes). Target: >= 200 traces/s on 2 cores.
 - ``consensus``: k = 4 traces per problem (``--consensus-traces`` in all): the reference's answer as written, an
   equivalent spelling of it (``\\dfrac``, spaces, ``x.0``), another problem's answer or no answer, then times
-  :func:`ls_llm.data.audit.audit_traces` (reference check + consensus). Target: >= 200 traces/s on 2 cores.
+  :func:`ls_llm.data.audit_traces.audit_traces` (reference check + consensus). Target: >= 200 traces/s on 2 cores.
 - ``score``: model-loss scoring against the engine's no-grad forward on the same tokens
   (ls_llm.bench.trace_scores). Target: within 1.2x.
 """

@@ -1,5 +1,5 @@
 """The audit's consensus benchmark (``python -m ls_llm.bench.audit --only consensus``): k traces per problem,
-timed through :func:`ls_llm.data.audit.audit_traces` (reference check + consensus)."""
+timed through :func:`ls_llm.data.audit_traces.audit_traces` (reference check + consensus)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import time
 
 from ls_llm.bench.objectives import _cpu_seconds
-from ls_llm.data.audit import audit_traces
+from ls_llm.data.audit_traces import audit_traces
 from ls_llm.data.detectors import DetectorOptions
 
 
