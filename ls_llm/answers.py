@@ -19,14 +19,13 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from ls_llm.answer_forms import (
-    TOLERANCE_SLACK,
     answer_key,
     has_variable,
     normalize_latex,
     number_vs_variable,
-    numeric_verdict,
     surely_different,
 )
+from ls_llm.answer_numbers import TOLERANCE_SLACK, numeric_verdict
 
 # Heavy imports stay inside functions (math_verify, tqdm): `ls-llm` imports this module before it knows a
 # command needs them.
@@ -154,7 +153,7 @@ def answer_status(pred: str | None, gold: str, *, timeout_s: float = 5.0, tolera
     object in it. An unparsable prediction is never ``correct``. ``tolerance``: the absolute error
     a numeric answer may have (a benchmark's per-row tolerance, e.g. OlympiadBench's ``error``).
     Plain numbers are decided without sympy; an answer provably different at random points skips
-    math-verify's symbolic search (see :mod:`ls_llm.answer_forms`).
+    math-verify's symbolic search (see :mod:`ls_llm.answer_forms`, :mod:`ls_llm.answer_numbers`).
     """
     if pred is None or not pred.strip():
         return "missing"
