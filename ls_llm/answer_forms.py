@@ -8,8 +8,6 @@ decide) math-verify:
   multi-part gold (``69$,$84``) are dropped; a trailing ", where ..." explanation is cut; ``30°`` becomes
   ``30^{\\circ}`` and ``58{,}500`` ``58,500``.
 * the numeric fast path (plain numbers and lists of them) is :mod:`ls_llm.answer_numbers`.
-* :func:`answer_key` is a cheap normalised text key (layout and list order aside): the comparison for golds
-  math-verify cannot read, and a grouping key.
 * :func:`number_vs_variable` calls a plain number against an expression with a free variable wrong
   without parsing either (parsing is most of math-verify's cost on wrong answers).
 * :func:`surely_different` proves two parsed expressions unequal by evaluating both at random points,
@@ -27,7 +25,7 @@ from fractions import Fraction
 # Heavy imports stay inside functions (sympy, latex2sympy2_extended): `ls-llm` imports this module before it
 # knows a command needs them.
 
-__all__ = ["answer_key", "bare_value", "has_variable", "normalize_latex", "number_vs_variable",
+__all__ = ["ASSIGNMENT", "DOLLAR", "bare_value", "has_variable", "normalize_latex", "number_vs_variable",
            "plain_number", "split_top_level", "surely_different", "unwrap"]
 
 # 4.5e33, 1e-5, 2.7778e-6 (not 3e^{-2t}: an exponent must follow the e directly).
@@ -36,7 +34,7 @@ _E_NOTATION = re.compile(r"(?<![\w.\\}])([-+]?(?:\d+\.?\d*|\.\d+))[eE]([-+]?\d+)
 _BARE_POINT = re.compile(r"(?<=\d)\.(?=\s*[/)}\],]|\s*$)")
 _WHERE = re.compile(r"\s*(?:,|\\text\{\s*,?)?\s*(?:\\quad\s*)?(?:\\text\{\s*)?\bwhere\b.*$", re.S)
 _NUMPY = re.compile(r"\bnp\.(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|exp|log|sqrt|pi)\b")
-_DOLLAR = re.compile(r"(?<!\\)\$")
+DOLLAR = re.compile(r"(?<!\\)\$")
 _FRAC = re.compile(r"^\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}$")
 _SCI = re.compile(r"^(.+?)\s*(?:\\times|\\cdot)\s*10\^\{?([-+]?\d+)\}?$")
 _POW10 = re.compile(r"^10\^\{?([-+]?\d+)\}?$")
@@ -48,8 +46,8 @@ _BRACED_COMMA = re.compile(r"(?<=\d)\{,\}(?=\d{3})")
 def normalize_latex(text: str) -> str:
     """Storage forms rewritten into LaTeX every reader agrees on (applied to gold and answer alike)."""
     text = text.strip()
-    if _DOLLAR.search(text) and not (text.startswith("$") and text.endswith("$")):
-        text = _DOLLAR.sub("", text)  # "69$,$84", "x_0 \cos t+$ $\dot{x}_0": inner math delimiters (not \$36)
+    if DOLLAR.search(text) and not (text.startswith("$") and text.endswith("$")):
+        text = DOLLAR.sub("", text)  # "69$,$84", "x_0 \cos t+$ $\dot{x}_0": inner math delimiters (not \$36)
     text = _WHERE.sub("", text)
     text = _BRACED_COMMA.sub(",", text)  # "58{,}500": LaTeX's unspaced thousands comma
     text = _DEGREE.sub(r"^{\\circ}", text)  # "30°" is "30^{\circ}"
@@ -70,36 +68,6 @@ def unwrap(answer: str | None) -> str | None:
     while match := _TEXT_WRAP.match(answer):
         answer = match.group(1).strip()
     return answer
-
-
-_SCRIPT_BRACES = re.compile(r"([_^])\{(\w|\\[A-Za-z]+)\}")
-_LAYOUT = re.compile(r"\\(?:left|right)(?![a-zA-Z])|\\[,;!]")
-
-
-def answer_key(text: str) -> str:
-    """A cheap normalised key: equal keys mean the same answer up to layout (spacing, ``$``, ``\\dfrac``/
-    ``\\tfrac``, ``\\frac12``, ``\\left``/``\\right``, braces of a one-character script, ``E_{1}`` is ``E_1``, a
-    closing full stop), the exact value of a plain number (``1/2``, ``\\frac{1}{2}`` and ``0.5`` share a key) and
-    the order of a comma-separated list. Unequal keys prove nothing (``x+1`` and ``1+x``): it is the fallback for
-    texts math-verify cannot read, and the grouping key before the real equivalence check (consensus)."""
-    text = " ".join(_LAYOUT.sub("", _DOLLAR.sub("", normalize_latex(text))).split())
-    text = _SCRIPT_BRACES.sub(r"\1\2", text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
-    text = _SPACE_AT_SYMBOL.sub(r"\1", text).rstrip(".")  # a space between two digits stays: TeX's "3 2x" is 3·2x
-    return ",".join(sorted(_part_key(part) for part in split_top_level(_FRAC_DIGITS.sub(r"\\frac{\1}{\2}", text))))
-
-
-_FRAC_DIGITS = re.compile(r"\\frac(\d)(\d)")  # TeX's \frac12 is \frac{1}{2}
-# Space next to an operator, bracket or before a control word never matters; between two digits or letters it
-# may ("3 2" is 3·2).
-_SPACE_AT_SYMBOL = re.compile(r"\s*([^\w\s])\s*")
-
-
-def _part_key(part: str) -> str:
-    try:
-        number = plain_number(part)
-    except (ValueError, ZeroDivisionError):
-        number = None
-    return f"num:{number[0]}" if number is not None else part
 
 
 def split_top_level(text: str) -> list[str]:

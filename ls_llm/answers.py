@@ -18,13 +18,8 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from ls_llm.answer_forms import (
-    answer_key,
-    has_variable,
-    normalize_latex,
-    number_vs_variable,
-    surely_different,
-)
+from ls_llm.answer_forms import has_variable, normalize_latex, number_vs_variable, surely_different
+from ls_llm.answer_key import answer_key
 from ls_llm.answer_numbers import TOLERANCE_SLACK, numeric_verdict
 
 # Heavy imports stay inside functions (math_verify, tqdm): `ls-llm` imports this module before it knows a

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ls_llm.answer_forms import answer_key, unwrap
+from ls_llm.answer_forms import unwrap
+from ls_llm.answer_key import answer_key
 from ls_llm.answers import verify_batch
 from ls_llm.evaluation.choices import (  # noqa: F401  (re-exported: the tasks' hooks and tests)
     MULTI_SEPARATOR,
