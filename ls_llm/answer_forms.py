@@ -1,4 +1,4 @@
-"""How a model writes an answer versus how a benchmark stores it: text normalization and a numeric fast path.
+"""How a model writes an answer versus how a benchmark stores it: text normalization and cheap verdicts.
 
 Plain functions used by :func:`ls_llm.answers.answer_status` before (and instead of, where they can
 decide) math-verify:
@@ -7,15 +7,7 @@ decide) math-verify:
   ``4.5 * e * 33``) becomes ``4.5\\times10^{33}``; ``-1./3`` becomes ``-1/3``; ``$`` left inside a
   multi-part gold (``69$,$84``) are dropped; a trailing ", where ..." explanation is cut; ``30°`` becomes
   ``30^{\\circ}`` and ``58{,}500`` ``58,500``.
-* :func:`numeric_verdict` decides pairs where both sides are plain numbers (or comma-separated lists of
-  them: multisets, or in order when every part is named ``a = ...``) in microseconds, with exact rational
-  arithmetic, so most AIME/AMC/Minerva pairs never reach sympy. Equality: exact, or, when either side is
-  written as a decimal, equal after rounding to 6 decimals (math-verify's rule) and within a relative
-  ``RELATIVE_ROUNDING`` (below 1e-6 the rounding alone makes every number equal, zero included); a
-  per-row absolute ``tolerance`` (OlympiadBench's ``error``) widens it. Thousands separators and a percent
-  sign on one side are read as such.
-* :func:`answer_key` is a cheap normalised text key (layout and list order aside): the comparison for golds
-  math-verify cannot read, and a grouping key.
+* the numeric fast path (plain numbers and lists of them) is :mod:`ls_llm.answer_numbers`.
 * :func:`number_vs_variable` calls a plain number against an expression with a free variable wrong
   without parsing either (parsing is most of math-verify's cost on wrong answers).
 * :func:`surely_different` proves two parsed expressions unequal by evaluating both at random points,
@@ -33,8 +25,8 @@ from fractions import Fraction
 # Heavy imports stay inside functions (sympy, latex2sympy2_extended): `ls-llm` imports this module before it
 # knows a command needs them.
 
-__all__ = ["answer_key", "bare_value", "has_variable", "normalize_latex", "number_vs_variable", "numeric_verdict",
-           "plain_number", "split_top_level", "surely_different", "ungroup_thousands", "unwrap"]
+__all__ = ["ASSIGNMENT", "DOLLAR", "bare_value", "has_variable", "normalize_latex", "number_vs_variable",
+           "plain_number", "split_top_level", "surely_different", "unwrap"]
 
 # 4.5e33, 1e-5, 2.7778e-6 (not 3e^{-2t}: an exponent must follow the e directly).
 _E_NOTATION = re.compile(r"(?<![\w.\\}])([-+]?(?:\d+\.?\d*|\.\d+))[eE]([-+]?\d+)(?![\w.])")
@@ -42,29 +34,20 @@ _E_NOTATION = re.compile(r"(?<![\w.\\}])([-+]?(?:\d+\.?\d*|\.\d+))[eE]([-+]?\d+)
 _BARE_POINT = re.compile(r"(?<=\d)\.(?=\s*[/)}\],]|\s*$)")
 _WHERE = re.compile(r"\s*(?:,|\\text\{\s*,?)?\s*(?:\\quad\s*)?(?:\\text\{\s*)?\bwhere\b.*$", re.S)
 _NUMPY = re.compile(r"\bnp\.(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|exp|log|sqrt|pi)\b")
-_DOLLAR = re.compile(r"(?<!\\)\$")
+DOLLAR = re.compile(r"(?<!\\)\$")
 _FRAC = re.compile(r"^\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}$")
 _SCI = re.compile(r"^(.+?)\s*(?:\\times|\\cdot)\s*10\^\{?([-+]?\d+)\}?$")
 _POW10 = re.compile(r"^10\^\{?([-+]?\d+)\}?$")
 _DECIMAL = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
-_THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?![\d])")
-# math-verify compares decimals after rounding to this many places (its float_rounding default).
-FLOAT_ROUNDING = 6
-# Below math-verify's rounding, decimals are compared relatively: agreeing to 6 places is not enough when
-# both are ~1e-8 (Minerva's 1.24e-8 against 1.3e-8, or against 0). Relative agreement this close is required.
-RELATIVE_ROUNDING = Fraction(1, 1000)
 _DEGREE = re.compile(r"\s*(?:°|\\degree\b)")
 _BRACED_COMMA = re.compile(r"(?<=\d)\{,\}(?=\d{3})")
-_PERCENT = re.compile(r"\s*\\?%$")
-# OlympiadBench's judge accepts |gold - pred| <= error * 1.01 (float slack on the stated error).
-TOLERANCE_SLACK = 1.01
 
 
 def normalize_latex(text: str) -> str:
     """Storage forms rewritten into LaTeX every reader agrees on (applied to gold and answer alike)."""
     text = text.strip()
-    if _DOLLAR.search(text) and not (text.startswith("$") and text.endswith("$")):
-        text = _DOLLAR.sub("", text)  # "69$,$84", "x_0 \cos t+$ $\dot{x}_0": inner math delimiters (not \$36)
+    if DOLLAR.search(text) and not (text.startswith("$") and text.endswith("$")):
+        text = DOLLAR.sub("", text)  # "69$,$84", "x_0 \cos t+$ $\dot{x}_0": inner math delimiters (not \$36)
     text = _WHERE.sub("", text)
     text = _BRACED_COMMA.sub(",", text)  # "58{,}500": LaTeX's unspaced thousands comma
     text = _DEGREE.sub(r"^{\\circ}", text)  # "30°" is "30^{\circ}"
@@ -85,36 +68,6 @@ def unwrap(answer: str | None) -> str | None:
     while match := _TEXT_WRAP.match(answer):
         answer = match.group(1).strip()
     return answer
-
-
-_SCRIPT_BRACES = re.compile(r"([_^])\{(\w|\\[A-Za-z]+)\}")
-_LAYOUT = re.compile(r"\\(?:left|right)(?![a-zA-Z])|\\[,;!]")
-
-
-def answer_key(text: str) -> str:
-    """A cheap normalised key: equal keys mean the same answer up to layout (spacing, ``$``, ``\\dfrac``/
-    ``\\tfrac``, ``\\frac12``, ``\\left``/``\\right``, braces of a one-character script, ``E_{1}`` is ``E_1``, a
-    closing full stop), the exact value of a plain number (``1/2``, ``\\frac{1}{2}`` and ``0.5`` share a key) and
-    the order of a comma-separated list. Unequal keys prove nothing (``x+1`` and ``1+x``): it is the fallback for
-    texts math-verify cannot read, and the grouping key before the real equivalence check (consensus)."""
-    text = " ".join(_LAYOUT.sub("", _DOLLAR.sub("", normalize_latex(text))).split())
-    text = _SCRIPT_BRACES.sub(r"\1\2", text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
-    text = _SPACE_AT_SYMBOL.sub(r"\1", text).rstrip(".")  # a space between two digits stays: TeX's "3 2x" is 3·2x
-    return ",".join(sorted(_part_key(part) for part in split_top_level(_FRAC_DIGITS.sub(r"\\frac{\1}{\2}", text))))
-
-
-_FRAC_DIGITS = re.compile(r"\\frac(\d)(\d)")  # TeX's \frac12 is \frac{1}{2}
-# Space next to an operator, bracket or before a control word never matters; between two digits or letters it
-# may ("3 2" is 3·2).
-_SPACE_AT_SYMBOL = re.compile(r"\s*([^\w\s])\s*")
-
-
-def _part_key(part: str) -> str:
-    try:
-        number = plain_number(part)
-    except (ValueError, ZeroDivisionError):
-        number = None
-    return f"num:{number[0]}" if number is not None else part
 
 
 def split_top_level(text: str) -> list[str]:
@@ -174,99 +127,10 @@ def plain_number(text: str) -> tuple[Fraction, bool] | None:
     return sign * top[0] / bottom[0], top[1] or bottom[1]
 
 
-def _numbers_equal(gold: tuple[Fraction, bool], pred: tuple[Fraction, bool], tolerance: float | None) -> bool:
-    if gold[0] == pred[0]:
-        return True
-    if tolerance is not None and abs(gold[0] - pred[0]) <= Fraction(tolerance) * Fraction(TOLERANCE_SLACK):
-        return True
-    if not (gold[1] or pred[1]) or gold[0] == 0 or pred[0] == 0:
-        return False  # zero never equals a non-zero number, however small
-    # math-verify's rule (6 decimals) for numbers of ordinary size; a relative one below it, where 6 decimals
-    # would round 1.24e-8, 2.55e-10 and 0 alike.
-    close = abs(gold[0] - pred[0]) <= RELATIVE_ROUNDING * max(abs(gold[0]), abs(pred[0]))
-    return close and round(gold[0], FLOAT_ROUNDING) == round(pred[0], FLOAT_ROUNDING)
-
-
-def ungroup_thousands(text: str) -> str:
-    """``58,500`` -> ``58500`` (every comma that groups three digits; ``1, 500`` keeps its comma)."""
-    return _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
-
-
-def _percent_number(text: str) -> tuple[tuple[Fraction, bool], bool] | None:
-    """(plain number, written with a percent sign) for ``12.5``, ``12.5\\%``, ``x = 12.5 %``."""
-    text = bare_value(text)
-    percent = bool(_PERCENT.search(text))
-    value = plain_number(_PERCENT.sub("", text)) if percent else plain_number(text)
-    return None if value is None else (value, percent)
-
-
 def bare_value(text: str) -> str:
     """The value without an assignment name or a unit group: ``x = 4.5\\times10^{33}\\ \\mathrm{cm}`` ->
     ``4.5\\times10^{33}`` (math-verify reads both the same way; bare unit words are left to it)."""
-    return _UNIT_GROUP.sub("", _ASSIGNMENT.sub("", text)).strip()
-
-
-def numeric_verdict(pred: str, gold: str, tolerance: float | None = None) -> str | None:
-    """"correct"/"wrong" when both sides are plain numbers or equally long sets of them, else None.
-
-    Sets (``"3, -5"``) match in any order, each gold element to one answer element (a multiset:
-    ``a = -2, b = -2`` against ``-2,-2``). A unit group or an assignment name around each number is looked
-    through (:func:`bare_value`), except two different names on the whole (math-verify keeps ``x = 1`` and
-    ``y = 1`` apart). Thousands separators (``58,500``) are read as such unless the other side has as many
-    parts as the comma split gives; a percent sign on one side only matches either scale.
-    """
-    names = {match.group(0).split("=")[0].strip() for text in (pred, gold) if (match := _ASSIGNMENT.match(text))}
-    return _numeric_verdict(pred, gold, tolerance) if len(names) <= 1 else None
-
-
-def _numeric_verdict(pred: str, gold: str, tolerance: float | None) -> str | None:
-    gold = ungroup_thousands(gold)
-    if len(split_top_level(ungroup_thousands(pred))) == len(split_top_level(gold)):
-        pred = ungroup_thousands(pred)  # "58,500" for 58500; "1,500" stays a pair against a two-part gold
-    gold_parts, pred_parts = _by_name(split_top_level(gold)), _by_name(split_top_level(pred))
-    golds = [_percent_number(part) for part in gold_parts]
-    preds = [_percent_number(part) for part in pred_parts]
-    if None in golds or None in preds:
-        return None
-    if len(golds) != len(preds):
-        return "wrong"  # a multiset: "-2, -2" needs both parts, in any order
-    if len(preds) > 1 and _named(pred_parts):
-        # "a = 3, b = -2": the model says which value is which, so the gold's order (the question's) counts
-        ordered = all(_percent_equal(g, p, tolerance) for g, p in zip(golds, preds, strict=True))
-        return "correct" if ordered else "wrong"
-    remaining = list(preds)
-    for value in golds:
-        match = next((i for i, cand in enumerate(remaining) if _percent_equal(value, cand, tolerance)), None)
-        if match is None:
-            return "wrong"
-        remaining.pop(match)
-    return "correct"
-
-
-_NAME = re.compile(r"^\s*([A-Za-z])\s*=")
-
-
-def _named(parts: list[str]) -> bool:
-    """Every part is ``<letter> = value`` with distinct letters (``a = -2, b = 3``; not ``x = 1, x = 2``)."""
-    names = [match.group(1) if (match := _NAME.match(part)) else None for part in parts]
-    return None not in names and len(set(names)) == len(names)
-
-
-def _by_name(parts: list[str]) -> list[str]:
-    """Named parts in alphabetical order of their names (a, b, c; m, n; p, q), others as they are."""
-    return sorted(parts, key=lambda part: _NAME.match(part).group(1)) if _named(parts) else parts
-
-
-def _percent_equal(gold: tuple, pred: tuple, tolerance: float | None) -> bool:
-    """Equal as numbers; when one side only carries ``%``, equal either as the same figure ("12.5\\%" for a
-    gold of 12.5 asked in percent) or as a fraction ("0.125" for 12.5%)."""
-    (gold_value, gold_pct), (pred_value, pred_pct) = gold, pred
-    if _numbers_equal(gold_value, pred_value, tolerance):
-        return True
-    if gold_pct == pred_pct:
-        return False
-    scaled = (gold_value[0] / 100, gold_value[1]) if gold_pct else (pred_value[0] / 100, pred_value[1])
-    return _numbers_equal(scaled, pred_value, None) if gold_pct else _numbers_equal(gold_value, scaled, None)
+    return _UNIT_GROUP.sub("", ASSIGNMENT.sub("", text)).strip()
 
 
 # What is not a free variable: commands (\\pi, \\sin, \\circ), environment names (pmatrix), text and unit groups, Euler's e, the
@@ -274,7 +138,7 @@ def _percent_equal(gold: tuple, pred: tuple, tolerance: float | None) -> bool:
 _NOT_VARIABLE = re.compile(r"\\(?:text|mathrm|mbox|operatorname|begin|end)\s*\{[^{}]*\}|\\[A-Za-z]+|(?<![A-Za-z])[ei](?![A-Za-z])")
 _UNIT_GROUP = re.compile(r"(?:\\[ ,;:!]|~|\s)*\\(?:text|mathrm|mbox)\s*\{[^{}]*\}(?:\^\{?\d\}?)?\s*$")
 _RELATION = re.compile(r"[=<>]|\\(?:in|le|ge|leq|geq|neq|approx)(?![A-Za-z])")
-_ASSIGNMENT = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*")
+ASSIGNMENT = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*")
 
 
 def has_variable(text: str) -> bool:
@@ -285,7 +149,7 @@ def has_variable(text: str) -> bool:
     """
     from latex2sympy2_extended.math_normalization import unit_superscript_regex, units_regex
 
-    text = _ASSIGNMENT.sub("", text)
+    text = ASSIGNMENT.sub("", text)
     text = unit_superscript_regex.sub("", text).strip() or text
     for _ in range(2):  # as math-verify: twice, so "sq units" goes too
         text = units_regex.sub(r"\1", text) or text
@@ -295,10 +159,10 @@ def has_variable(text: str) -> bool:
 def number_vs_variable(pred: str, gold: str) -> str | None:
     """"wrong" when one side is a plain number and the other has a free variable (no number equals
     ``\\frac{1}{s+a}``), decided from the text without parsing; else None."""
-    if _RELATION.search(_ASSIGNMENT.sub("", pred)) or _RELATION.search(_ASSIGNMENT.sub("", gold)):
+    if _RELATION.search(ASSIGNMENT.sub("", pred)) or _RELATION.search(ASSIGNMENT.sub("", gold)):
         return None  # "\\angle BEA_1=90", "t \\in (0,4]": math-verify unwraps relations; let it
-    pred_number = plain_number(_ASSIGNMENT.sub("", pred)) is not None
-    gold_number = plain_number(_ASSIGNMENT.sub("", gold)) is not None
+    pred_number = plain_number(ASSIGNMENT.sub("", pred)) is not None
+    gold_number = plain_number(ASSIGNMENT.sub("", gold)) is not None
     if (gold_number and not pred_number and has_variable(pred)) or (pred_number and not gold_number and has_variable(gold)):
         return "wrong"
     return None

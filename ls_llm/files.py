@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
-__all__ = ["check_writable", "not_utf8_message", "sha256_file", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl"]
+__all__ = ["check_writable", "sha256_file", "read_jsonl", "staged_dir", "staged_files", "write_atomic", "write_jsonl"]
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool, field: str = "output",
@@ -89,14 +89,6 @@ def sha256_file(path: str | os.PathLike, digest=None):
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest
-
-
-def not_utf8_message(what: str, raw: bytes, err: UnicodeDecodeError, *, lines_before: int = 0) -> str:
-    """One line naming ``what`` (a file), the line and the byte that is not UTF-8 (``raw``: the bytes decoded,
-    which start after ``lines_before`` lines of the file)."""
-    line = lines_before + raw.count(b"\n", 0, err.start) + 1
-    byte = f"byte 0x{raw[err.start]:02x}" if err.start < len(raw) else "a character cut off at the end"
-    return f"{what} line {line}: not UTF-8 text ({byte}); save it as UTF-8"
 
 
 def read_jsonl(path: str | os.PathLike, *, what: str | None = None, objects: bool = False,

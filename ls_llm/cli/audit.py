@@ -35,13 +35,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> dict:
-    from ls_llm.data.audit import (
-        audit_traces,
-        format_report,
-        output_names,
-        references_everywhere,
-        write_audit,
-    )
+    from ls_llm.data.audit import format_report, output_names, write_audit
+    from ls_llm.data.audit_traces import audit_traces, references_everywhere
     from ls_llm.data.detectors import verifier_flags
     from ls_llm.data.loading import load_rows
     from ls_llm.files import check_writable

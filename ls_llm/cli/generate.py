@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from ls_llm.cli.config_flags import dataclass_parser, parse_bool
 from ls_llm.cli.errors import guarded
-from ls_llm.cli.eval import _bool, dataclass_parser
 
 
 def read_config(path: str) -> dict:
@@ -66,7 +66,7 @@ def _as_flag(action: argparse.Action, value):
 
 
 def _bool_type():
-    return _bool
+    return parse_bool
 
 
 def config_from_args(argv: list[str]):

@@ -3,8 +3,7 @@
 Each trace's final answer (last ``\\boxed{}`` outside the thinking) is checked against the row's
 gold ``answer`` with :func:`ls_llm.answers.verify_batch`, i.e. math-verify in worker processes.
 Rows without a gold answer get the status ``no_reference`` and are left out of the fractions.
-:func:`audit_traces` adds the detectors that need no clean reference (ls_llm.data.detectors: consensus,
-model loss, an external verifier) and, given a noise manifest, their precision and recall against it.
+:func:`ls_llm.data.audit_traces.audit_traces` adds the detectors that need no clean reference.
 """
 
 from __future__ import annotations
@@ -15,27 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ls_llm.answers import STATUSES, extract_final_answer, verify_batch
-from ls_llm.data.detectors import (
-    DetectorOptions,
-    detector_flags,
-    format_detection,
-    plot_detection,
-    run_detectors,
-    score_against_manifest,
-)
+from ls_llm.data.detectors import format_detection, plot_detection
 from ls_llm.data.noise import completion_of
 from ls_llm.files import check_writable, staged_dir, write_atomic, write_jsonl
 
 # Heavy imports stay inside functions (matplotlib): `ls-llm` imports this module before it knows a command
 # needs them.
 
-__all__ = ["AuditResult", "audit_rows", "audit_traces", "plot_report", "write_audit"]
+__all__ = ["AuditResult", "audit_rows", "plot_report", "write_audit"]
 
 NO_REFERENCE = "no_reference"
 BAD_STATUSES = ("wrong", "missing", "unparsable")
 GROUP_KEYS = ("source", "subject", "level")
 # Beyond this many rows a progress bar is worth its noise in the log.
-_PROGRESS_MIN_ROWS = 2000
+PROGRESS_MIN_ROWS = 2000
 
 
 @dataclass
@@ -75,7 +67,7 @@ def audit_rows(rows: list[dict], *, workers: int = 2, timeout_s: float = 5.0, pr
     """Check every row's final answer against its gold ``answer``; returns an :class:`AuditResult`."""
     predictions = [extract_final_answer(completion_of(row)) for row in rows]
     checked = [i for i, row in enumerate(rows) if row.get("answer") not in (None, "")]
-    progress = len(checked) >= _PROGRESS_MIN_ROWS if progress is None else progress
+    progress = len(checked) >= PROGRESS_MIN_ROWS if progress is None else progress
     # k traces of one problem often box the same answer: each distinct (answer, reference) pair is checked once.
     pairs = list(dict.fromkeys((predictions[i], str(rows[i]["answer"])) for i in checked))
     verdicts = verify_batch([pred for pred, _ in pairs], [gold for _, gold in pairs], workers=workers,
@@ -85,43 +77,6 @@ def audit_rows(rows: list[dict], *, workers: int = 2, timeout_s: float = 5.0, pr
     for i in checked:
         statuses[i] = known[(predictions[i], str(rows[i]["answer"]))]
     return AuditResult(statuses, predictions, build_report(rows, statuses), known=known)
-
-
-def audit_traces(rows: list[dict], opts: DetectorOptions, *, source: str, scores: dict | None = None,
-                 manifest: list[dict] | None = None, workers: int = 2, timeout_s: float = 5.0,
-                 progress: bool | None = None) -> AuditResult:
-    """The reference check (rows with a gold ``answer``) and the detectors in ``opts``; with ``manifest`` (entries
-    aligned with ``rows``) each detector's precision / recall / F1 against it. ValueError if nothing can run."""
-    progress = len(rows) >= _PROGRESS_MIN_ROWS if progress is None else progress
-    result = audit_rows(rows, workers=workers, timeout_s=timeout_s, progress=progress)
-    columns, section = run_detectors(rows, result.predictions, opts, source=source, scores=scores, workers=workers,
-                                     timeout_s=timeout_s, progress=progress, known=result.known)
-    if result.report["overall"]["checked"]:
-        section["ran"].insert(0, "reference")
-    else:
-        section["skipped"]["reference"] = "no row has a reference answer (field 'answer')"
-    if not section["ran"]:
-        raise ValueError(f"nothing to audit in {source!r}: {'; '.join(section['skipped'].values())}; and no "
-                         "--score-model or --verifier-column was given")
-    result.columns = columns
-    result.report["detectors"] = section
-    flags = detector_flags({"audit_status": result.statuses, **columns})
-    if manifest is not None:
-        result.report["detection"] = score_against_manifest(flags, manifest)
-        result.report["detection_truth"] = "noise manifest"
-    elif references_everywhere(rows) and set(flags) - {"reference"}:
-        # No manifest (a teacher's own traces): the reference verdict is the truth the other detectors are scored
-        # against, i.e. how much of what a reference would find they find without one.
-        truth = [{"corrupted": status in BAD_STATUSES, "type": "wrong vs reference"} for status in result.statuses]
-        result.report["detection"] = score_against_manifest(
-            {name: f for name, f in flags.items() if name != "reference"}, truth)
-        result.report["detection_truth"] = "reference answers"
-    return result
-
-
-def references_everywhere(rows: list[dict]) -> bool:
-    """Every row has a reference answer: without a noise manifest the detectors are scored against it."""
-    return bool(rows) and all(row.get("answer") not in (None, "") for row in rows)
 
 
 def _chart_groups(report: dict) -> list[tuple[str, dict]]:

@@ -3,7 +3,7 @@
 Traces are grouped by ``problem_id`` (or, on rows without one, by their identical prompt). Within a problem the
 final answers fall into equivalence classes under the project's one answer-equivalence function
 (:func:`ls_llm.answers.verify_batch`, math-verify in worker processes). math-verify is slow, so classes are
-formed in two steps: the project's cheap key first (:func:`ls_llm.answer_forms.answer_key`: layout, and the exact
+formed in two steps: the project's cheap key first (:func:`ls_llm.answer_key.answer_key`: layout, and the exact
 value of a plain number, so ``\\frac12``, ``1/2`` and ``0.5`` share one key), then math-verify only between
 the *distinct* keys of one problem, merged with union-find. A trace with no final answer belongs to no class.
 
@@ -24,7 +24,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from ls_llm.answer_forms import answer_key as _text_key
+from ls_llm.answer_key import answer_key as _text_key
 from ls_llm.answers import verify_batch
 
 __all__ = ["CONSENSUS_STATUSES", "REFERENCE_STATUSES", "ConsensusResult", "answer_key", "consensus",
@@ -34,7 +34,7 @@ CONSENSUS_STATUSES = ("agrees", "disagrees", "no_majority")
 REFERENCE_STATUSES = ("agrees", "suspect", "disagrees", "missing", "no_majority")
 
 def answer_key(answer: str | None) -> str | None:
-    """The class key of a final answer (:func:`ls_llm.answer_forms.answer_key`); None without an answer."""
+    """The class key of a final answer (:func:`ls_llm.answer_key.answer_key`); None without an answer."""
     if answer is None:
         return None
     return _text_key(answer) or None

@@ -13,7 +13,6 @@ the prompt too, whatever the recipe says.
 
 from __future__ import annotations
 
-import codecs
 import glob
 import logging
 import os
@@ -23,7 +22,8 @@ from dataclasses import dataclass, field
 from ls_llm.data.args import LsDataArguments, MixtureEntry
 from ls_llm.data.formats import FORMATS, MissingFieldError, RenderOptions, detect_format
 from ls_llm.data.weights import WEIGHT_COLUMN
-from ls_llm.files import not_utf8_message, read_jsonl
+from ls_llm.files import read_jsonl
+from ls_llm.utf8 import check_utf8
 
 # Heavy imports stay inside functions (datasets): `ls-llm` imports this module before it knows a command needs
 # them.
@@ -74,7 +74,7 @@ def read_raw(entry: MixtureEntry):
         if _blank(path):
             raise ValueError(f"data file {path!r} is empty")
         if builder == "json":
-            _check_utf8(path)
+            check_utf8(path)
     try:
         return datasets.load_dataset(builder, data_files=files, split="train")
     except (datasets.exceptions.DatasetGenerationError, StopIteration, ValueError) as err:
@@ -90,25 +90,6 @@ def _blank(path: str) -> bool:
             if block.strip():
                 return False
     return True
-
-
-def _check_utf8(path: str) -> None:
-    """ValueError naming the file and line of the first byte that is not UTF-8 (datasets reads such a file
-    and fails later, naming neither). One streaming pass, decoded in C."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    lines_before = 0
-    with open(path, "rb") as handle:
-        while True:
-            block = handle.read(1 << 20)
-            held = decoder.getstate()[0]  # the start of a character split across blocks (never a newline)
-            try:
-                decoder.decode(block, final=not block)
-            except UnicodeDecodeError as err:
-                raise ValueError(not_utf8_message(f"data file {path!r}", held + block, err,
-                                                  lines_before=lines_before)) from None
-            if not block:
-                return
-            lines_before += block.count(b"\n")
 
 
 def _check_jsonl(path: str) -> None:

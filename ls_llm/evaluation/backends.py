@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from ls_llm import vllm_support
 from ls_llm.evaluation.config import EvalConfig
+from ls_llm.evaluation.cpu_batch import batch_size
 
 # Heavy imports stay inside functions (torch): `ls-llm` imports this module before it knows a command needs
 # them.
@@ -129,55 +127,13 @@ def resolve_backend(cfg: EvalConfig) -> None:
                   "--backend vllm after installing vLLM is much faster", file=sys.stderr)
 
 
-# A prompt's share of the sequence an hf batch must hold besides the generated tokens.
-PROMPT_ALLOWANCE = 2048
-MAX_CPU_BATCH = 32
-
-
-def cpu_batch_size(model_config: dict, *, tokens: int, free_bytes: int, weight_bytes: int) -> int:
-    """The largest batch (1..MAX_CPU_BATCH) whose float32 KV cache for ``tokens`` positions per sequence fits
-    half of the memory left after the weights. transformers' "auto" probe grows a batch until it fails,
-    which on a CPU is the kernel's OOM killer, not a catchable error."""
-    text = model_config.get("text_config", model_config)
-    layers, heads = int(text["num_hidden_layers"]), int(text["num_attention_heads"])
-    kv_heads = int(text.get("num_key_value_heads") or heads)
-    head_dim = int(text.get("head_dim") or int(text["hidden_size"]) // heads)
-    per_sequence = 2 * layers * kv_heads * head_dim * 4 * tokens + 4 * int(text.get("vocab_size", 0)) * 2
-    budget = (free_bytes - weight_bytes) // 2
-    return max(1, min(MAX_CPU_BATCH, budget // max(per_sequence, 1)))
-
-
-def _free_memory() -> int:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            fields = dict(line.split(":", 1) for line in meminfo)
-        return int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def _batch_size(cfg: EvalConfig, device: str | None) -> int | str:
-    if cfg.batch_size is not None:
-        return cfg.batch_size if cfg.batch_size == "auto" else int(cfg.batch_size)
-    if cfg.backend != "hf" or not str(device).startswith("cpu"):
-        return "auto"
-    model = Path(cfg.model)
-    weights = sum(p.stat().st_size for p in model.iterdir() if p.suffix in {".safetensors", ".bin"})
-    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
-    batch = cpu_batch_size(config, tokens=cfg.max_gen_toks + PROMPT_ALLOWANCE, free_bytes=_free_memory(),
-                           weight_bytes=weights)
-    print(f"ls-llm eval: hf on CPU, batch size {batch} (fits the free memory; set --batch-size to change)",
-          file=sys.stderr)
-    return batch
-
-
 def build_lm(cfg: EvalConfig):
     """Instantiate the lm-eval model (this is where weights load and vllm is imported)."""
     backend = get_backend(cfg)
     device = backend.device(cfg)
     try:
         lm_class = backend.lm_class()
-        return lm_class.create_from_arg_obj(backend.model_args(cfg), {"batch_size": _batch_size(cfg, device),
+        return lm_class.create_from_arg_obj(backend.model_args(cfg), {"batch_size": batch_size(cfg, device),
                                                                       "device": device})
     except RuntimeError as err:
         if "initialization failed" not in str(err):  # vLLM's engine or worker process did not start

@@ -33,9 +33,10 @@ from ls_llm.data.folder_lock import folder_lock
 from ls_llm.data.loading import load_rows
 from ls_llm.evaluation.backends import build_lm, check_backend, get_backend, resolve_backend
 from ls_llm.evaluation.checkpoint import check_checkpoint
+from ls_llm.evaluation.fingerprint import checkpoint_fingerprint
 from ls_llm.evaluation.generate_config import GenerateConfig
 from ls_llm.evaluation.resume import JournaledLM, request_key
-from ls_llm.evaluation.runner import JOURNAL_FILE, _seed_everything, checkpoint_fingerprint
+from ls_llm.evaluation.runner import JOURNAL_FILE, _seed_everything
 from ls_llm.files import write_atomic, write_jsonl
 
 # Heavy imports stay inside functions (lm_eval, tqdm): `ls-llm` imports this module before it knows a command

@@ -6,7 +6,7 @@ stores *each* generation under the request's key, in order; on resume the j-th c
 reuses the j-th journaled sample and only the missing copies are generated. Requests are sent to
 the model in chunks and each chunk is appended (flushed and fsynced) as soon as it returns, so an
 interruption loses at most one chunk. A torn last line from a crash, or a line of another shape, is ignored.
-The key covers the run's settings too (``runner.run_fingerprint``): another seed, dtype or backend generates
+The key covers the run's settings too (``fingerprint.run_fingerprint``): another seed, dtype or backend generates
 afresh instead of replaying samples made under other settings.
 """
 

@@ -4,7 +4,7 @@ lm-eval hands a task's filter *all* responses at once (one list of k samples per
 scoring runs as a single :func:`ls_llm.answers.verify_batch` call over the whole task, in worker
 processes, instead of one math-verify call per doc on the main thread. Each sample becomes a small
 record ``{"answer": extracted or None, "verdict": "correct" | "wrong" | "missing" | "unparsable",
-"rule": which rule found the answer (``ls_llm.answers.ANSWER_RULES``, or None)}``
+"rule": which rule found the answer (``ls_llm.final_answer.ANSWER_RULES``, or None)}``
 that lands in the per-sample logs; :func:`sample_metrics` turns a doc's k records into avg@k
 (mean correctness) and pass@k.
 """
@@ -14,14 +14,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ls_llm.answer_forms import answer_key, unwrap
-from ls_llm.answers import find_final_answer, verify_batch
+from ls_llm.answer_forms import unwrap
+from ls_llm.answer_key import answer_key
+from ls_llm.answers import verify_batch
 from ls_llm.evaluation.choices import (  # noqa: F401  (re-exported: the tasks' hooks and tests)
     MULTI_SEPARATOR,
     choice_verdict,
     extract_choice,
     score_choice,
 )
+from ls_llm.final_answer import find_final_answer
 
 # Worker processes for math-verify; the runner lowers it to 1 where forking is unsafe.
 VERIFY_WORKERS_ENV = "LS_LLM_VERIFY_WORKERS"

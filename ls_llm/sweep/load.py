@@ -22,8 +22,6 @@ from ls_llm.sweep.config import (
     TrackSpec,
     Variant,
 )
-from ls_llm.trainers.recipe_types import check_value_types
-from ls_llm.trainers.run import distill_arg_types, sft_arg_types
 
 
 def _mapping(value, where: str) -> dict:
@@ -261,22 +259,3 @@ def check_select(select: dict, variants: tuple[Variant, ...]) -> None:
     for family, members in select.items():
         if not isinstance(members, list) or len(members) < 2 or any(m not in names for m in members):
             raise SweepError(f"select.{family} must list two or more variant names, got {members!r}")
-
-
-def check_override_types(sweep) -> None:
-    """The recipe keys a sweep file sets (overrides, variants, distillation students) against the training
-    fields' types, as a recipe's own keys are (`ls_llm.trainers.recipe.check_value_types`): a list for a string
-    field would reach the cell as JSON text. Run when a sweep runs (it imports the training stack)."""
-    where = f"sweep {sweep.name!r}"
-    check_value_types(f"{where} overrides", dict(sweep.overrides), sft_arg_types())
-    rate = sweep.noise_rho[0]
-    for v in sweep.variants:
-        check_value_types(f"{where} variant {v.name!r}", v.recipe_keys(rate), sft_arg_types())
-    if sweep.distill is not None:
-        spec = sweep.distill
-        check_value_types(f"{where} distill.overrides", dict(spec.overrides), distill_arg_types())
-        for student in spec.student_list():
-            keys = {k: v for k, v in student.items() if k not in ("name", "teacher", "cache_top_k")}
-            check_value_types(f"{where} distill student {student['name']!r}", keys, distill_arg_types())
-        if spec.student_alone:
-            check_value_types(f"{where} distill.student_alone", dict(spec.student_alone), sft_arg_types())

@@ -28,8 +28,8 @@ from ls_llm.files import read_jsonl, write_atomic, write_jsonl
 from ls_llm.sweep.config import Cell, SweepConfig
 from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK, data_paths, prepare_data
 from ls_llm.sweep.inputs import inputs_fingerprint
-from ls_llm.sweep.load import check_override_types
 from ls_llm.sweep.matching import match_teachers
+from ls_llm.sweep.override_types import check_override_types
 from ls_llm.trainers.loading import load_tokenizer
 from ls_llm.trainers.recipe import isolated_environ, load_recipe, parse_recipe
 from ls_llm.trainers.run import RUNS, run_recipe, sft_arg_types

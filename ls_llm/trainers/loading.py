@@ -7,9 +7,10 @@ Besides loading a checkpoint (local or hub), a model can be built from a config 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 from dataclasses import dataclass, field
+
+from ls_llm.trainers.model_checks import check_model_files, check_vocabulary
 
 # Heavy imports stay inside functions (torch, transformers): `ls-llm` imports this module before it knows a
 # command needs them.
@@ -33,25 +34,6 @@ def _check_local(field_name: str, path: str | None) -> None:
         return
     if path.startswith(("/", "./", "../", "~")) or path.endswith((".json", ".yaml")) or path.count("/") > 1:
         raise ValueError(f"{field_name}={path!r} does not exist")
-
-
-def _check_model_files(path: str, *, init_from_config: bool) -> None:
-    """A local model is a folder holding config.json (or, to build fresh weights, that config.json itself):
-    say which, rather than transformers' "Repo id must be in the form ..." or "Should have a model_type key"."""
-    if os.path.isfile(path):
-        if init_from_config and path.endswith(".json"):
-            return
-        raise ValueError(f"model_name_or_path={path!r} is a file: name the model's folder (the one holding "
-                         "config.json and the weights)")
-    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
-        raise ValueError(f"model_name_or_path={path!r} has no config.json: a model folder holds config.json and "
-                         "its weights (model.safetensors, ...)")
-    if os.path.isdir(path) and not init_from_config and not glob.glob(os.path.join(path, "*.safetensors")):
-        from ls_llm.torch_files import unsafe_reason
-
-        unsafe = unsafe_reason(path)  # pickled weights: weights-only loading would refuse them as a traceback
-        if unsafe:
-            raise ValueError(f"model_name_or_path={path!r}: {unsafe}")
 
 
 def load_tokenizer(model_args, load_args: ModelLoadArguments, *, trust_remote_code: bool = False):
@@ -79,7 +61,7 @@ def load_model(model_args, load_args: ModelLoadArguments, training_args, tokeniz
 
     path = model_args.model_name_or_path
     _check_local("model_name_or_path", path)
-    _check_model_files(path, init_from_config=load_args.model_init_from_config)
+    check_model_files(path, init_from_config=load_args.model_init_from_config)
     trust = bool(getattr(training_args, "trust_remote_code", False))
     dtype = model_args.dtype if model_args.dtype not in (None, "auto") else "float32"
     if dtype not in ("float32", "bfloat16", "float16"):
@@ -98,17 +80,6 @@ def load_model(model_args, load_args: ModelLoadArguments, training_args, tokeniz
         raise ValueError(f"model_name_or_path={path!r} could not be loaded: {err}") from err
     check_vocabulary(model, tokenizer, path)
     return model
-
-
-def check_vocabulary(model, tokenizer, path: str) -> None:
-    """A tokenizer with more tokens than the model's embedding has rows indexes past it at the first step
-    (an IndexError deep in torch): refuse before training, naming both sizes."""
-    vocab = model.config.get_text_config().vocab_size
-    if vocab is not None and vocab < len(tokenizer):
-        raise ValueError(
-            f"model_name_or_path={path!r} has a vocabulary of {vocab} tokens, fewer than its tokenizer's "
-            f"{len(tokenizer)} ({getattr(tokenizer, 'name_or_path', '?')!r}): token ids >= {vocab} have no "
-            "embedding; use the tokenizer the model was trained with")
 
 
 def check_chat_template(tokenizer, dataset, training_args, tokenizer_name: str) -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from ls_llm.files import not_utf8_message
 from ls_llm.trainers.recipe_types import RecipeError, check_value_types
+from ls_llm.utf8 import not_utf8_message
 
 # Heavy imports stay inside functions (trl): `ls-llm` imports this module before it knows a command needs
 # them.

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ls_llm.answer_forms import normalize_latex, numeric_verdict, plain_number, surely_different
+from ls_llm.answer_forms import normalize_latex, plain_number, surely_different
+from ls_llm.answer_numbers import numeric_verdict
 from ls_llm.answers import _parse, answer_status
 from ls_llm.bench.eval_oracle import meets_targets, model_style_math, run_oracle
 from ls_llm.evaluation.schema import answer_hint, normalize_rows
@@ -228,7 +229,8 @@ def test_huge_exponents_are_left_to_math_verify_without_stalling():
     """Exact 10**n for a 9-digit n would take hours outside math-verify's timeout: such numbers are not plain."""
     import time
 
-    from ls_llm.answer_forms import numeric_verdict, plain_number
+    from ls_llm.answer_forms import plain_number
+    from ls_llm.answer_numbers import numeric_verdict
 
     start = time.time()
     for text in ("10^{999999999}", "1e999999999", "2.5\\times10^{999999999}", "-1E-999999999"):

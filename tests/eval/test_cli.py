@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ls_llm.cli.eval import main
-from ls_llm.evaluation import evaluate, runner
+from ls_llm.evaluation import evaluate, fingerprint, runner
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
@@ -176,10 +176,10 @@ def test_overrides_reach_the_tasks_and_greedy_generates_once(tiny_checkpoint):
 def test_checkpoint_fingerprint_changes_when_weights_change(tiny_checkpoint, tmp_path):
     ckpt = tmp_path / "ckpt"
     shutil.copytree(tiny_checkpoint, ckpt)
-    before = runner.checkpoint_fingerprint(ckpt)
+    before = fingerprint.checkpoint_fingerprint(ckpt)
     weights = next(ckpt.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes() + b"\0")
-    assert runner.checkpoint_fingerprint(ckpt) != before
+    assert fingerprint.checkpoint_fingerprint(ckpt) != before
 
 
 def test_interrupted_run_resumes_without_regenerating(tiny_checkpoint, tmp_path, monkeypatch):

@@ -145,7 +145,7 @@ def test_math_forms(text, gold, verdict):
 
 
 def test_the_rule_that_found_each_answer_is_recorded():
-    from ls_llm.answers import find_final_answer
+    from ls_llm.final_answer import find_final_answer
 
     assert find_final_answer("so \\boxed{3}") == ("3", "boxed")
     assert find_final_answer("\\boxed{1}, \\boxed{2}") == ("1, 2", "boxed parts")

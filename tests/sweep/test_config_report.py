@@ -52,7 +52,7 @@ def test_every_shipped_sweep_reads_as_ls_llm_sweep_reads_it(path, monkeypatch, t
     (`ls-llm train` or the distill command), so a variant key no recipe field holds, or a value out of its range,
     fails here and not an hour into the sweep."""
     from ls_llm.objectives import build_objective
-    from ls_llm.sweep.load import check_override_types
+    from ls_llm.sweep.override_types import check_override_types
     from ls_llm.trainers.recipe import parse_recipe
     from ls_llm.trainers.run import distill_arg_types, sft_arg_types
 
