@@ -7,7 +7,7 @@ import re
 
 from ls_llm.answers import boxed_spans, last_boxed, last_boxed_span, strip_thinking
 
-__all__ = ["ANSWER_RULES", "find_final_answer"]
+__all__ = ["find_final_answer"]
 
 # Between two boxes that are parts of one answer: a separator, math delimiters, a part's name ("y = ").
 _PART_GAP = re.compile(r"^[\s$]*(?:,|;|\\quad|\\text\{\s*and\s*\}|\band\b)?[\s$]*"
@@ -19,9 +19,6 @@ _STATED = re.compile(r"\banswer\s+is\s*:?|\banswer\s*(?:\*\*|__)?\s*[:：]\s*(?:
 # "$...$" whose contents may hold an escaped dollar ("$\\$36$"), "$$...$$", "\\(...\\)", "\\[...\\]".
 _MATH_SPAN = re.compile(r"^\$\$(.+?)\$\$|^\$((?:\\\$|[^$])+?)\$|^\\\((.+?)\\\)|^\\\[(.+?)\\\]", re.S)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n|\s+(?:because|since|as|which)\b")
-# Which rule found an answer (recorded per sample, counted per task in results.json).
-ANSWER_RULES = ("boxed", "boxed parts", "stated")
-
 
 
 def _boxed_parts(text: str) -> list[str] | None:

@@ -15,8 +15,6 @@ from ls_llm.answers import last_boxed, strip_thinking
 
 # A choice of several labels ("B, C") keeps this separator so it can be told apart from a missing answer.
 MULTI_SEPARATOR = ","
-# Which rule found the choice (recorded per sample, like the math rules).
-CHOICE_RULES = ("boxed", "stated", "final line")
 
 # An explicit statement of the choice: "the answer is", "Answer:", "**Answer:**", "The correct option is",
 # "**Final Answer**", "it's", "I choose", "I'll go with". A bare "answer" ("Let me answer a question") is not one.

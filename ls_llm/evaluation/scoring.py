@@ -4,7 +4,7 @@ lm-eval hands a task's filter *all* responses at once (one list of k samples per
 scoring runs as a single :func:`ls_llm.answers.verify_batch` call over the whole task, in worker
 processes, instead of one math-verify call per doc on the main thread. Each sample becomes a small
 record ``{"answer": extracted or None, "verdict": "correct" | "wrong" | "missing" | "unparsable",
-"rule": which rule found the answer (``ls_llm.final_answer.ANSWER_RULES``, or None)}``
+"rule": which rule found the answer ("boxed", "boxed parts", "stated"; for a choice also "final line"), or None}``
 that lands in the per-sample logs; :func:`sample_metrics` turns a doc's k records into avg@k
 (mean correctness) and pass@k.
 """
