@@ -28,7 +28,9 @@ NOISE_RHO = "${noise_rho}"
 # `audit: true`: the noisy training set is audited first (`ls_llm.data.audit`, math-verify against the reference
 # answer) and trained with its verdicts in the `audit_status` column (for `trace_objectives`, e.g. `drop`).
 # `compare_with`: the variant its gains are reported against (default: the sweep's first variant).
-VARIANT_SCOPE = ("noise_types", "noise_rho", "init_from", "audit", "compare_with")
+# `early_stop_of`: the variant is no run of its own but a reading of another variant's cells: the model of their
+# tracked step with the best validation accuracy (the practitioner's early stopping; needs `track:`).
+VARIANT_SCOPE = ("noise_types", "noise_rho", "init_from", "audit", "compare_with", "early_stop_of")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Variant:
     init_from: str | None = None
     audit: bool = False
     compare_with: str | None = None
+    early_stop_of: str | None = None
 
     def runs_on(self, noise_type: str, rate: float) -> bool:
         return ((self.noise_types is None or noise_type in self.noise_types)
@@ -79,6 +82,18 @@ class DataSpec:
     max_multiplier: int = 3
     ops: tuple[str, ...] = ("add", "sub")
     split_by: str = "question"  # or "expression": no test computation appears in train (ls_llm.data.synthetic)
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """Pretrained bases: `ls-llm train RECIPE` on a synthetic corpus of its own (`data`), once per base seed
+    (`seeds`); the sweep's train cells of the i-th sweep seed fine-tune the base of seed `seeds[i % len(seeds)]`
+    (its final model is their `model_name_or_path`). `overrides`: recipe keys of the base runs."""
+
+    recipe: str
+    seeds: tuple[int, ...]
+    data: DataSpec = DataSpec()
+    overrides: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,7 +160,7 @@ STUDENT_ALONE = "alone"  # the variant label of the student-alone cells
 
 @dataclass(frozen=True)
 class Cell:
-    kind: str  # "train", "distill" or "student" (the student trained alone)
+    kind: str  # "train", "distill", "student" (the student trained alone) or "base" (a pretrained base)
     variant: str
     noise_type: str
     noise_rho: float
@@ -153,15 +168,26 @@ class Cell:
     teacher: str | None = None  # cell id of the teacher (distill cells)
     source: str | None = None  # cell id of the model this train cell continues from (a variant's `init_from`)
     also_needs: tuple[str, ...] = ()  # further cells that must finish first (the other teachers, when matched)
+    base: str | None = None  # cell id of the pretrained base this train cell fine-tunes (the sweep's `bases`)
 
     @property
     def needs(self) -> tuple[str, ...]:
         """Cell ids that must have finished before this one runs."""
-        return tuple(c for c in (self.teacher, self.source) if c) + self.also_needs
+        return tuple(c for c in (self.teacher, self.source, self.base) if c) + self.also_needs
 
     @property
     def cell_id(self) -> str:
+        if self.kind == BASE_KIND:
+            return f"base-s{self.seed}"
         return f"{self.kind}-{self.variant}-{self.noise_type}{self.noise_rho:g}-s{self.seed}"
+
+
+BASE_KIND = "base"
+
+
+def base_cell(seed: int) -> Cell:
+    """The cell that pretrains the base of seed `seed` (clean data: no noise type, rate 0)."""
+    return Cell(BASE_KIND, "base", "none", 0.0, seed)
 
 
 @dataclass(frozen=True)
@@ -181,16 +207,27 @@ class SweepConfig:
     select: dict = field(default_factory=dict)  # family label -> variants, one picked on validation
     distill: DistillSpec | None = None
     report: ReportSpec = ReportSpec()
+    bases: BaseSpec | None = None
+
+    def base_of(self, seed: int) -> Cell | None:
+        """The base the train cells of sweep seed `seed` fine-tune (None without `bases`)."""
+        if self.bases is None:
+            return None
+        return base_cell(self.bases.seeds[self.seeds.index(seed) % len(self.bases.seeds)])
+
+    def base_cells(self) -> list[Cell]:
+        return [base_cell(s) for s in self.bases.seeds] if self.bases is not None else []
 
     def train_cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
         return [
             Cell("train", v.name, noise_type, rate, seed,
-                 source=Cell("train", v.init_from, noise_type, rate, seed).cell_id if v.init_from else None)
+                 source=Cell("train", v.init_from, noise_type, rate, seed).cell_id if v.init_from else None,
+                 base=None if v.init_from or self.bases is None else self.base_of(seed).cell_id)
             for seed in (self.seeds if seeds is None else seeds)
             for noise_type in self.noise_types
             for v in self.variants
             for rate in self.rates_of(noise_type)
-            if v.runs_on(noise_type, rate)
+            if v.runs_on(noise_type, rate) and v.early_stop_of is None
         ]
 
     def rates_of(self, noise_type: str) -> tuple[float, ...]:
@@ -212,9 +249,9 @@ class SweepConfig:
         return cells
 
     def cells(self) -> list[Cell]:
-        """Every cell, seed by seed (a sweep cut short still has whole seeds), each seed's train cells
-        before its distillation cells (which need their teachers)."""
-        return [c for seed in self.seeds for c in self.train_cells((seed,)) + self.distill_cells((seed,))]
+        """Every cell: the pretrained bases first, then seed by seed (a sweep cut short still has whole seeds),
+        each seed's train cells before its distillation cells (which need their teachers)."""
+        return self.base_cells() + [c for seed in self.seeds for c in self.train_cells((seed,)) + self.distill_cells((seed,))]
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
@@ -224,6 +261,10 @@ class SweepConfig:
         return {v.name: v.compare_with or self.variants[0].name for v in self.variants}
 
     def expected_rates(self) -> dict[tuple[str, str], tuple[float, ...]]:
-        """(variant, noise type) -> the rates the sweep runs the variant at."""
-        return {(v.name, t): tuple(r for r in self.rates_of(t) if v.runs_on(t, r))
+        """(variant, noise type) -> the rates the sweep runs the variant at (an early-stopping reading: its source's)."""
+        return {(v.name, t): tuple(r for r in self.rates_of(t) if self.variant(v.early_stop_of or v.name).runs_on(t, r))
                 for v in self.variants for t in self.noise_types}
+
+    def early_readings(self, variant: str) -> list[str]:
+        """The variants that read `variant`'s cells at their best tracked validation step."""
+        return [v.name for v in self.variants if v.early_stop_of == variant]

@@ -13,6 +13,7 @@ from ls_llm.sweep.config import (
     _NAME_RE,
     NOISE_RHO,
     VARIANT_SCOPE,
+    BaseSpec,
     DataSpec,
     DistillSpec,
     EvalSpec,
@@ -61,7 +62,7 @@ def _variants(raw) -> tuple[Variant, ...]:
                 where = f"variants[{i}].{key}"
                 scope[key] = _noise_types(item[key], where) if key == "noise_types" else _rates(item[key], where)
         if "init_from" in item:
-            earlier = [v.name for v in out if v.init_from is None]
+            earlier = [v.name for v in out if v.init_from is None and v.early_stop_of is None]
             if item["init_from"] not in earlier:
                 raise SweepError(f"variants[{i}].init_from must name an earlier variant without init_from "
                                  f"({earlier}), got {item['init_from']!r}")
@@ -70,6 +71,16 @@ def _variants(raw) -> tuple[Variant, ...]:
             if item["compare_with"] not in [v.name for v in out]:
                 raise SweepError(f"variants[{i}].compare_with must name an earlier variant, got {item['compare_with']!r}")
             scope["compare_with"] = item["compare_with"]
+        if "early_stop_of" in item:
+            earlier = [v.name for v in out if v.early_stop_of is None]
+            if item["early_stop_of"] not in earlier:
+                raise SweepError(f"variants[{i}].early_stop_of must name an earlier variant that runs ({earlier}), "
+                                 f"got {item['early_stop_of']!r}")
+            own = sorted(set(item) - {"name", "early_stop_of", "compare_with"})
+            if own:
+                raise SweepError(f"variants[{i}] ({item['name']!r}) reads {item['early_stop_of']!r}'s cells at their "
+                                 f"best validation step and trains nothing: it cannot set {own[0]!r}")
+            scope["early_stop_of"] = item["early_stop_of"]
         if "audit" in item:
             if not isinstance(item["audit"], bool):
                 raise SweepError(f"variants[{i}].audit must be true or false, got {item['audit']!r}")
@@ -120,7 +131,7 @@ def _seeds(raw) -> tuple[int, ...]:
 
 
 _TOP_KEYS = {"name", "recipe", "output_dir", "variants", "noise_type", "noise_rho", "seeds", "data", "eval",
-             "overrides", "select", "distill", "track", "report"}
+             "overrides", "select", "distill", "track", "report", "bases"}
 
 
 # Names a sweep file used before the injected rate rho had one name (`noise_rho`, as in a recipe): each is refused,
@@ -196,6 +207,11 @@ def load_sweep(path: str | Path) -> SweepConfig:
                                                            or len(distill.teachers) < 2):
         raise SweepError("distill.match_teachers needs two or more teachers and `track: {keep_models: true}` "
                          "(the teachers' tracked models are what is matched)")
+    if track is None and any(v.early_stop_of for v in variants):
+        raise SweepError("variants: an `early_stop_of` reading needs `track:` (its model is the tracked step with the "
+                         "best validation accuracy)")
+    seeds = _seeds(raw.get("seeds"))
+    bases = _bases(raw.get("bases"), path) if raw.get("bases") is not None else None
     report = _typed(ReportSpec, raw.get("report"), "report")
     for key, value in report.__dict__.items():
         if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -203,10 +219,26 @@ def load_sweep(path: str | Path) -> SweepConfig:
     return SweepConfig(
         name=raw["name"], recipe=str(recipe), output_dir=raw["output_dir"], variants=variants,
         noise_types=noise_types, noise_rho=tuple(sorted({r for rates in by_type.values() for r in rates})),
-        seeds=_seeds(raw.get("seeds")), data=_typed(DataSpec, raw.get("data"), "data"),
+        seeds=seeds, data=_typed(DataSpec, raw.get("data"), "data"), bases=bases,
         eval=_typed(EvalSpec, raw.get("eval"), "eval"), overrides=_mapping(raw.get("overrides"), "overrides"),
         select=select, distill=distill, rates_by_type=by_type, track=track, report=report,
     )
+
+
+def _bases(raw, path: Path) -> BaseSpec:
+    raw = _mapping(raw, "bases")
+    unknown = sorted(set(raw) - {"recipe", "seeds", "data", "overrides"})
+    if unknown:
+        raise SweepError(f"bases: unknown key {unknown[0]!r} (known: ['data', 'overrides', 'recipe', 'seeds'])")
+    if not isinstance(raw.get("recipe"), str) or not (path.parent / raw["recipe"]).is_file():
+        raise SweepError(f"bases.recipe must name a recipe file (relative to the sweep file), got {raw.get('recipe')!r}")
+    try:
+        seeds = _seeds(raw.get("seeds"))
+    except SweepError as err:
+        raise SweepError(f"bases.{err}") from None
+    return BaseSpec(recipe=str(path.parent / raw["recipe"]), seeds=seeds,
+                    data=_typed(DataSpec, raw.get("data"), "bases.data"),
+                    overrides=_mapping(raw.get("overrides"), "bases.overrides"))
 
 
 def check_scopes(variants: tuple[Variant, ...], by_type: dict[str, tuple[float, ...]]) -> None:
@@ -229,7 +261,7 @@ def check_scopes(variants: tuple[Variant, ...], by_type: dict[str, tuple[float, 
 
 
 def check_distill(spec: DistillSpec, variants: tuple[Variant, ...]) -> None:
-    names = {v.name for v in variants}
+    names = {v.name for v in variants if v.early_stop_of is None}
     missing = [t for t in spec.teachers if t not in names]
     if not spec.teachers or missing:
         raise SweepError(f"distill.teachers must name variants of this sweep, got {list(spec.teachers)!r}")

@@ -50,6 +50,13 @@ def first_step_reaching(curve: list[dict], threshold: float = SPEED_THRESHOLD, m
     return next((p["step"] for p in sorted(curve, key=lambda p: p["step"]) if p.get(metric, -1) >= threshold), None)
 
 
+def best_point(curve: list[dict]) -> dict | None:
+    """The tracked point of highest validation accuracy, the earliest of equals (early stopping on validation:
+    `ls_llm.sweep.tracking` keeps that step's model); None when no point has one."""
+    points = sorted((p for p in curve if "val_acc" in p), key=lambda p: p["step"])
+    return max(points, key=lambda p: p["val_acc"]) if points else None
+
+
 def mean_curve(curves: list[list[dict]], metric: str = "val_acc") -> list[dict]:
     """The per-step mean of `metric` over the curves (steps every curve has)."""
     by_step: dict[int, list[float]] = defaultdict(list)

@@ -9,7 +9,7 @@ __all__ = ["check_override_types"]
 
 
 def check_override_types(sweep) -> None:
-    """The recipe keys a sweep file sets (overrides, variants, distillation students) against the training
+    """The recipe keys a sweep file sets (overrides, variants, distillation students, bases) against the training
     fields' types, as a recipe's own keys are (`ls_llm.trainers.recipe_types.check_value_types`): a list for a string
     field would reach the cell as JSON text. Run when a sweep runs (it imports the training stack)."""
     where = f"sweep {sweep.name!r}"
@@ -17,6 +17,8 @@ def check_override_types(sweep) -> None:
     rate = sweep.noise_rho[0]
     for v in sweep.variants:
         check_value_types(f"{where} variant {v.name!r}", v.recipe_keys(rate), sft_arg_types())
+    if sweep.bases is not None:
+        check_value_types(f"{where} bases.overrides", dict(sweep.bases.overrides), sft_arg_types())
     if sweep.distill is not None:
         spec = sweep.distill
         check_value_types(f"{where} distill.overrides", dict(spec.overrides), distill_arg_types())

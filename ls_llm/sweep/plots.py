@@ -73,26 +73,32 @@ def student_by_teacher(rows: list[dict], path: Path) -> Path:
     return _save(plt, fig, path)
 
 
+# The rows of the curves figure: metric, axis label, scale (a row is drawn where some point has the metric).
+_CURVE_ROWS = (("val_acc", "validation accuracy (%)", 100), ("mem_injected", "injected answer, greedy (%)", 100),
+               ("tf_gap", "log p corrupted − clean,\nteacher-forced (nats)", 1))
+
+
 def curves(rows: list[dict], noise_type: str, path: Path) -> Path:
-    """Per noise rate (columns): validation accuracy (top) and the share of corrupted training rows answered with
-    the injected answer (bottom, where the noise injects answers) against training steps; one line per variant,
-    mean over seeds with the seeds' range shaded."""
+    """Per noise rate (columns), against training steps: validation accuracy, the share of corrupted training rows
+    answered greedily with the injected answer (where the noise injects answers) and the teacher-forced log-prob
+    gap of the corrupted over the clean completion (where tracked); one line per variant, mean over seeds with the
+    seeds' range shaded."""
     plt = _pyplot()
     typed = [r for r in rows if r["noise_type"] == noise_type and r.get("curve")]
     rates = sorted({r["noise_rho"] for r in typed})
-    has_mem = any("mem_injected" in p for r in typed for p in r["curve"])
-    n_rows = 2 if has_mem else 1
+    metrics = [(m, label, scale) for m, label, scale in _CURVE_ROWS
+               if m == "val_acc" or any(m in p for r in typed for p in r["curve"])]
+    n_rows = len(metrics)
     fig, axes = plt.subplots(n_rows, len(rates), figsize=(4.2 * len(rates), 3.4 * n_rows), squeeze=False, sharex=True)
-    metrics = [("val_acc", "validation accuracy (%)"), ("mem_injected", "injected answer (%)")][:n_rows]
     for col, rate in enumerate(rates):
         by_variant: dict[str, dict[int, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         for row in typed:
             if row["noise_rho"] == rate:
                 for point in row["curve"]:
-                    for metric, _ in metrics:
+                    for metric, _, scale in metrics:
                         if metric in point:
-                            by_variant[row["variant"]][point["step"]][metric].append(100 * point[metric])
-        for i, (metric, label) in enumerate(metrics):
+                            by_variant[row["variant"]][point["step"]][metric].append(scale * point[metric])
+        for i, (metric, label, _) in enumerate(metrics):
             ax = axes[i][col]
             for variant, by_step in by_variant.items():
                 steps = [s for s in sorted(by_step) if by_step[s][metric]]

@@ -111,13 +111,21 @@ def endpoint_table(rows: list[dict], references: dict[str, str], expected: dict,
     return _table("variant (− reference)", [f"`{t}` noise" for t in noise_types], body)
 
 
-CURVE_METRICS = {"val_acc": "validation accuracy", "mem_injected": "share of corrupted training rows answered with "
-                 "the injected answer", "mem_true": "share of corrupted training rows answered with the true answer"}
+# metric -> (what it is, the scale of the table: 100 for a share in percent, 1 for a value as it is)
+CURVE_METRICS = {
+    "val_acc": ("validation accuracy (%)", 100),
+    "mem_injected": ("share of corrupted training rows answered with the injected answer (%)", 100),
+    "mem_true": ("share of corrupted training rows answered with the true answer (%)", 100),
+    "tf_injected": ("share of corrupted training rows whose corrupted completion is likelier than the clean one, "
+                    "teacher-forced (%)", 100),
+    "tf_gap": ("teacher-forced log p(corrupted completion) − log p(clean completion), mean over corrupted training "
+               "rows (nats)", 1),
+}
 
 
 def curve_table(rows: list[dict], rate: float, metric: str, *, n_seeds: int) -> str:
     """Tracked during training, at noise `rate`: per variant and step, `metric` (a key of CURVE_METRICS) as mean
-    [95% t interval] over seeds, in percent; "" when no cell tracked it."""
+    [95% t interval] over seeds, in the metric's scale; "" when no cell tracked it."""
     points: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         if row["noise_rho"] == rate and row.get("curve"):
@@ -127,7 +135,8 @@ def curve_table(rows: list[dict], rate: float, metric: str, *, n_seeds: int) -> 
     if not points:
         return ""
     steps = sorted({step for by_step in points.values() for step in by_step})
-    body = [(v, [mean_ci_cell(by_step.get(s), 100, n_seeds) for s in steps]) for v, by_step in points.items()]
+    scale = CURVE_METRICS[metric][1]
+    body = [(v, [mean_ci_cell(by_step.get(s), scale, n_seeds) for s in steps]) for v, by_step in points.items()]
     return _table("variant", [f"step {s}" for s in steps], body)
 
 
@@ -242,10 +251,10 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
             markdown_table(typed, "computed_ece", rates, n_seeds=n),
         ]
         for rate in rates:
-            for metric, label in CURVE_METRICS.items():
+            for metric, (label, _) in CURVE_METRICS.items():
                 table = curve_table(typed, rate, metric, n_seeds=n)
                 if table:
-                    parts += [f"### During training{title}, noise {rate:g}: {label} (%)\n", table]
+                    parts += [f"### During training{title}, noise {rate:g}: {label}\n", table]
             table = (memorisation_table(typed, sweep.references(), rate, n_seeds=n, continued=continued)
                      if rate > 0 else "")
             if table:
@@ -272,7 +281,8 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
 def curves_csv(rows: list[dict]) -> str:
     """One line per tracked point of every cell: cell_id, variant, noise type / rate, seed, step, the metrics."""
     fields = ("cell_id", "variant", "noise_type", "noise_rho", "seed", "step", "val_acc", "mem_injected", "mem_true",
-              "mem_other", "n_val", "n_corrupted")
+              "mem_other", "n_val", "n_corrupted") + (("tf_gap", "tf_injected") if any(
+                  "tf_gap" in p for row in rows for p in row.get("curve") or []) else ())  # (earlier sweeps: as they were)
     return _csv(fields, ({**{k: row[k] for k in fields[:5]}, **point}
                          for row in rows for point in row.get("curve") or []))
 

@@ -25,10 +25,11 @@ from ls_llm.data.loading import split_and_noise
 from ls_llm.evaluation import evaluate
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
 from ls_llm.files import read_jsonl, write_atomic, write_jsonl
-from ls_llm.sweep.config import Cell, SweepConfig
+from ls_llm.sweep.config import BASE_KIND, Cell, SweepConfig
 from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK, data_paths, prepare_data
 from ls_llm.sweep.inputs import inputs_fingerprint
 from ls_llm.sweep.matching import match_teachers
+from ls_llm.sweep.memorisation import best_point
 from ls_llm.sweep.override_types import check_override_types
 from ls_llm.trainers.loading import load_tokenizer
 from ls_llm.trainers.recipe import isolated_environ, load_recipe, parse_recipe
@@ -46,6 +47,8 @@ TRACK_FILE = "tracking.jsonl"
 AUDITED_FILE = "train_audited.jsonl"
 CACHE_DIR = "teacher_cache"
 TRACKED_DIR = "tracked"  # cells/<id>/tracked/step-N: the models of the tracked steps (track.keep_models)
+BEST_DIR = "best"  # cells/<id>/best: the model of the tracked step with the best validation accuracy (early_stop_of)
+BASE_DATA = "base_data"  # <output_dir>/base_data: the pretraining corpus of the sweep's `bases`
 
 
 def _flag(key: str, value) -> str:
@@ -79,9 +82,16 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
             overrides.update(teacher_cache_dir=str(cell_dir / CACHE_DIR), distill_top_k=student["cache_top_k"])
     elif cell.kind == "student":  # the student trained alone: the base train recipe, the student's keys
         recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.distill.student_alone}
+    elif cell.kind == BASE_KIND:  # a pretrained base: its own recipe on its own clean corpus
+        return [sweep.bases.recipe] + [_flag(k, v) for k, v in {
+            **sweep.bases.overrides, "output_dir": str(model_dir),
+            "dataset_name": str(data_paths(cell_dir.parent.parent / BASE_DATA)["train"]),
+            "dataset_format": "problem_solution", "seed": cell.seed, "save_strategy": "no"}.items()]
     else:
         variant = sweep.variant(cell.variant)
-        recipe, overrides = sweep.recipe, {**sweep.overrides, **variant.recipe_keys(cell.noise_rho)}
+        base = ({"model_name_or_path": str(cell_dir.parent / cell.base / "model"), "model_init_from_config": False}
+                if cell.base else {})  # the pretrained base it fine-tunes; the variant's own keys still win
+        recipe, overrides = sweep.recipe, {**sweep.overrides, **base, **variant.recipe_keys(cell.noise_rho)}
         if cell.source:  # continue from the final model of another cell
             overrides.update(model_name_or_path=str(cell_dir.parent / cell.source / "model"),
                              model_init_from_config=False)
@@ -112,18 +122,23 @@ def train_cell(kind: str, argv: list[str], callbacks: tuple = ()) -> None:
 
 
 def _tracking(sweep: SweepConfig, data: dict[str, Path], cell_dir: Path, cell: Cell) -> tuple:
-    """The cell's TrackingCallback (ls_llm.sweep.tracking), or none when the sweep tracks nothing."""
-    if sweep.track is None:
+    """The cell's TrackingCallback (ls_llm.sweep.tracking), or none when the sweep tracks nothing. A train cell's
+    corrupted rows carry the trace it is trained on (for the teacher-forced measure), made as training makes it."""
+    if sweep.track is None or cell.kind == BASE_KIND:
         return ()
     from ls_llm.sweep.tracking import TrackingCallback
 
-    spec = sweep.track
+    spec, train = sweep.track, cell.kind == "train"
+    noisy = None
+    if train and spec.corrupted_rows and not sweep.variant(cell.variant).audit:
+        noisy = {row["id"]: row["messages"][-1]["content"] for row in noisy_train_rows(sweep, cell, data, cell_dir)}
     return (TrackingCallback(every=spec.every, out=cell_dir / TRACK_FILE,
                              validation=read_jsonl(data["validation"])[: spec.validation_rows],
                              train_rows=read_jsonl(data["train"]), manifest=cell_dir / MANIFEST_FILE,
                              corrupted_limit=spec.corrupted_rows, max_new_tokens=sweep.eval.max_gen_toks,
-                             batch_size=sweep.eval.batch_size,
-                             keep_models=cell_dir / TRACKED_DIR if spec.keep_models and cell.kind == "train" else None),)
+                             batch_size=sweep.eval.batch_size, noisy_completions=noisy,
+                             keep_models=cell_dir / TRACKED_DIR if spec.keep_models and train else None,
+                             keep_best=cell_dir / BEST_DIR if train and sweep.early_readings(cell.variant) else None),)
 
 
 def _accuracy(sweep: SweepConfig, model_dir: Path, task: str, *, data: dict[str, Path], out: Path) -> tuple[float, int]:
@@ -132,6 +147,14 @@ def _accuracy(sweep: SweepConfig, model_dir: Path, task: str, *, data: dict[str,
                        batch_size=str(sweep.eval.batch_size), output=str(out), verify_workers=1, device="cpu")
     row = results["results"][task]
     return float(row["acc,verify"]), int(results["n-samples"][task]["effective"])
+
+
+def _evaluation(sweep: SweepConfig, model_dir: Path, data: dict[str, Path], out_dir: Path) -> dict:
+    """Validation and test accuracy and the answer-token calibration of one model."""
+    val_acc, n_val = _accuracy(sweep, model_dir, VALIDATION_TASK, data=data, out=out_dir / "eval_validation")
+    test_acc, n_test = _accuracy(sweep, model_dir, TEST_TASK, data=data, out=out_dir / "eval_test")
+    return {"val_acc": val_acc, "n_val": n_val, "test_acc": test_acc, "n_test": n_test,
+            **_calibration(model_dir, data, sweep)}
 
 
 def _calibration(model_dir: Path, data: dict[str, Path], sweep: SweepConfig) -> dict:
@@ -207,15 +230,20 @@ def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def audited_train(sweep: SweepConfig, cell: Cell, data: dict[str, Path], cell_dir: Path) -> Path:
-    """The cell's noisy training rows, each with the verdict of `ls_llm.data.audit` (its final answer checked against
-    the reference by math-verify) in `audit_status`, written to the cell folder. The rows are those `ls-llm train`
-    would inject noise into at load time: the cell's own recipe and keys are parsed by the training parser and
-    loaded by the same function (`ls_llm.data.loading.split_and_noise`), so the noise is the same."""
+def noisy_train_rows(sweep: SweepConfig, cell: Cell, data: dict[str, Path], cell_dir: Path) -> list[dict]:
+    """The cell's noisy training rows as `ls-llm train` injects the noise at load time: the cell's own recipe and keys
+    are parsed by the training parser and loaded by the same function (`ls_llm.data.loading.split_and_noise`), so
+    the noise is the same."""
     argv = cell_argv(sweep, cell, data, model_dir=cell_dir / "model", audited=False)
     load_args, data_args, args, model_args = parse_recipe(argv, sft_arg_types())
     tokenizer = load_tokenizer(model_args, load_args, trust_remote_code=args.trust_remote_code)
-    noisy, _ = split_and_noise(data_args, tokenizer=tokenizer)
+    return split_and_noise(data_args, tokenizer=tokenizer)[0]
+
+
+def audited_train(sweep: SweepConfig, cell: Cell, data: dict[str, Path], cell_dir: Path) -> Path:
+    """The cell's noisy training rows (noisy_train_rows), each with the verdict of `ls_llm.data.audit` (its final
+    answer checked against the reference by math-verify) in `audit_status`, written to the cell folder."""
+    noisy = noisy_train_rows(sweep, cell, data, cell_dir)
     verdicts = audit_rows(noisy, workers=1, progress=False)
     out = cell_dir / AUDITED_FILE
     write_jsonl(out, [{**row, "audit_status": status} for row, status in zip(noisy, verdicts.statuses, strict=True)])
@@ -226,6 +254,8 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pat
     """Train (or distill), evaluate, and write the cell's result.json; returns the result. The cell folder is
     locked while it runs: a second sweep reaching a cell that another one is running is refused (FolderLocked)."""
     with folder_lock(root / "cells" / cell.cell_id):
+        if finished(sweep, root, cell):  # another process finished it while this one waited for it
+            return _result_by_id(root, cell.cell_id)
         return _run_cell(sweep, cell, data, root=root)
 
 
@@ -256,12 +286,17 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
     if curve and cell.source:  # steps of a continued run count on from its source's last step
         offset = max((p["step"] for p in (_result_by_id(root, cell.source) or {}).get("curve") or []), default=0)
         curve = [{**p, "step": p["step"] + offset, "own_step": p["step"]} for p in curve]
-    val_acc, n_val = _accuracy(sweep, model_dir, VALIDATION_TASK, data=data, out=cell_dir / "eval_validation")
-    test_acc, n_test = _accuracy(sweep, model_dir, TEST_TASK, data=data, out=cell_dir / "eval_test")
     result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": fingerprint(sweep, cell, root),
-              "val_acc": val_acc, "n_val": n_val, "test_acc": test_acc, "n_test": n_test,
-              **_calibration(model_dir, data, sweep), "train_seconds": round(train_s, 1),
-              "cell_seconds": round(time.time() - start, 1)}
+              **_evaluation(sweep, model_dir, data, cell_dir)}
+    if cell.kind == BASE_KIND:  # and on its own corpus's validation split
+        base_data = data_paths(root / BASE_DATA)
+        result["pretrain_val_acc"] = _accuracy(sweep, model_dir, VALIDATION_TASK, data=base_data,
+                                               out=cell_dir / "eval_pretrain_validation")[0]
+    if curve and (cell_dir / BEST_DIR).is_dir():  # the early-stopping reading: the best tracked step's model
+        best = best_point(curve)
+        result["early"] = {"step": best["step"], "tracked_val_acc": best["val_acc"],
+                           **_evaluation(sweep, cell_dir / BEST_DIR, data, cell_dir / "early")}
+    result.update({"train_seconds": round(train_s, 1), "cell_seconds": round(time.time() - start, 1)})
     result.update({k: v for k, v in (("curve", curve), ("matching", matching)) if v is not None})
     write_atomic(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
     return result
@@ -275,8 +310,12 @@ _SHARD_COST = {"train": 1.0, "distill": 1.05, "student": 0.65}
 def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
     """Cells of shard `index` of `count`, in sweep order. Cells that need one another (a teacher and its students,
     teachers matched together, a model and the cells continuing from it) form one group; each group goes to the
-    shard with the least cost so far, so shards finish close together and a cell never waits on another shard."""
+    shard with the least cost so far, so shards finish close together and a cell never waits on another shard
+    but for a pretrained base. The bases go round the shards in turn, first in each shard's list (no cell can start
+    before its base, so they are not weighed against the cells), and a cell whose base another shard is pretraining
+    waits for it (run_sweep)."""
     cells = sweep.cells()
+    bases = [c.cell_id for c in sweep.base_cells()]
     parent = {c.cell_id: c.cell_id for c in cells}
 
     def root_of(cell_id: str) -> str:
@@ -287,11 +326,13 @@ def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
 
     for cell in cells:
         for needed in cell.needs:
-            parent[root_of(cell.cell_id)] = root_of(needed)
+            if needed not in bases:
+                parent[root_of(cell.cell_id)] = root_of(needed)
     units: dict[str, float] = {}
     for cell in cells:
-        units[root_of(cell.cell_id)] = units.get(root_of(cell.cell_id), 0.0) + _SHARD_COST[cell.kind]
-    load, owner = [0.0] * count, {}
+        if cell.cell_id not in bases:
+            units[root_of(cell.cell_id)] = units.get(root_of(cell.cell_id), 0.0) + _SHARD_COST[cell.kind]
+    load, owner = [0.0] * count, {base: i % count for i, base in enumerate(bases)}
     for key, cost in units.items():
         owner[key] = min(range(count), key=lambda i: (load[i], i))
         load[owner[key]] += cost
@@ -313,8 +354,11 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
     check_override_types(sweep)  # before any data is written or any cell runs
     root = Path(sweep.output_dir)
     data = prepare_data(sweep.data, root / "data", TEMPLATE)
+    if sweep.bases is not None:
+        prepare_data(sweep.bases.data, root / BASE_DATA, TEMPLATE)
     mine = [c for c in shard_cells(sweep, *shard) if only is None or c.cell_id in only]
     todo = sum(not finished(sweep, root, c) for c in mine)
+    by_id = {c.cell_id: c for c in sweep.cells()}
     failed, ran = [], 0
     for cell in mine:
         # Checked now, not up front: re-running a stale cell makes the cells that start from it stale too.
@@ -325,9 +369,13 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
         ran += 1
         logger.warning("sweep %s: cell %d/%d %s", sweep.name, ran, max(todo, ran), cell.cell_id)
         try:
+            for base in (by_id[c] for c in cell.needs if by_id[c].kind == BASE_KIND):
+                _ensure_base(sweep, base, data, root=root, failed=failed)
             with isolated_environ():
                 run_cell(sweep, cell, data, root=root)
         except FolderLocked:
+            if cell.kind == BASE_KIND:
+                continue  # another shard is pretraining it; the cells that need it wait for it (_ensure_base)
             raise  # another sweep is running this cell: stop this one, naming it, rather than race it
         except (RuntimeError, ValueError, OSError, ImportError) as err:
             logger.error("sweep %s: cell %s failed: %s", sweep.name, cell.cell_id, err)
@@ -335,7 +383,37 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
     return failed
 
 
+BASE_WAIT_S = 15.0  # how often a cell waiting for a base that another shard is pretraining looks again
+
+
+def _ensure_base(sweep: SweepConfig, base: Cell, data: dict[str, Path], *, root: Path, failed: list[Cell]) -> None:
+    """Return once `base` has finished: pretrain it here, or wait while another process holds its lock. Raises
+    (RuntimeError) when it failed, here or in this run before, so the cells that need it fail without retrying it."""
+    while not finished(sweep, root, base):
+        if base in failed:
+            raise RuntimeError(f"base {base.cell_id}, which this cell fine-tunes, failed")
+        try:
+            with isolated_environ():
+                run_cell(sweep, base, data, root=root)
+        except FolderLocked:
+            time.sleep(BASE_WAIT_S)
+        except (RuntimeError, ValueError, OSError, ImportError) as err:
+            logger.error("sweep %s: cell %s failed: %s", sweep.name, base.cell_id, err)
+            failed.append(base)
+
+
 def collect(sweep: SweepConfig) -> list[dict]:
-    """The results of every finished cell of the sweep, in grid order."""
+    """The results of every finished cell of the sweep, in grid order; after each train cell, its early-stopping
+    readings (variants with `early_stop_of`): the cell's result with the best tracked step's model's accuracies."""
     root = Path(sweep.output_dir)
-    return [_result_by_id(root, c.cell_id) for c in sweep.cells() if finished(sweep, root, c)]
+    rows = []
+    for cell in sweep.cells():
+        if not finished(sweep, root, cell):
+            continue
+        result = _result_by_id(root, cell.cell_id)
+        rows.append(result)
+        for reading in sweep.early_readings(cell.variant) if cell.kind == "train" and "early" in result else ():
+            early = {k: v for k, v in result["early"].items() if k not in ("step", "tracked_val_acc")}
+            rows.append({**result, **early, "variant": reading, "cell_id": f"{cell.cell_id}@{reading}",
+                         "early_step": result["early"]["step"], "curve": None})
+    return rows
