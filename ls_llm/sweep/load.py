@@ -207,11 +207,18 @@ def load_sweep(path: str | Path) -> SweepConfig:
                                                            or len(distill.teachers) < 2):
         raise SweepError("distill.match_teachers needs two or more teachers and `track: {keep_models: true}` "
                          "(the teachers' tracked models are what is matched)")
-    if track is None and any(v.early_stop_of for v in variants):
-        raise SweepError("variants: an `early_stop_of` reading needs `track:` (its model is the tracked step with the "
-                         "best validation accuracy)")
+    if any(v.early_stop_of for v in variants) and (track is None or track.validation_rows < 1):
+        raise SweepError("variants: an `early_stop_of` reading needs `track:` with validation_rows > 0 (its model is "
+                         "the tracked step with the best validation accuracy)")
+    readings = {v.name for v in variants if v.early_stop_of}
+    for family, members in select.items():
+        if readings & set(members):
+            raise SweepError(f"select.{family}: {sorted(readings & set(members))[0]!r} is an early-stopping reading, "
+                             "whose step was chosen on validation already: it cannot be picked on validation again")
     seeds = _seeds(raw.get("seeds"))
     bases = _bases(raw.get("bases"), path) if raw.get("bases") is not None else None
+    if bases is not None and distill is not None:
+        raise SweepError("bases: not supported with distill: its students would not start from a pretrained base")
     report = _typed(ReportSpec, raw.get("report"), "report")
     for key, value in report.__dict__.items():
         if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -236,9 +243,16 @@ def _bases(raw, path: Path) -> BaseSpec:
         seeds = _seeds(raw.get("seeds"))
     except SweepError as err:
         raise SweepError(f"bases.{err}") from None
+    overrides = _mapping(raw.get("overrides"), "bases.overrides")
+    taken = sorted(k for k in overrides if k in _SET_FOR_BASES or k.startswith("noise"))
+    if taken:
+        raise SweepError(f"bases.overrides.{taken[0]}: set by the sweep for each base (a base trains on its clean "
+                         "corpus, `bases.data`, with its seed from `bases.seeds`)")
     return BaseSpec(recipe=str(path.parent / raw["recipe"]), seeds=seeds,
-                    data=_typed(DataSpec, raw.get("data"), "bases.data"),
-                    overrides=_mapping(raw.get("overrides"), "bases.overrides"))
+                    data=_typed(DataSpec, raw.get("data"), "bases.data"), overrides=overrides)
+
+
+_SET_FOR_BASES = ("output_dir", "dataset_name", "dataset_format", "dataset_mixture", "seed", "save_strategy")
 
 
 def check_scopes(variants: tuple[Variant, ...], by_type: dict[str, tuple[float, ...]]) -> None:

@@ -42,8 +42,12 @@ def _csv(fields: tuple[str, ...], rows) -> str:
     return out.getvalue()
 
 
+# Columns only a sweep with pretrained bases or early-stopping readings has (others' CSVs stay as they were).
+OPTIONAL_CSV_FIELDS = ("reading_of", "early_step", "pretrain_val_acc")
+
+
 def to_csv(rows: list[dict]) -> str:
-    return _csv(CSV_FIELDS, rows)
+    return _csv(CSV_FIELDS + tuple(f for f in OPTIONAL_CSV_FIELDS if any(f in r for r in rows)), rows)
 
 
 def _table(first: str, columns: list[str], body: list[tuple[str, list[str]]]) -> str:
@@ -198,11 +202,23 @@ def majority_baseline(test_file: Path) -> float | None:
 def compute_lines(rows: list[dict]) -> str:
     if not rows:
         return "no cell finished\n"
+    rows = [r for r in rows if "reading_of" not in r]  # a reading's compute is its cell's
     total = sum(r["cell_seconds"] for r in rows)
     per_kind = ", ".join(f"{kind}: {sum(r['cell_seconds'] for r in rows if r['kind'] == kind) / n:.0f} s/cell"
                          for kind, n in Counter(r["kind"] for r in rows).items())
     return (f"{len(rows)} cells, {total / 60:.1f} min of cell wall time in all (train + eval + ECE; shards run "
             f"side by side), {per_kind}.\n")
+
+
+def base_lines(rows: list[dict]) -> list[str]:
+    """The pretrained bases' accuracy on their own corpus and, before any fine-tuning, on the sweep's task."""
+    bases = [r for r in rows if r["kind"] == "base"]
+    if not bases:
+        return []
+    body = [(r["cell_id"], [f"{100 * r['pretrain_val_acc']:.1f}", f"{100 * r['val_acc']:.1f}",
+                            f"{100 * r['test_acc']:.1f}", f"{r['cell_seconds'] / 60:.1f}"]) for r in bases]
+    return ["## Pretrained bases\n", _table("base", ["own corpus, validation (%)", "this task, validation (%)",
+                                                      "this task, test (%)", "minutes"], body)]
 
 
 def _heading(level: str, label: str | None, text: str) -> str:
@@ -212,7 +228,7 @@ def _heading(level: str, label: str | None, text: str) -> str:
 
 def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
     train = [r for r in rows if r["kind"] == "train"]
-    done = {r["cell_id"] for r in rows}
+    done = {r["cell_id"] for r in rows} & {c.cell_id for c in sweep.cells()}
     missing = [c.cell_id for c in sweep.cells() if c.cell_id not in done]
     baseline = majority_baseline(Path(sweep.output_dir) / "data" / "test.jsonl")
     n, reference = len(sweep.seeds), sweep.variants[0].name
@@ -224,6 +240,7 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
         (f"Majority-answer baseline (always the test split's most common answer): {100 * baseline:.1f}%.\n"
          if baseline is not None else ""),
     ]
+    parts += base_lines(rows)
     endpoint = endpoint_table(train, sweep.references(), sweep.expected_rates(), sweep.noise_types, n_seeds=n)
     comparisons = len(endpoint.splitlines()) - 2
     label = sweep.report.endpoint or ("Teachers" if sweep.distill is not None else None)

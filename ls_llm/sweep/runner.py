@@ -31,6 +31,7 @@ from ls_llm.sweep.inputs import inputs_fingerprint
 from ls_llm.sweep.matching import match_teachers
 from ls_llm.sweep.memorisation import best_point
 from ls_llm.sweep.override_types import check_override_types
+from ls_llm.sweep.shards import shard_cells
 from ls_llm.trainers.loading import load_tokenizer
 from ls_llm.trainers.recipe import isolated_environ, load_recipe, parse_recipe
 from ls_llm.trainers.run import RUNS, run_recipe, sft_arg_types
@@ -82,15 +83,13 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
             overrides.update(teacher_cache_dir=str(cell_dir / CACHE_DIR), distill_top_k=student["cache_top_k"])
     elif cell.kind == "student":  # the student trained alone: the base train recipe, the student's keys
         recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.distill.student_alone}
-    elif cell.kind == BASE_KIND:  # a pretrained base: its own recipe on its own clean corpus
-        return [sweep.bases.recipe] + [_flag(k, v) for k, v in {
-            **sweep.bases.overrides, "output_dir": str(model_dir),
-            "dataset_name": str(data_paths(cell_dir.parent.parent / BASE_DATA)["train"]),
-            "dataset_format": "problem_solution", "seed": cell.seed, "save_strategy": "no"}.items()]
+    elif cell.kind == BASE_KIND:  # a pretrained base: its own recipe on its own clean corpus, no noise keys
+        recipe, overrides = sweep.bases.recipe, dict(sweep.bases.overrides)
+        extra = {"dataset_name": str(data_paths(cell_dir.parent.parent / BASE_DATA)["train"])}
     else:
         variant = sweep.variant(cell.variant)
         base = ({"model_name_or_path": str(cell_dir.parent / cell.base / "model"), "model_init_from_config": False}
-                if cell.base else {})  # the pretrained base it fine-tunes; the variant's own keys still win
+                if cell.base else {})  # the pretrained model it fine-tunes; the variant's own keys still win
         recipe, overrides = sweep.recipe, {**sweep.overrides, **base, **variant.recipe_keys(cell.noise_rho)}
         if cell.source:  # continue from the final model of another cell
             overrides.update(model_name_or_path=str(cell_dir.parent / cell.source / "model"),
@@ -110,6 +109,8 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
     if sweep.track is not None and not extra:  # the corrupted rows and their answers, for the tracking callback
         fixed["noise_manifest"] = str(cell_dir / MANIFEST_FILE)
     fixed.update(extra)
+    if cell.kind == BASE_KIND:
+        fixed = {k: v for k, v in fixed.items() if not k.startswith("noise")}
     return [recipe] + [_flag(k, v) for k, v in {**overrides, **fixed}.items()]
 
 
@@ -149,7 +150,7 @@ def _accuracy(sweep: SweepConfig, model_dir: Path, task: str, *, data: dict[str,
     return float(row["acc,verify"]), int(results["n-samples"][task]["effective"])
 
 
-def _evaluation(sweep: SweepConfig, model_dir: Path, data: dict[str, Path], out_dir: Path) -> dict:
+def _evaluation(sweep: SweepConfig, model_dir: Path, data: dict[str, Path], *, out_dir: Path) -> dict:
     """Validation and test accuracy and the answer-token calibration of one model."""
     val_acc, n_val = _accuracy(sweep, model_dir, VALIDATION_TASK, data=data, out=out_dir / "eval_validation")
     test_acc, n_test = _accuracy(sweep, model_dir, TEST_TASK, data=data, out=out_dir / "eval_test")
@@ -220,8 +221,12 @@ def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
     argv = _argv(sweep, cell, root)
     what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data), "eval": asdict(sweep.eval),
             "files": inputs_fingerprint(argv, root)}
-    if sweep.track is not None:  # only then: the fingerprints of sweeps without tracking stay what they were
+    if cell.kind == BASE_KIND:  # its corpus (inside the sweep's folder, so known by its settings); no tracking
+        what["base_data"] = asdict(sweep.bases.data)
+    elif sweep.track is not None:  # only then: the fingerprints of sweeps without tracking stay what they were
         what["track"] = {k: v for k, v in asdict(sweep.track).items() if k != "keep_models" or v}  # (same reason)
+    if cell.kind == "train" and sweep.early_readings(cell.variant):  # its best tracked model is kept and evaluated
+        what["early_readings"] = True
     if cell.needs:
         cells = {c.cell_id: c for c in sweep.cells()}
         what["upstream"] = [[fingerprint(sweep, cells[c], root) if c in cells else None,
@@ -271,6 +276,7 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
             raise RuntimeError(f"cell {needed}, which {cell.cell_id} needs, has not finished")
     argv = _argv(sweep, cell, root)
     write_atomic(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
+    made_from = fingerprint(sweep, cell, root)  # what the cell is made from: checked again once it has finished
     start = time.time()
     if cell.kind == "train" and sweep.variant(cell.variant).audit:
         audited_train(sweep, cell, data, cell_dir)
@@ -286,57 +292,26 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
     if curve and cell.source:  # steps of a continued run count on from its source's last step
         offset = max((p["step"] for p in (_result_by_id(root, cell.source) or {}).get("curve") or []), default=0)
         curve = [{**p, "step": p["step"] + offset, "own_step": p["step"]} for p in curve]
-    result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": fingerprint(sweep, cell, root),
-              **_evaluation(sweep, model_dir, data, cell_dir)}
+    result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": made_from,
+              **_evaluation(sweep, model_dir, data, out_dir=cell_dir)}
     if cell.kind == BASE_KIND:  # and on its own corpus's validation split
         base_data = data_paths(root / BASE_DATA)
         result["pretrain_val_acc"] = _accuracy(sweep, model_dir, VALIDATION_TASK, data=base_data,
                                                out=cell_dir / "eval_pretrain_validation")[0]
-    if curve and (cell_dir / BEST_DIR).is_dir():  # the early-stopping reading: the best tracked step's model
-        best = best_point(curve)
+    if cell.kind == "train" and sweep.early_readings(cell.variant):  # early stopping: the best tracked step's model
+        best = best_point(curve or [])
+        if best is None or not (cell_dir / BEST_DIR).is_dir():
+            raise RuntimeError(f"cell {cell.cell_id}: no tracked model with a validation accuracy was kept for its "
+                               f"early-stopping reading {sweep.early_readings(cell.variant)}")
         result["early"] = {"step": best["step"], "tracked_val_acc": best["val_acc"],
-                           **_evaluation(sweep, cell_dir / BEST_DIR, data, cell_dir / "early")}
+                           **_evaluation(sweep, cell_dir / BEST_DIR, data, out_dir=cell_dir / "early")}
+    if fingerprint(sweep, cell, root) != made_from:
+        raise RuntimeError(f"cell {cell.cell_id}: what it is made from changed while it ran (its recipe, a file it "
+                           "reads, or the cell it starts from): run the sweep again to redo it")
     result.update({"train_seconds": round(train_s, 1), "cell_seconds": round(time.time() - start, 1)})
     result.update({k: v for k, v in (("curve", curve), ("matching", matching)) if v is not None})
     write_atomic(cell_dir / RESULT_FILE, json.dumps(result, indent=1) + "\n")
     return result
-
-
-# Relative cost of a cell for sharding, measured on paper_cpu (s/cell: train 75, distill 78 with the teacher
-# forward, student alone 48).
-_SHARD_COST = {"train": 1.0, "distill": 1.05, "student": 0.65}
-
-
-def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:
-    """Cells of shard `index` of `count`, in sweep order. Cells that need one another (a teacher and its students,
-    teachers matched together, a model and the cells continuing from it) form one group; each group goes to the
-    shard with the least cost so far, so shards finish close together and a cell never waits on another shard
-    but for a pretrained base. The bases go round the shards in turn, first in each shard's list (no cell can start
-    before its base, so they are not weighed against the cells), and a cell whose base another shard is pretraining
-    waits for it (run_sweep)."""
-    cells = sweep.cells()
-    bases = [c.cell_id for c in sweep.base_cells()]
-    parent = {c.cell_id: c.cell_id for c in cells}
-
-    def root_of(cell_id: str) -> str:
-        while parent[cell_id] != cell_id:
-            parent[cell_id] = parent[parent[cell_id]]
-            cell_id = parent[cell_id]
-        return cell_id
-
-    for cell in cells:
-        for needed in cell.needs:
-            if needed not in bases:
-                parent[root_of(cell.cell_id)] = root_of(needed)
-    units: dict[str, float] = {}
-    for cell in cells:
-        if cell.cell_id not in bases:
-            units[root_of(cell.cell_id)] = units.get(root_of(cell.cell_id), 0.0) + _SHARD_COST[cell.kind]
-    load, owner = [0.0] * count, {base: i % count for i, base in enumerate(bases)}
-    for key, cost in units.items():
-        owner[key] = min(range(count), key=lambda i: (load[i], i))
-        load[owner[key]] += cost
-    return [c for c in cells if owner[root_of(c.cell_id)] == index]
 
 
 def finished(sweep: SweepConfig, root: Path, cell: Cell) -> bool:
@@ -389,12 +364,17 @@ BASE_WAIT_S = 15.0  # how often a cell waiting for a base that another shard is 
 def _ensure_base(sweep: SweepConfig, base: Cell, data: dict[str, Path], *, root: Path, failed: list[Cell]) -> None:
     """Return once `base` has finished: pretrain it here, or wait while another process holds its lock. Raises
     (RuntimeError) when it failed, here or in this run before, so the cells that need it fail without retrying it."""
+    if not finished(sweep, root, base) and base not in failed:
+        logger.warning("sweep %s: the next cell fine-tunes %s: pretraining it (or waiting for the shard that is)",
+                       sweep.name, base.cell_id)
     while not finished(sweep, root, base):
         if base in failed:
             raise RuntimeError(f"base {base.cell_id}, which this cell fine-tunes, failed")
         try:
             with isolated_environ():
                 run_cell(sweep, base, data, root=root)
+            if not finished(sweep, root, base):
+                raise RuntimeError(f"base {base.cell_id} ran but is not finished: its inputs changed meanwhile")
         except FolderLocked:
             time.sleep(BASE_WAIT_S)
         except (RuntimeError, ValueError, OSError, ImportError) as err:
@@ -412,8 +392,16 @@ def collect(sweep: SweepConfig) -> list[dict]:
             continue
         result = _result_by_id(root, cell.cell_id)
         rows.append(result)
-        for reading in sweep.early_readings(cell.variant) if cell.kind == "train" and "early" in result else ():
-            early = {k: v for k, v in result["early"].items() if k not in ("step", "tracked_val_acc")}
-            rows.append({**result, **early, "variant": reading, "cell_id": f"{cell.cell_id}@{reading}",
-                         "early_step": result["early"]["step"], "curve": None})
+        for reading in sweep.early_readings(cell.variant) if cell.kind == "train" else ():
+            rows.append(reading_row(result, reading))
     return rows
+
+
+def reading_row(result: dict, reading: str) -> dict:
+    """The row of an early-stopping reading: the cell's identity and the best tracked model's evaluation only (no
+    other number of the final model), marked `reading_of` (its compute is the cell's, counted once)."""
+    early = result["early"]
+    identity = {k: result[k] for k in ("kind", "noise_type", "noise_rho", "seed", "teacher", "source", "base")
+                if k in result}
+    return {"cell_id": f"{result['cell_id']}@{reading}", "variant": reading, **identity, "reading_of": result["cell_id"],
+            "early_step": early["step"], **{k: v for k, v in early.items() if k not in ("step", "tracked_val_acc")}}

@@ -66,7 +66,7 @@ def completion_logprobs(model, tokenizer, problems: list[str], completions: list
                         batch_size: int = 100) -> list[float]:
     """log p(completion | problem), teacher-forced and summed over the completion's tokens, each pair rendered as
     training renders it: the chat template of [user, assistant], the completion being what follows the template's
-    generation prompt."""
+    generation prompt (its end-of-turn tokens included, as training scores them)."""
     pairs = []
     for problem, completion in zip(problems, completions, strict=True):
         user = [{"role": "user", "content": problem}]
@@ -88,8 +88,8 @@ def completion_logprobs(model, tokenizer, problems: list[str], completions: list
             width = max(len(ids) for ids, _ in chunk)
             ids = torch.tensor([seq + [pad] * (width - len(seq)) for seq, _ in chunk], device=model.device)
             mask = torch.tensor([[1] * len(seq) + [0] * (width - len(seq)) for seq, _ in chunk], device=model.device)
-            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].double(), dim=-1)
-            token = logp.gather(-1, ids[:, 1:, None])[..., 0]
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            token = logits.gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits, dim=-1)
             position = torch.arange(1, width, device=model.device)[None, :]
             scored = (position >= torch.tensor([n for _, n in chunk], device=model.device)[:, None]) & mask[:, 1:].bool()
             out += (token * scored).sum(-1).tolist()
@@ -98,7 +98,7 @@ def completion_logprobs(model, tokenizer, problems: list[str], completions: list
     return out
 
 
-def corrupted_rows(train_rows: list[dict], manifest: list[dict], limit: int | None = None,
+def corrupted_rows(train_rows: list[dict], manifest: list[dict], limit: int | None = None, *,
                    noisy_completions: dict[str, str] | None = None) -> list[dict]:
     """{problem, true, injected} of the manifest's corrupted rows that have both answers (first `limit`); with
     `noisy_completions` (row id -> the completion trained on), also `clean` (the row's solution) and `noisy`."""
@@ -167,7 +167,7 @@ class TrackingCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         manifest = read_jsonl(self.manifest) if self.manifest.is_file() else []
-        self.corrupted = corrupted_rows(self.train_rows, manifest, self.limit, self.noisy_completions)
+        self.corrupted = corrupted_rows(self.train_rows, manifest, self.limit, noisy_completions=self.noisy_completions)
 
     def _record(self, state, model, tokenizer) -> None:
         if state.global_step == self.last_step or not state.is_world_process_zero:

@@ -2,6 +2,7 @@
 memorisation measure (ls_llm.sweep.tracking.completion_logprobs), for the third study's design (issue #25)."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from ls_llm.sweep import load_sweep
 from ls_llm.sweep import runner as runner_module
 from ls_llm.sweep.config import SweepError
 from ls_llm.sweep.memorisation import best_point
-from ls_llm.sweep.runner import RESULT_FILE, collect, fingerprint, finished, shard_cells
+from ls_llm.sweep.runner import RESULT_FILE, collect, fingerprint, finished
+from ls_llm.sweep.shards import shard_cells
 from ls_llm.sweep.tracking import completion_logprobs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,12 +91,17 @@ def test_a_changed_base_makes_its_fine_tuning_stale(tmp_path):
     ({"variants": [{"name": "ce", "objective": "ce"}, {"name": "e", "early_stop_of": "ce", "alpha": 0.1}]},
      "cannot set 'alpha'"),
     ({"track": None}, "needs `track:`"),
+    ({"track": {"every": 10, "validation_rows": 0}}, "validation_rows > 0"),
+    ({"select": {"best": ["ce", "ce_early"]}}, "select.best: 'ce_early' is an early-stopping reading"),
+    ({"bases": {"recipe": "pre.yaml", "seeds": [1], "overrides": {"seed": 3}}}, "bases.overrides.seed: set by the sweep"),
+    ({"bases": {"recipe": "pre.yaml", "seeds": [1], "overrides": {"noise_rho": 0.1}}}, "bases.overrides.noise_rho"),
+    ({"distill": {"recipe": "ft.yaml", "teachers": ["ce"], "noise_rho": 0.4}}, "bases: not supported with distill"),
     ({"bases": {"recipe": "nope.yaml", "seeds": [1]}}, "bases.recipe must name a recipe file"),
     ({"bases": {"recipe": "pre.yaml", "seeds": [1, 1]}}, "bases.seeds must be distinct"),
     ({"bases": {"recipe": "pre.yaml", "seeds": [1], "step": 3}}, "bases: unknown key 'step'"),
 ])
 def test_bad_bases_and_readings_are_refused_naming_the_field(tmp_path, change, message):
-    with pytest.raises(SweepError, match=message.replace("(", r"\(").replace("`", "`")):
+    with pytest.raises(SweepError, match=re.escape(message)):
         load_sweep(_sweep_file(tmp_path, **change))
 
 
@@ -140,13 +147,101 @@ def test_a_cell_waits_for_a_base_another_shard_holds_and_never_retries_a_failed_
     assert calls == ["base-s7"]  # tried once; the second cell that needs it fails at once
 
 
+def _metrics(value: float) -> dict:
+    """A model's evaluation as the runner records it (ls_llm.sweep.runner._evaluation), every number `value`."""
+    names = ("val_acc", "test_acc", "ece", "answer_token_acc", "answer_token_conf", "computed_ece",
+             "computed_answer_token_acc", "computed_answer_token_conf")
+    return {**dict.fromkeys(names, value), "n_val": 12, "n_test": 12, "answer_tokens": 30, "computed_answer_tokens": 30}
+
+
+def test_adding_a_reading_makes_its_source_cells_stale_and_a_reading_row_holds_only_the_best_models_numbers(tmp_path):
+    plain = load_sweep(_sweep_file(tmp_path, variants=[{"name": "ce", "objective": "ce"}]))
+    root = Path(plain.output_dir)
+    cell = next(c for c in plain.cells() if c.kind == "train")
+    (root / "cells" / cell.cell_id).mkdir(parents=True)
+    final = {"cell_id": cell.cell_id, "kind": "train", "variant": "ce", "noise_type": "box", "noise_rho": 0.4,
+             "seed": 0, "teacher": None, "source": None, "base": "base-s7", **_metrics(0.4), "cell_seconds": 60.0, "train_seconds": 50.0, "curve": [{"step": 10, "val_acc": 0.6}],
+             "fingerprint": fingerprint(plain, cell, root)}
+    (root / "cells" / cell.cell_id / RESULT_FILE).write_text(json.dumps(final))
+    assert finished(plain, root, cell)
+    with_reading = load_sweep(_sweep_file(tmp_path))
+    assert not finished(with_reading, root, cell)  # it kept no best model: it must run again
+
+    base = with_reading.cells()[0]
+    (root / "cells" / base.cell_id).mkdir(parents=True)
+    (root / "cells" / base.cell_id / RESULT_FILE).write_text(json.dumps(
+        {"cell_id": base.cell_id, "kind": "base", "variant": "base", "noise_type": "none", "noise_rho": 0.0,
+         "seed": 7, **_metrics(0.01), "pretrain_val_acc": 0.9, "cell_seconds": 300.0,
+         "fingerprint": fingerprint(with_reading, base, root)}))
+    final |= {"fingerprint": fingerprint(with_reading, cell, root),  # (its base finished, recorded above)
+              "early": {"step": 10, "tracked_val_acc": 0.6, **_metrics(0.45)}}
+    (root / "cells" / cell.cell_id / RESULT_FILE).write_text(json.dumps(final))
+    rows = {r["cell_id"]: r for r in collect(with_reading)}
+    reading = rows[f"{cell.cell_id}@ce_early"]
+    assert reading == {"cell_id": f"{cell.cell_id}@ce_early", "variant": "ce_early", "kind": "train",
+                       "noise_type": "box", "noise_rho": 0.4, "seed": 0, "teacher": None, "source": None,
+                       "base": "base-s7", "reading_of": cell.cell_id, "early_step": 10, **_metrics(0.45)}
+    from ls_llm.sweep.report import compute_lines, summary_markdown, to_csv
+
+    assert compute_lines(list(rows.values())).startswith("2 cells, 6.0 min")  # the reading is not a third cell
+    summary = summary_markdown(with_reading, list(rows.values()))
+    assert "2 of 2 cells finished" in summary.splitlines()[0]
+    assert "| base-s7 | 90.0 | 1.0 | 1.0 | 5.0 |" in summary
+    assert to_csv(list(rows.values())).splitlines()[0].endswith("reading_of,early_step,pretrain_val_acc")
+
+
+def test_a_cell_whose_inputs_change_while_it_runs_is_not_recorded(tmp_path, monkeypatch):
+    sweep = load_sweep(_sweep_file(tmp_path, bases=None, track=None, variants=[{"name": "ce", "objective": "ce"}]))
+    cell = sweep.cells()[0]
+
+    def edit_the_recipe(kind, argv, callbacks=()):
+        (tmp_path / "ft.yaml").write_text((tmp_path / "ft.yaml").read_text().replace("max_steps: 30", "max_steps: 31"))
+
+    monkeypatch.setattr(runner_module, "train_cell", edit_the_recipe)
+    monkeypatch.setattr(runner_module, "_evaluation", lambda *a, **k: {"val_acc": 0.0, "test_acc": 0.0})
+    with pytest.raises(RuntimeError, match="changed while it ran"):
+        runner_module.run_cell(sweep, cell, {}, root=Path(sweep.output_dir))
+    assert not (Path(sweep.output_dir) / "cells" / cell.cell_id / RESULT_FILE).exists()
+
+
+class _Saver:
+    """Stands in for a model and a tokenizer: save_pretrained writes the step it was saved at."""
+
+    step = 0
+
+    def save_pretrained(self, folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "step.txt").write_text(str(_Saver.step))
+
+
+def test_the_kept_best_model_is_the_earliest_of_the_best_validation_steps(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from ls_llm.sweep import tracking
+
+    accuracies = iter([0.2, 0.5, 0.5, 0.7, 0.7, 0.1])
+    monkeypatch.setattr(tracking, "measure", lambda *a, **k: {"val_acc": next(accuracies)})
+    callback = tracking.TrackingCallback(every=10, out=tmp_path / "t.jsonl", validation=[{"problem": "p", "answer": "1"}],
+                                         train_rows=[], manifest=tmp_path / "none.jsonl", keep_best=tmp_path / "best",
+                                         keep_models=tmp_path / "tracked")
+    callback.on_train_begin(None, None, None)
+    saver = _Saver()
+    for step in (10, 20, 30, 40, 50, 60):
+        _Saver.step = step
+        callback.on_step_end(None, SimpleNamespace(global_step=step, is_world_process_zero=True), None, model=saver,
+                             processing_class=saver)
+    assert (tmp_path / "best/step.txt").read_text() == "40"
+    assert sorted(p.name for p in (tmp_path / "tracked").iterdir()) == [f"step-{s}" for s in (10, 20, 30, 40, 50, 60)]
+    assert [json.loads(line)["val_acc"] for line in (tmp_path / "t.jsonl").open()] == [0.2, 0.5, 0.5, 0.7, 0.7, 0.1]
+
+
 def _reference_logprob(model, tokenizer, problem: str, completion: str) -> float:
-    """One row, no padding, float64 weights: the sum of log p of the completion's tokens."""
-    user = [{"role": "user", "content": problem}]
-    prompt = tokenizer(tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True),
-                       add_special_tokens=False)["input_ids"]
-    text = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": completion}], tokenize=False)
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    """One row, no padding, float64 weights: the sum of log p of the completion's tokens, the conversation written
+    out as the shipped template writes it (not through apply_chat_template)."""
+    prompt_text = f"<|im_start|>user\n{problem}<|im_end|>\n<|im_start|>assistant\n"
+    prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(prompt_text + f"{completion}<|im_end|>\n", add_special_tokens=False)["input_ids"]
+    assert ids[: len(prompt)] == prompt
     model64 = model.double()
     with torch.no_grad():
         logits = model64(input_ids=torch.tensor([ids])).logits[0]
@@ -213,7 +308,7 @@ def test_a_sweep_pretrains_its_base_fine_tunes_it_and_reads_the_best_step(tmp_pa
     rows = {r["cell_id"]: r for r in collect(sweep)}
     reading = rows["train-ce-box0.4-s0@ce_early"]
     assert reading["variant"] == "ce_early" and reading["test_acc"] == result["early"]["test_acc"]
-    assert reading["early_step"] == best["step"] and reading["curve"] is None
+    assert reading["early_step"] == best["step"] and "curve" not in reading and "train_seconds" not in reading
     report = (out / "report/results.md").read_text()
     assert "ce_early" in report and "teacher-forced" in report
     assert "tf_gap" in (out / "report/curves.csv").read_text().splitlines()[0]

@@ -17,7 +17,8 @@ from ls_llm.sweep.report import (
     summary_markdown,
     to_csv,
 )
-from ls_llm.sweep.runner import _SHARD_COST, _result_by_id, cell_argv, shard_cells
+from ls_llm.sweep.runner import _result_by_id, cell_argv
+from ls_llm.sweep.shards import _SHARD_COST, shard_cells
 from ls_llm.sweep.stats import mean_std
 
 REPO = Path(__file__).resolve().parents[2]

@@ -269,7 +269,7 @@ def _distill_sweep(tmp_path, **distill):
 
 
 def test_students_and_matched_teachers_share_a_shard(tmp_path):
-    from ls_llm.sweep.runner import shard_cells
+    from ls_llm.sweep.shards import shard_cells
 
     students = [{"name": "a", "teacher": "ce"}, {"name": "b", "teacher": "ls", "teacher_smoothing": 0.2},
                 {"name": "c", "teacher": "ls", "cache_top_k": 4}]
