@@ -9,7 +9,7 @@ path does not already accept can sneak in. Unknown keys fail, naming the key.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
@@ -82,6 +82,15 @@ class DataSpec:
     max_multiplier: int = 3
     ops: tuple[str, ...] = ("add", "sub")
     split_by: str = "question"  # or "expression": no test computation appears in train (ls_llm.data.synthetic)
+    think: bool = True  # the steps inside <think>...</think>; false: bare lines (a format a fine-tuning set can add)
+
+    def settings(self) -> dict:
+        """The settings as the data stamp and the cells' fingerprints record them: `think` only where it is not the
+        default, so the data and cells of sweeps written before it existed stay theirs."""
+        out = asdict(self)
+        if out["think"]:
+            del out["think"]
+        return out
 
 
 @dataclass(frozen=True)

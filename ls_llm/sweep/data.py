@@ -11,7 +11,6 @@ instruction sentence would triple the length of every tiny-model example without
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 from ls_llm.data.synthetic import SyntheticConfig, generate_split
@@ -51,7 +50,7 @@ def prepare_data(spec: DataSpec, out_dir: Path, template: Path) -> dict[str, Pat
     spec is unchanged, an error if it changed, so a resumed sweep never mixes two datasets)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = out_dir / "spec.json"
-    wanted = json.dumps(asdict(spec), sort_keys=True)
+    wanted = json.dumps(spec.settings(), sort_keys=True)
     paths = data_paths(out_dir)
     if stamp.is_file():
         if stamp.read_text() != wanted:
@@ -59,7 +58,8 @@ def prepare_data(spec: DataSpec, out_dir: Path, template: Path) -> dict[str, Pat
                              f"use a new output_dir or delete that folder")
         return paths
     cfg = SyntheticConfig(min_steps=spec.min_steps, max_steps=spec.max_steps, max_operand=spec.max_operand,
-                          max_multiplier=spec.max_multiplier, ops=tuple(spec.ops), split_by=spec.split_by)
+                          max_multiplier=spec.max_multiplier, ops=tuple(spec.ops), split_by=spec.split_by,
+                          think=spec.think)
     for split, size in (("train", spec.train_size), ("validation", spec.validation_size), ("test", spec.test_size)):
         write_jsonl(paths[split], [_row(r) for r in generate_split(split, size, seed=spec.seed, cfg=cfg)])
     for task, split in _SPLIT_OF_TASK.items():

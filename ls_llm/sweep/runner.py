@@ -219,10 +219,10 @@ def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
     now and the one its result recorded, so a changed or re-run parent makes the cell stale at once. A result
     with another fingerprint is stale and re-run."""
     argv = _argv(sweep, cell, root)
-    what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": asdict(sweep.data), "eval": asdict(sweep.eval),
+    what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": sweep.data.settings(), "eval": asdict(sweep.eval),
             "files": inputs_fingerprint(argv, root)}
     if cell.kind == BASE_KIND:  # its corpus (inside the sweep's folder, so known by its settings); no tracking
-        what["base_data"] = asdict(sweep.bases.data)
+        what["base_data"] = sweep.bases.data.settings()
     elif sweep.track is not None:  # only then: the fingerprints of sweeps without tracking stay what they were
         what["track"] = {k: v for k, v in asdict(sweep.track).items() if k != "keep_models" or v}  # (same reason)
     if cell.kind == "train" and sweep.early_readings(cell.variant):  # its best tracked model is kept and evaluated

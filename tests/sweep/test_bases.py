@@ -312,3 +312,22 @@ def test_a_sweep_pretrains_its_base_fine_tunes_it_and_reads_the_best_step(tmp_pa
     report = (out / "report/results.md").read_text()
     assert "ce_early" in report and "teacher-forced" in report
     assert "tf_gap" in (out / "report/curves.csv").read_text().splitlines()[0]
+
+
+def test_think_false_writes_bare_steps_and_leaves_earlier_sweeps_data_and_cells_as_they_were(tmp_path):
+    from dataclasses import asdict
+
+    from ls_llm.sweep.config import DataSpec
+    from ls_llm.sweep.data import prepare_data
+    from ls_llm.sweep.runner import TEMPLATE
+
+    default = DataSpec(train_size=5, validation_size=2, test_size=2)
+    assert default.settings() == {k: v for k, v in asdict(default).items() if k != "think"}  # as stamped before
+    bare = DataSpec(train_size=5, validation_size=2, test_size=2, think=False)
+    assert bare.settings()["think"] is False
+    paths = prepare_data(bare, tmp_path / "bare", TEMPLATE)
+    rows = [json.loads(line) for line in paths["train"].open()]
+    assert rows and all("<think>" not in r["solution"] and r["solution"].endswith(f"\\boxed{{{r['answer']}}}.")
+                        for r in rows)
+    with pytest.raises(ValueError, match="another spec"):
+        prepare_data(default, tmp_path / "bare", TEMPLATE)
