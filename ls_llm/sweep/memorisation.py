@@ -57,6 +57,16 @@ def best_point(curve: list[dict]) -> dict | None:
     return max(points, key=lambda p: p["val_acc"]) if points else None
 
 
+def reading_row(result: dict, reading: str) -> dict:
+    """The row of an early-stopping reading: the cell's identity and the best tracked model's evaluation only (no
+    other number of the final model), marked `reading_of` (its compute is the cell's, counted once)."""
+    early = result["early"]
+    identity = {k: result[k] for k in ("kind", "noise_type", "noise_rho", "seed", "teacher", "source", "base")
+                if k in result}
+    return {"cell_id": f"{result['cell_id']}@{reading}", "variant": reading, **identity, "reading_of": result["cell_id"],
+            "early_step": early["step"], **{k: v for k, v in early.items() if k not in ("step", "tracked_val_acc")}}
+
+
 def mean_curve(curves: list[list[dict]], metric: str = "val_acc") -> list[dict]:
     """The per-step mean of `metric` over the curves (steps every curve has)."""
     by_step: dict[int, list[float]] = defaultdict(list)

@@ -29,7 +29,7 @@ from ls_llm.sweep.config import BASE_KIND, Cell, SweepConfig
 from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK, data_paths, prepare_data
 from ls_llm.sweep.inputs import inputs_fingerprint
 from ls_llm.sweep.matching import match_teachers
-from ls_llm.sweep.memorisation import best_point
+from ls_llm.sweep.memorisation import best_point, reading_row
 from ls_llm.sweep.override_types import check_override_types
 from ls_llm.sweep.shards import shard_cells
 from ls_llm.trainers.loading import load_tokenizer
@@ -395,13 +395,3 @@ def collect(sweep: SweepConfig) -> list[dict]:
         for reading in sweep.early_readings(cell.variant) if cell.kind == "train" else ():
             rows.append(reading_row(result, reading))
     return rows
-
-
-def reading_row(result: dict, reading: str) -> dict:
-    """The row of an early-stopping reading: the cell's identity and the best tracked model's evaluation only (no
-    other number of the final model), marked `reading_of` (its compute is the cell's, counted once)."""
-    early = result["early"]
-    identity = {k: result[k] for k in ("kind", "noise_type", "noise_rho", "seed", "teacher", "source", "base")
-                if k in result}
-    return {"cell_id": f"{result['cell_id']}@{reading}", "variant": reading, **identity, "reading_of": result["cell_id"],
-            "early_step": early["step"], **{k: v for k, v in early.items() if k not in ("step", "tracked_val_acc")}}
