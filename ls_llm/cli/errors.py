@@ -31,8 +31,15 @@ def _is_io_error(err: Exception) -> bool:
 def report(command: str, err: BaseException) -> int:
     if os.environ.get(DEBUG_ENV) == "1":
         traceback.print_exception(err)
-    print(f"ls-llm {command}: error: {one_line(err)}", file=sys.stderr)
+    _line(f"ls-llm {command}: error: {one_line(err)}")
     return 2
+
+
+def _line(text: str) -> None:
+    """One line to stderr in one write: the ranks of a launch share the stream, and a line written in two parts (print
+    writes the text, then the newline) can have another rank's line between them."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def guarded(command: str, fn: Callable[[], int | None]) -> int:
@@ -49,5 +56,5 @@ def guarded(command: str, fn: Callable[[], int | None]) -> int:
         status = getattr(err, "exit_status", None)
         message = str(err) if status is not None else "interrupted"
         if message:
-            print(f"ls-llm {command}: {message}", file=sys.stderr)
+            _line(f"ls-llm {command}: {message}")
         return 130 if status is None else status
