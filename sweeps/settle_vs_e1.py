@@ -9,12 +9,10 @@ E1's seeds 0-4 (20 seeds), and per rate. Reads the committed reports:
 from __future__ import annotations
 
 import csv
-import math
 import sys
 
-from scipy import stats
-
-from ls_llm.sweep.stats import endpoint_diffs, format_ci, paired_ci
+from ls_llm.sweep.stats import endpoint_diffs, format_ci, holm, paired_ci
+from ls_llm.sweep.stats import paired_t_pvalue as p_value
 
 RATES = (0.2, 0.4)
 FAMILY = ("ls", "ls0.1")
@@ -32,21 +30,6 @@ def gains(rows: list[dict], variant: str, rates: tuple[float, ...] = RATES, metr
     return endpoint_diffs(rows, {variant: "ce"}, {(variant, "answer"): rates}, metric=metric).get((variant, "answer"), {})
 
 
-def p_value(diffs: list[float]) -> float:
-    n, mean = len(diffs), sum(diffs) / len(diffs)
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    return 1.0 if sd == 0 else float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
-
-
-def holm(pvalues: dict[str, float], alpha: float = ALPHA) -> dict[str, bool]:
-    """Holm's step-down rule: the k-th smallest p (k = 0, 1, ...) is tested at alpha / (m - k); stop at the first
-    that fails."""
-    rejected, m = {}, len(pvalues)
-    for k, name in enumerate(sorted(pvalues, key=pvalues.get)):
-        rejected[name] = pvalues[name] <= alpha / (m - k) and all(rejected.values())
-    return rejected
-
-
 def main(settle_csv: str = "docs/results/settle_ls/results.csv",
          e1_csv: str = "docs/results/e1_where/results.csv") -> None:
     new, e1 = load(settle_csv), load(e1_csv)
@@ -57,7 +40,7 @@ def main(settle_csv: str = "docs/results/settle_ls/results.csv",
     print("| variant − ce | n | mean [95% paired-t] | per seed | p | Holm |\n|---|---:|---:|---|---:|---|")
     per = {v: gains(new, v) for v in FAMILY}
     pvals = {v: p_value(list(per[v].values())) for v in FAMILY}
-    rejected = holm(pvals)
+    rejected = holm(pvals, ALPHA)
     for v in FAMILY:
         diffs = [per[v][s] for s in sorted(per[v])]
         mean, half = paired_ci(diffs)

@@ -126,3 +126,30 @@ def student_groups(rows: list[dict]) -> dict[str, list[dict]]:
         if row["kind"] in ("distill", "student"):
             groups[row["variant"] if row["kind"] == "distill" else STUDENT_ALONE_LABEL].append(row)
     return groups
+
+
+def paired_t_pvalue(diffs: list[float]) -> float:
+    """Two-sided p of the paired t-test of mean(diffs) = 0 (1.0 when every difference is equal). Needs scipy (the
+    `dev` extra): the studies' reading scripts use it, the package does not."""
+    if len(diffs) < 2:
+        raise ValueError(f"a paired t-test needs at least 2 differences, got {len(diffs)}")
+    try:
+        from scipy import stats as scipy_stats
+    except ImportError as exc:  # pragma: no cover - dev extra
+        raise RuntimeError("p-values need scipy: pip install -e '.[dev]'") from exc
+    n, (mean, _) = len(diffs), paired_ci(diffs)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    if sd == 0:
+        return 1.0 if mean == 0 else 0.0
+    return float(2 * scipy_stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+
+
+def holm(pvalues: dict[str, float], alpha: float = 0.05) -> dict[str, bool]:
+    """Holm's step-down rule: sorted by p, the k-th smallest (k = 0, 1, ...) is rejected when p <= alpha / (m - k)
+    and every smaller one was; testing stops at the first that is not."""
+    rejected: dict[str, bool] = {}
+    m, going = len(pvalues), True
+    for k, name in enumerate(sorted(pvalues, key=lambda n: (pvalues[n], n))):
+        going = going and pvalues[name] <= alpha / (m - k)
+        rejected[name] = going
+    return rejected

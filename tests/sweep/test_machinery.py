@@ -15,7 +15,7 @@ from ls_llm.data.noise import inject_noise
 from ls_llm.sweep import SweepError, load_sweep
 from ls_llm.sweep.report import curve_table, curves_csv, endpoint_table
 from ls_llm.sweep.runner import cell_argv
-from ls_llm.sweep.stats import endpoint_diffs, paired_ci, t975, verdict
+from ls_llm.sweep.stats import endpoint_diffs, holm, paired_ci, paired_t_pvalue, t975, verdict
 from ls_llm.sweep.tracking import corrupted_rows, matches, measure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +56,21 @@ def test_paired_ci_matches_a_paired_t_test():
     assert mean - half == pytest.approx(ci.low, abs=1e-4) and mean + half == pytest.approx(ci.high, abs=1e-4)
     assert paired_ci([0.3]) == (0.3, None)
     assert verdict(0.1, 0.05) == "helps" and verdict(-0.1, 0.05) == "hurts" and verdict(0.1, 0.2) == "not detected"
+
+
+def test_paired_t_pvalue_matches_scipy_and_holm_steps_down():
+    stats = pytest.importorskip("scipy.stats")
+    a, b = [0.61, 0.55, 0.70, 0.64, 0.58, 0.49], [0.52, 0.57, 0.60, 0.59, 0.50, 0.51]
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    assert paired_t_pvalue(diffs) == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
+    assert paired_t_pvalue([0.1, 0.1]) == 0.0 and paired_t_pvalue([0.0, 0.0]) == 1.0
+    with pytest.raises(ValueError, match="at least 2"):
+        paired_t_pvalue([0.1])
+    # m = 4: 0.01 <= 0.05/4 and 0.015 <= 0.05/3 are rejected; 0.03 > 0.05/2 stops, so 0.04 is not either
+    # (unadjusted, 0.04 < 0.05 would be; Bonferroni would reject only the first).
+    assert holm({"a": 0.03, "b": 0.01, "c": 0.04, "d": 0.015}) == {"b": True, "d": True, "a": False, "c": False}
+    assert holm({"a": 0.02, "b": 0.06}) == {"a": True, "b": False}
+    assert holm({"a": 0.03, "b": 0.04}) == {"a": False, "b": False}  # 0.03 > 0.05/2: nothing is rejected
 
 
 def _cell(variant, noise_type, rate, seed, test):
