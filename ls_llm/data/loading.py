@@ -127,9 +127,10 @@ def _first(row: dict, names: tuple[str, ...]) -> str | None:
 
 
 def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = (),
-                 weights=None) -> list[dict]:
+                 weights=None, carry: tuple[str, ...] = ()) -> list[dict]:
     """Convert raw rows of one source; rows missing required fields are skipped or rejected. Columns named in
-    ``keep`` are copied as they are where a row has them (``ls-llm audit``: problem_id, a verifier's score).
+    ``keep`` are copied as they are where a row has them (``ls-llm audit``: problem_id, a verifier's score);
+    ``carry`` names columns carried as text like CARRIED_COLUMNS (a recipe's ``trace_objective_column``).
     ``weights`` (a data.weights.TraceWeights) adds each row's trace weight, refusing a bad one with the source and
     row named."""
     columns = list(rows.column_names) if hasattr(rows, "column_names") else list(rows[0]) if rows else []
@@ -157,7 +158,7 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tupl
         out.append({"id": row_id, "messages": converted.messages, "answer": converted.answer,
                     "source": entry.name or source_name(entry.source),
                     **{name: _first(row, aliases) for name, aliases in _META_ALIASES.items()},
-                    **{k: str(row[k]) for k in CARRIED_COLUMNS if row.get(k) is not None},
+                    **{k: str(row[k]) for k in CARRIED_COLUMNS + carry if row.get(k) is not None},
                     **{k: row[k] for k in keep if k in row}})
         if weights is not None:
             out[-1][WEIGHT_COLUMN] = weights.weight(row, f"{where} row {index + 1} (id {row_id!r})")
@@ -192,11 +193,11 @@ def _report_skipped(skipped: _Skipped, total: int, source: str, fmt: str, args: 
     logger.warning("skipping %s", message)
 
 
-def load_source_rows(entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = (),
+def load_source_rows(entry: MixtureEntry, args: LsDataArguments, *, keep: tuple[str, ...] = (), carry=(),
                      weights=None) -> list[dict]:
     """Read and convert one source into rows of id, messages, answer, source, subject, level (``keep``,
     ``weights``: see ``convert_rows``)."""
-    return convert_rows(read_raw(entry), entry, args, keep=keep, weights=weights)
+    return convert_rows(read_raw(entry), entry, args, keep=keep, weights=weights, carry=carry)
 
 
 def _where(source: str) -> str:
@@ -268,19 +269,20 @@ def _split_validation(rows: list[dict], size: float | None, seed: int) -> tuple[
     return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
 
 
-def load_rows(args: LsDataArguments, *, keep: tuple[str, ...] = (), weights=None) -> list[dict]:
+def load_rows(args: LsDataArguments, *, keep: tuple[str, ...] = (), weights=None, carry=()) -> list[dict]:
     """All converted (and mixed) rows as plain dicts: no validation split, no noise (``keep``: see
     ``convert_rows``); with ``weights`` each row carries its trace weight in ``WEIGHT_COLUMN``."""
     entries = args.entries()
-    parts = [load_source_rows(entry, args, keep=keep, weights=weights) for entry in entries]
+    parts = [load_source_rows(entry, args, keep=keep, weights=weights, carry=carry) for entry in entries]
     rows = _mix(parts, [e.weight for e in entries], args.dataset_seed)
     return rows if args.dataset_max_samples is None else rows[: args.dataset_max_samples]
 
 
-def split_and_noise(args: LsDataArguments, *, tokenizer=None, weights=None) -> tuple[list[dict], list[dict]]:
+def split_and_noise(args: LsDataArguments, *, tokenizer=None, weights=None,
+                    carry: tuple[str, ...] = ()) -> tuple[list[dict], list[dict]]:
     """(train, validation) rows exactly as `load_traces` trains on them, before the dataset conversion: loaded,
     converted, mixed, split, and the noise applied to train (its manifest written when `noise_manifest` is set)."""
-    rows = load_rows(args, weights=weights)
+    rows = load_rows(args, weights=weights, carry=carry)
     train, validation = _split_validation(rows, args.dataset_validation_size, args.dataset_seed)
     if args.noise_type:
         from ls_llm.data.noise import apply_noise_from_args
@@ -289,7 +291,7 @@ def split_and_noise(args: LsDataArguments, *, tokenizer=None, weights=None) -> t
     return train, validation
 
 
-def load_traces(args: LsDataArguments, *, tokenizer=None, weights=None):
+def load_traces(args: LsDataArguments, *, tokenizer=None, weights=None, carry: tuple[str, ...] = ()):
     """Load, convert, mix, split and (train only) noise the recipe's data.
 
     Returns a ``datasets.DatasetDict`` with ``train`` and, when ``dataset_validation_size`` is
@@ -298,10 +300,11 @@ def load_traces(args: LsDataArguments, *, tokenizer=None, weights=None):
     ``source``, ``subject``, ``level``; with noise also ``corrupted`` and ``noise`` (how).
     ``tokenizer`` is needed only for ``noise_type='token'`` (else ``noise_tokenizer`` is loaded).
     ``weights`` (data.weights.TraceWeights): each row's trace weight in the float column ``WEIGHT_COLUMN``.
+    ``carry``: further columns carried as text (the recipe's ``trace_objective_column``, whatever its name).
     """
     import datasets
 
-    train, validation = split_and_noise(args, tokenizer=tokenizer, weights=weights)
+    train, validation = split_and_noise(args, tokenizer=tokenizer, weights=weights, carry=carry)
     out = datasets.DatasetDict({"train": _to_dataset(train)})
     if validation:
         out["validation"] = _to_dataset(validation)

@@ -78,7 +78,8 @@ def load_inputs(argv: list[str], types: tuple, *, training: bool = True):
         resume = resolve_resume(args.output_dir, args.resume_from_checkpoint)
         check_output_dir(args.output_dir, resuming=resume.checkpoint is not None, overwrite=args.overwrite_output_dir)
     tokenizer = load_tokenizer(model_args, load_args, trust_remote_code=args.trust_remote_code)
-    data = load_traces(data_args, tokenizer=tokenizer, weights=args.trace_weights())
+    column = getattr(args, "trace_objective_column", None)  # routed by: carried whatever its name
+    data = load_traces(data_args, tokenizer=tokenizer, weights=args.trace_weights(), carry=(column,) if column else ())
     check_chat_template(tokenizer, data["train"], args, load_args.tokenizer_name_or_path or model_args.model_name_or_path)
     return (load_args, data_args, args, model_args), tokenizer, data, resume
 

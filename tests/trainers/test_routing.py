@@ -132,3 +132,22 @@ def test_trace_value_no_row_has_is_refused_and_eval_set_without_the_column_uses_
                            args=h.config(tmp_path, trace_objective_column="audit_verdict", eval_strategy="steps",
                                          eval_steps=1, trace_objectives={"wrong": {"objective": "label_smoothing"}}))
     assert set(trainer.eval_dataset["ls_trace"]) == {0} and set(trainer.train_dataset["ls_trace"]) == {0, 1}
+
+
+def test_a_trace_column_of_any_name_routes_from_a_data_file(h, tmp_path):
+    """`trace_objective_column` may name any column of the data (e.g. a teacher loop's `consensus` or `oracle`),
+    not only the audit's own: the loader carries it (as text, as trl's dataset holds it), and the trainer drops the
+    rows it routes to `drop`. Before, only a fixed list of audit columns survived loading ("not a column")."""
+    import json
+
+    from ls_llm.trainers.run import prepare_run
+
+    rows = [json.loads(line) for line in (h.FIXTURES / "arith_train.jsonl").read_text().splitlines()][:12]
+    path = tmp_path / "traces.jsonl"
+    path.write_text("".join(json.dumps({**r, "id": f"t{i}", "oracle": "wrong" if i % 3 == 0 else "right",
+                                        "bad": i % 3 == 0}) + "\n" for i, r in enumerate(rows)))
+    for column, drop in (("oracle", "wrong"), ("bad", "True")):
+        argv = h.cli_argv(tmp_path / f"out-{column}", f"--trace_objective_column={column}",
+                          f"--trace_objectives={json.dumps({drop: 'drop'})}", dataset_name=str(path))
+        trainer = prepare_run("train", argv).trainer
+        assert sorted(trainer.train_dataset["id"]) == sorted(f"t{i}" for i in range(12) if i % 3), column
