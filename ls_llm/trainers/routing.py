@@ -31,11 +31,18 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ls_llm.answers import STATUSES
+from ls_llm.data.audit import NO_REFERENCE
+from ls_llm.data.consensus import CONSENSUS_STATUSES, REFERENCE_STATUSES
 from ls_llm.data.segments import NOT_TRAINED, SEGMENTS, token_segments
 from ls_llm.objectives import OBJECTIVES, build_objective
 from ls_llm.trainers.prior import SMOOTHING_PRIORS
 
 logger = logging.getLogger(__name__)
+# Values the project's audits write into a trace column (ls_llm.data.audit / consensus / the sweep's teacher loop):
+# listed in trace_objectives, they may route no row of a given data set without being a typo.
+AUDIT_VALUES = frozenset(STATUSES + (NO_REFERENCE,) + CONSENSUS_STATUSES + REFERENCE_STATUSES
+                         + ("flagged", "kept", "right", "True", "False"))
 
 SEGMENT_COLUMN, TRACE_COLUMN = "ls_segments", "ls_trace"
 DROP = "drop"
@@ -203,9 +210,11 @@ def _route_traces(dataset, plan: RoutingPlan, name: str):
 
 def _check_trace_keys(plan: RoutingPlan, values: list[str], column: str) -> None:
     """A listed value that no row has is a typo (`Wrong` for `wrong`, `1` for `1.0`): refuse it, naming the values
-    the column does hold; say how many rows each listed value routes."""
+    the column does hold, unless it is a value the project's audits write (AUDIT_VALUES: `unparsable` where no
+    trace happens to be, `disagrees` where every problem agrees), which routes no row and is said so; say how many
+    rows each listed value routes."""
     counts = {v: values.count(v) for v in plan.trace_groups}
-    unmatched = sorted(v for v, n in counts.items() if n == 0)
+    unmatched = sorted(v for v, n in counts.items() if n == 0 and v not in AUDIT_VALUES)
     if unmatched:
         seen = sorted(set(values))
         raise ValueError(f"trace_objectives lists {unmatched} but no training row has {column} equal to it "

@@ -117,6 +117,19 @@ def test_pretokenized_rows_with_their_own_segments(h, tmp_path):
     assert log["n_tokens/reasoning"] == sum(n - 1 - 3 for n in (9, 14, 6, 11))
 
 
+def test_an_audit_value_no_row_has_routes_nothing_and_is_not_a_typo(h, tmp_path):
+    """`{wrong: drop, missing: drop, unparsable: drop}` on data where no trace is unparsable: the audit's own value
+    is not a typo (a sweep's cells see different data), it drops nothing; the others route as listed."""
+    from ls_llm.trainers import LsSFTTrainer
+
+    tok = h.tokenizer()
+    data = _rows(h)  # verdicts: correct, wrong, unparsable; none "missing"
+    trainer = LsSFTTrainer(model=h.tiny_model(len(tok)), processing_class=tok, train_dataset=data,
+                           args=h.config(tmp_path, trace_objective_column="audit_verdict",
+                                         trace_objectives={"wrong": "drop", "missing": "drop"}))
+    assert len(trainer.train_dataset) == sum(v != "wrong" for v in VERDICTS)
+
+
 def test_trace_value_no_row_has_is_refused_and_eval_set_without_the_column_uses_the_top_level(h, tmp_path):
     """`Wrong` for `wrong` would route nothing, silently: refused, naming the values the column holds. An eval set
     without the column (the loader's noise columns exist in the train split only) gets the top-level objectives."""
