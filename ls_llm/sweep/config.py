@@ -106,6 +106,26 @@ class BaseSpec:
 
 
 @dataclass(frozen=True)
+class TracesSpec:
+    """The teacher loop (`traces:`): per sweep seed, a teacher (the seed's base fine-tuned by `ls-llm train` with the
+    sweep's recipe and `overrides` on a clean set of its own, `data`'s train split) writes `k` traces per training
+    problem (`ls-llm generate`'s library path, sampling at `temperature` / `top_p`); the traces are audited by every
+    detector (ls_llm.sweep.teacher_loop) under each reference-error rate of the sweep's `reference` noise axis, and
+    the train cells train on them. `verifiers`: simulated verifiers, name -> {recall, false_positive_rate}, that flag
+    a wrong trace with probability recall and a right one with the false-positive rate. `loss_share`: the share of
+    highest-loss traces (under the seed's base) the small-loss detector flags; None: the share the reference audit
+    flags at that rate."""
+
+    data: DataSpec
+    k: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    overrides: dict = field(default_factory=dict)
+    verifiers: dict = field(default_factory=dict)
+    loss_share: float | None = None
+
+
+@dataclass(frozen=True)
 class EvalSpec:
     """Greedy decoding through ls_llm.evaluation (hf backend); ECE over `ece_bins` equal-width bins."""
 
@@ -159,6 +179,10 @@ class DistillSpec:
     # ls_llm.sweep.matching (teachers of nearly equal validation accuracy; needs `track.keep_models`).
     students: tuple[dict, ...] | None = None
     match_teachers: bool = False
+    # With the sweep's `bases`: the pretrained base each student (and the student alone) fine-tunes: `same` as its
+    # teacher's, or `next` (the base after the teacher's in bases.seeds, cyclic: a student that shares no
+    # pretraining with its teacher).
+    student_base: str = "same"
 
     def student_list(self) -> list[dict]:
         return list(self.students) if self.students is not None else [{"name": t, "teacher": t} for t in self.teachers]
@@ -169,7 +193,8 @@ STUDENT_ALONE = "alone"  # the variant label of the student-alone cells
 
 @dataclass(frozen=True)
 class Cell:
-    kind: str  # "train", "distill", "student" (the student trained alone) or "base" (a pretrained base)
+    kind: str  # "train", "distill", "student" (the student trained alone), "base" (a pretrained base), "teacher"
+    # (the teacher loop's teacher) or "traces" (its generated and audited traces)
     variant: str
     noise_type: str
     noise_rho: float
@@ -178,20 +203,26 @@ class Cell:
     source: str | None = None  # cell id of the model this train cell continues from (a variant's `init_from`)
     also_needs: tuple[str, ...] = ()  # further cells that must finish first (the other teachers, when matched)
     base: str | None = None  # cell id of the pretrained base this train cell fine-tunes (the sweep's `bases`)
+    traces: str | None = None  # cell id of the teacher's audited traces this train cell trains on (`traces:`)
 
     @property
     def needs(self) -> tuple[str, ...]:
         """Cell ids that must have finished before this one runs."""
-        return tuple(c for c in (self.teacher, self.source, self.base) if c) + self.also_needs
+        return tuple(c for c in (self.teacher, self.source, self.base, self.traces) if c) + self.also_needs
 
     @property
     def cell_id(self) -> str:
-        if self.kind == BASE_KIND:
-            return f"base-s{self.seed}"
+        if self.kind in SEED_KINDS:
+            return f"{self.kind}-s{self.seed}"
         return f"{self.kind}-{self.variant}-{self.noise_type}{self.noise_rho:g}-s{self.seed}"
 
 
 BASE_KIND = "base"
+TEACHER_KIND, TRACES_KIND = "teacher", "traces"
+SEED_KINDS = (BASE_KIND, TEACHER_KIND, TRACES_KIND)  # one cell per seed, named `<kind>-s<seed>`
+# The noise axis of a sweep with `traces:`: the share of training problems whose reference answer is wrong (the
+# traces' own errors are the teacher's; nothing is injected into them).
+REFERENCE_NOISE = "reference"
 
 
 def base_cell(seed: int) -> Cell:
@@ -217,6 +248,7 @@ class SweepConfig:
     distill: DistillSpec | None = None
     report: ReportSpec = ReportSpec()
     bases: BaseSpec | None = None
+    traces: TracesSpec | None = None
 
     def base_of(self, seed: int) -> Cell | None:
         """The base the train cells of sweep seed `seed` fine-tune (None without `bases`)."""
@@ -224,14 +256,31 @@ class SweepConfig:
             return None
         return base_cell(self.bases.seeds[self.seeds.index(seed) % len(self.bases.seeds)])
 
+    def student_base_of(self, seed: int) -> str | None:
+        """The base the students of sweep seed `seed` fine-tune (`distill.student_base`); None without `bases`."""
+        if self.bases is None:
+            return None
+        shift = 1 if self.distill.student_base == "next" else 0
+        seeds = self.bases.seeds
+        return base_cell(seeds[(self.seeds.index(seed) + shift) % len(seeds)]).cell_id
+
     def base_cells(self) -> list[Cell]:
         return [base_cell(s) for s in self.bases.seeds] if self.bases is not None else []
+
+    def loop_cells(self, seed: int) -> list[Cell]:
+        """The teacher loop's cells of a seed (`traces:`): its teacher, then the teacher's audited traces."""
+        if self.traces is None:
+            return []
+        base = self.base_of(seed).cell_id
+        teacher = Cell(TEACHER_KIND, TEACHER_KIND, "none", 0.0, seed, base=base)
+        return [teacher, Cell(TRACES_KIND, TRACES_KIND, "none", 0.0, seed, teacher=teacher.cell_id, base=base)]
 
     def train_cells(self, seeds: tuple[int, ...] | None = None) -> list[Cell]:
         return [
             Cell("train", v.name, noise_type, rate, seed,
                  source=Cell("train", v.init_from, noise_type, rate, seed).cell_id if v.init_from else None,
-                 base=None if v.init_from or self.bases is None else self.base_of(seed).cell_id)
+                 base=None if v.init_from or self.bases is None else self.base_of(seed).cell_id,
+                 traces=Cell(TRACES_KIND, TRACES_KIND, "none", 0.0, seed).cell_id if self.traces else None)
             for seed in (self.seeds if seeds is None else seeds)
             for noise_type in self.noise_types
             for v in self.variants
@@ -249,18 +298,20 @@ class SweepConfig:
         cells = []
         for seed in self.seeds if seeds is None else seeds:
             teacher_ids = {t: Cell("train", t, noise_type, spec.noise_rho, seed).cell_id for t in spec.teachers}
+            base = self.student_base_of(seed)
             for student in spec.student_list():
                 others = tuple(i for t, i in teacher_ids.items() if t != student["teacher"]) if spec.match_teachers else ()
                 cells.append(Cell("distill", student["name"], noise_type, spec.noise_rho, seed,
-                                  teacher=teacher_ids[student["teacher"]], also_needs=others))
+                                  teacher=teacher_ids[student["teacher"]], also_needs=others, base=base))
             if spec.student_alone is not None:
-                cells.append(Cell("student", STUDENT_ALONE, noise_type, spec.noise_rho, seed))
+                cells.append(Cell("student", STUDENT_ALONE, noise_type, spec.noise_rho, seed, base=base))
         return cells
 
     def cells(self) -> list[Cell]:
-        """Every cell: the pretrained bases first, then seed by seed (a sweep cut short still has whole seeds),
-        each seed's train cells before its distillation cells (which need their teachers)."""
-        return self.base_cells() + [c for seed in self.seeds for c in self.train_cells((seed,)) + self.distill_cells((seed,))]
+        """Every cell: the pretrained bases first, then seed by seed (a sweep cut short still has whole seeds): the
+        seed's teacher loop, its train cells, then its distillation cells (which need their teachers)."""
+        return self.base_cells() + [c for seed in self.seeds
+                                    for c in self.loop_cells(seed) + self.train_cells((seed,)) + self.distill_cells((seed,))]
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)

@@ -12,6 +12,7 @@ from ls_llm.data.noise import INJECTORS
 from ls_llm.sweep.config import (
     _NAME_RE,
     NOISE_RHO,
+    REFERENCE_NOISE,
     VARIANT_SCOPE,
     BaseSpec,
     DataSpec,
@@ -20,6 +21,7 @@ from ls_llm.sweep.config import (
     ReportSpec,
     SweepConfig,
     SweepError,
+    TracesSpec,
     TrackSpec,
     Variant,
 )
@@ -131,7 +133,7 @@ def _seeds(raw) -> tuple[int, ...]:
 
 
 _TOP_KEYS = {"name", "recipe", "output_dir", "variants", "noise_type", "noise_rho", "seeds", "data", "eval",
-             "overrides", "select", "distill", "track", "report", "bases"}
+             "overrides", "select", "distill", "track", "report", "bases", "traces"}
 
 
 # Names a sweep file used before the injected rate rho had one name (`noise_rho`, as in a recipe): each is refused,
@@ -187,7 +189,11 @@ def load_sweep(path: str | Path) -> SweepConfig:
     if not recipe.is_file():
         raise SweepError(f"recipe {raw['recipe']!r} (resolved to {str(recipe)!r}) does not exist")
     variants = _variants(raw.get("variants"))
-    noise_types = _noise_types(raw.get("noise_type"))
+    traces = _traces(raw.get("traces")) if raw.get("traces") is not None else None
+    if traces is not None and raw.get("noise_type") != REFERENCE_NOISE:
+        raise SweepError(f"noise_type must be {REFERENCE_NOISE!r} with `traces:` (the share of wrong reference answers; "
+                         f"the traces' own errors are the teacher's), got {raw.get('noise_type')!r}")
+    noise_types = (REFERENCE_NOISE,) if traces is not None else _noise_types(raw.get("noise_type"))
     by_type = _rates_by_type(raw.get("noise_rho"), noise_types)
     distill = None
     if raw.get("distill") is not None:
@@ -217,8 +223,23 @@ def load_sweep(path: str | Path) -> SweepConfig:
                              "whose step was chosen on validation already: it cannot be picked on validation again")
     seeds = _seeds(raw.get("seeds"))
     bases = _bases(raw.get("bases"), path) if raw.get("bases") is not None else None
-    if bases is not None and distill is not None:
-        raise SweepError("bases: not supported with distill: its students would not start from a pretrained base")
+    if distill is not None and distill.student_base not in ("same", "next"):
+        raise SweepError(f"distill.student_base must be 'same' or 'next' (the base after the teacher's), got "
+                         f"{distill.student_base!r}")
+    if distill is not None and distill.student_base == "next" and (bases is None or len(bases.seeds) < 2):
+        raise SweepError("distill.student_base: next needs `bases:` with two or more seeds")
+    if distill is not None and bases is not None:  # the students fine-tune a base: nothing may name another model
+        for where, keys in [("distill.overrides", distill.overrides), ("distill.student_alone", distill.student_alone)] \
+                + [(f"distill.students[{i}]", s) for i, s in enumerate(distill.students or ())]:
+            taken = sorted(set(keys or {}) & {"model_name_or_path", "model_init_from_config"})
+            if taken:
+                raise SweepError(f"{where}.{taken[0]}: with `bases:` each student fine-tunes a pretrained base "
+                                 "(distill.student_base), so it cannot name its own model")
+    if traces is not None and (bases is None or distill is not None):
+        raise SweepError("traces: needs `bases:` (each seed's teacher fine-tunes its base) and no `distill:`")
+    if traces is not None and any(v.audit for v in variants):
+        raise SweepError("traces: a variant's `audit: true` audits injected noise; the traces are audited already "
+                         "(route by their columns: trace_objective_column)")
     report = _typed(ReportSpec, raw.get("report"), "report")
     for key, value in report.__dict__.items():
         if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -228,8 +249,35 @@ def load_sweep(path: str | Path) -> SweepConfig:
         noise_types=noise_types, noise_rho=tuple(sorted({r for rates in by_type.values() for r in rates})),
         seeds=seeds, data=_typed(DataSpec, raw.get("data"), "data"), bases=bases,
         eval=_typed(EvalSpec, raw.get("eval"), "eval"), overrides=_mapping(raw.get("overrides"), "overrides"),
-        select=select, distill=distill, rates_by_type=by_type, track=track, report=report,
+        select=select, distill=distill, rates_by_type=by_type, track=track, report=report, traces=traces,
     )
+
+
+def _traces(raw) -> TracesSpec:
+    spec = _typed(TracesSpec, raw, "traces")
+    spec = TracesSpec(**{**spec.__dict__, "data": _typed(DataSpec, spec.data, "traces.data"),
+                         "overrides": _mapping(spec.overrides, "traces.overrides"),
+                         "verifiers": _mapping(spec.verifiers, "traces.verifiers")})
+    if isinstance(spec.k, bool) or not isinstance(spec.k, int) or spec.k < 2:
+        raise SweepError(f"traces.k must be an integer >= 2 (consensus needs two traces of a problem), got {spec.k!r}")
+    for key in ("temperature", "top_p"):
+        value = getattr(spec, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= (1 if key == "top_p" else 10):
+            raise SweepError(f"traces.{key} must be a number in (0, {1 if key == 'top_p' else 10}], got {value!r}")
+    share = spec.loss_share
+    if share is not None and (isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1):
+        raise SweepError(f"traces.loss_share must be a fraction in (0, 1) or absent, got {share!r}")
+    for name, rates in spec.verifiers.items():
+        if not isinstance(name, str) or not _NAME_RE.match(name) or not isinstance(rates, dict) \
+                or sorted(rates) != ["false_positive_rate", "recall"] \
+                or any(isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1 for v in rates.values()):
+            raise SweepError(f"traces.verifiers.{name}: must be {{recall: r, false_positive_rate: f}} with r, f in "
+                             f"[0, 1] (and a name matching {_NAME_RE.pattern}), got {rates!r}")
+    taken = sorted(k for k in spec.overrides if k in _SET_FOR_BASES or k.startswith("noise"))
+    if taken:
+        raise SweepError(f"traces.overrides.{taken[0]}: set by the sweep for each teacher (it trains on `traces.data` "
+                         "with the sweep seed)")
+    return spec
 
 
 def _bases(raw, path: Path) -> BaseSpec:

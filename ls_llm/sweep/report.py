@@ -27,6 +27,7 @@ from ls_llm.sweep.stats import (
     student_groups,
     verdict,
 )
+from ls_llm.sweep.teacher_loop import loop_lines
 
 CSV_FIELDS = ("cell_id", "kind", "variant", "teacher", "noise_type", "noise_rho", "seed", "val_acc", "n_val",
               "test_acc", "n_test", "ece", "answer_token_acc", "answer_token_conf", "answer_tokens", "computed_ece",
@@ -228,7 +229,7 @@ def _heading(level: str, label: str | None, text: str) -> str:
 
 def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
     train = [r for r in rows if r["kind"] == "train"]
-    done = {r["cell_id"] for r in rows} & {c.cell_id for c in sweep.cells()}
+    done = {r["cell_id"] for r in rows} & {c.cell_id for c in sweep.cells()}  # (not the early-stopping readings)
     missing = [c.cell_id for c in sweep.cells() if c.cell_id not in done]
     baseline = majority_baseline(Path(sweep.output_dir) / "data" / "test.jsonl")
     n, reference = len(sweep.seeds), sweep.variants[0].name
@@ -240,7 +241,7 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
         (f"Majority-answer baseline (always the test split's most common answer): {100 * baseline:.1f}%.\n"
          if baseline is not None else ""),
     ]
-    parts += base_lines(rows)
+    parts += base_lines(rows) + loop_lines(rows)
     endpoint = endpoint_table(train, sweep.references(), sweep.expected_rates(), sweep.noise_types, n_seeds=n)
     comparisons = len(endpoint.splitlines()) - 2
     label = sweep.report.endpoint or ("Teachers" if sweep.distill is not None else None)

@@ -22,16 +22,17 @@ from pathlib import Path
 from ls_llm.data.audit import audit_rows
 from ls_llm.data.folder_lock import FolderLocked, folder_lock
 from ls_llm.data.loading import split_and_noise
-from ls_llm.evaluation import evaluate
 from ls_llm.evaluation.config import DEFAULT_TASKS_DIR
 from ls_llm.files import read_jsonl, write_atomic, write_jsonl
-from ls_llm.sweep.config import BASE_KIND, Cell, SweepConfig
-from ls_llm.sweep.data import TEST_TASK, VALIDATION_TASK, data_paths, prepare_data
+from ls_llm.sweep.config import BASE_KIND, REFERENCE_NOISE, TEACHER_KIND, TRACES_KIND, Cell, SweepConfig
+from ls_llm.sweep.data import VALIDATION_TASK, data_paths, prepare_data
+from ls_llm.sweep.evaluation import accuracy, evaluation
 from ls_llm.sweep.inputs import inputs_fingerprint
 from ls_llm.sweep.matching import match_teachers
 from ls_llm.sweep.memorisation import best_point, reading_row
 from ls_llm.sweep.override_types import check_override_types
 from ls_llm.sweep.shards import shard_cells
+from ls_llm.sweep.teacher_loop import TEACHER_DATA, run_traces, teacher_recipe_keys, trace_cell_keys
 from ls_llm.trainers.loading import load_tokenizer
 from ls_llm.trainers.recipe import isolated_environ, load_recipe, parse_recipe
 from ls_llm.trainers.run import RUNS, run_recipe, sft_arg_types
@@ -76,26 +77,31 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
     extra = {}
     if cell.kind == "distill":
         student = student_spec(sweep, cell)
-        recipe, overrides = sweep.distill.recipe, {**sweep.overrides, **sweep.distill.overrides,
+        recipe, overrides = sweep.distill.recipe, {**sweep.overrides, **sweep.distill.overrides, **_base_keys(cell, cell_dir),
                                                    **{k: v for k, v in student.items() if k not in _STUDENT_FIELDS},
                                                    sweep.distill.teacher_key: str(teacher_dir)}
         if student.get("cache_top_k"):  # the teacher's top-k, cached by `ls-llm distill-cache` first
             overrides.update(teacher_cache_dir=str(cell_dir / CACHE_DIR), distill_top_k=student["cache_top_k"])
     elif cell.kind == "student":  # the student trained alone: the base train recipe, the student's keys
-        recipe, overrides = sweep.recipe, {**sweep.overrides, **sweep.distill.student_alone}
+        recipe, overrides = sweep.recipe, {**sweep.overrides, **_base_keys(cell, cell_dir), **sweep.distill.student_alone}
     elif cell.kind == BASE_KIND:  # a pretrained base: its own recipe on its own clean corpus, no noise keys
         recipe, overrides = sweep.bases.recipe, dict(sweep.bases.overrides)
         extra = {"dataset_name": str(data_paths(cell_dir.parent.parent / BASE_DATA)["train"])}
+    elif cell.kind == TEACHER_KIND:  # the teacher loop's teacher: the seed's base on the teachers' clean set
+        recipe, (overrides, extra) = sweep.recipe, teacher_recipe_keys(sweep, cell, cell_dir.parent.parent)
+    elif cell.kind == TRACES_KIND:  # generated and audited, not trained: no command line (fingerprint: its settings)
+        return [TRACES_KIND]
     else:
         variant = sweep.variant(cell.variant)
-        base = ({"model_name_or_path": str(cell_dir.parent / cell.base / "model"), "model_init_from_config": False}
-                if cell.base else {})  # the pretrained model it fine-tunes; the variant's own keys still win
-        recipe, overrides = sweep.recipe, {**sweep.overrides, **base, **variant.recipe_keys(cell.noise_rho)}
+        # the pretrained model it fine-tunes; the variant's own keys still win
+        recipe, overrides = sweep.recipe, {**sweep.overrides, **_base_keys(cell, cell_dir), **variant.recipe_keys(cell.noise_rho)}
         if cell.source:  # continue from the final model of another cell
             overrides.update(model_name_or_path=str(cell_dir.parent / cell.source / "model"),
                              model_init_from_config=False)
         if variant.audit and audited:  # the noisy rows, already injected and audited by the runner (audited_train)
             extra = {"dataset_name": str(cell_dir / AUDITED_FILE), "dataset_format": "messages", "noise_rho": 0.0}
+        if cell.traces:  # the teacher's audited traces at the cell's reference-error rate; nothing injected
+            extra = trace_cell_keys(cell, cell_dir.parent.parent)
     fixed = {
         "output_dir": str(model_dir),
         "dataset_name": str(data["train"]),
@@ -109,9 +115,16 @@ def cell_argv(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, model_di
     if sweep.track is not None and not extra:  # the corrupted rows and their answers, for the tracking callback
         fixed["noise_manifest"] = str(cell_dir / MANIFEST_FILE)
     fixed.update(extra)
-    if cell.kind == BASE_KIND:
+    if cell.kind in (BASE_KIND, TEACHER_KIND) or cell.noise_type == REFERENCE_NOISE:  # nothing is injected
         fixed = {k: v for k, v in fixed.items() if not k.startswith("noise")}
     return [recipe] + [_flag(k, v) for k, v in {**overrides, **fixed}.items()]
+
+
+def _base_keys(cell: Cell, cell_dir: Path) -> dict:
+    """The recipe keys of a cell that fine-tunes a pretrained base (its final model), none without one."""
+    if not cell.base:
+        return {}
+    return {"model_name_or_path": str(cell_dir.parent / cell.base / "model"), "model_init_from_config": False}
 
 
 def train_cell(kind: str, argv: list[str], callbacks: tuple = ()) -> None:
@@ -125,13 +138,13 @@ def train_cell(kind: str, argv: list[str], callbacks: tuple = ()) -> None:
 def _tracking(sweep: SweepConfig, data: dict[str, Path], cell_dir: Path, cell: Cell) -> tuple:
     """The cell's TrackingCallback (ls_llm.sweep.tracking), or none when the sweep tracks nothing. A train cell's
     corrupted rows carry the trace it is trained on (for the teacher-forced measure), made as training makes it."""
-    if sweep.track is None or cell.kind == BASE_KIND:
+    if sweep.track is None or cell.kind in (BASE_KIND, TEACHER_KIND):
         return ()
     from ls_llm.sweep.tracking import TrackingCallback
 
     spec, train = sweep.track, cell.kind == "train"
     noisy = None
-    if train and spec.corrupted_rows and not sweep.variant(cell.variant).audit:
+    if train and spec.corrupted_rows and not sweep.variant(cell.variant).audit and not cell.traces:
         noisy = {row["id"]: row["messages"][-1]["content"] for row in noisy_train_rows(sweep, cell, data, cell_dir)}
     return (TrackingCallback(every=spec.every, out=cell_dir / TRACK_FILE,
                              validation=read_jsonl(data["validation"])[: spec.validation_rows],
@@ -140,40 +153,6 @@ def _tracking(sweep: SweepConfig, data: dict[str, Path], cell_dir: Path, cell: C
                              batch_size=sweep.eval.batch_size, noisy_completions=noisy,
                              keep_models=cell_dir / TRACKED_DIR if spec.keep_models and train else None,
                              keep_best=cell_dir / BEST_DIR if train and sweep.early_readings(cell.variant) else None),)
-
-
-def _accuracy(sweep: SweepConfig, model_dir: Path, task: str, *, data: dict[str, Path], out: Path) -> tuple[float, int]:
-    results = evaluate(str(model_dir), suite=task, backend="hf", include_path=[str(data["tasks"])],
-                       data_dir=str(data["eval_data"]), max_gen_toks=sweep.eval.max_gen_toks, temperature=0.0,
-                       batch_size=str(sweep.eval.batch_size), output=str(out), verify_workers=1, device="cpu")
-    row = results["results"][task]
-    return float(row["acc,verify"]), int(results["n-samples"][task]["effective"])
-
-
-def _evaluation(sweep: SweepConfig, model_dir: Path, data: dict[str, Path], *, out_dir: Path) -> dict:
-    """Validation and test accuracy and the answer-token calibration of one model."""
-    val_acc, n_val = _accuracy(sweep, model_dir, VALIDATION_TASK, data=data, out=out_dir / "eval_validation")
-    test_acc, n_test = _accuracy(sweep, model_dir, TEST_TASK, data=data, out=out_dir / "eval_test")
-    return {"val_acc": val_acc, "n_val": n_val, "test_acc": test_acc, "n_test": n_test,
-            **_calibration(model_dir, data, sweep)}
-
-
-def _calibration(model_dir: Path, data: dict[str, Path], sweep: SweepConfig) -> dict:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from ls_llm.sweep.calibration import answer_token_confidence, expected_calibration_error
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    spans = answer_token_confidence(model, tokenizer, read_jsonl(data["test"]), batch_size=sweep.eval.batch_size)
-    result = {}
-    for kind, prefix in (("boxed", ""), ("computed", "computed_")):
-        conf, hit = spans[kind]
-        result.update({f"{prefix}ece": expected_calibration_error(conf, hit, sweep.eval.ece_bins),
-                       f"{prefix}answer_token_acc": float(hit.mean()) if hit.numel() else float("nan"),
-                       f"{prefix}answer_token_conf": float(conf.mean()) if conf.numel() else float("nan"),
-                       f"{prefix}answer_tokens": int(conf.numel())})
-    return result
 
 
 def _argv(sweep: SweepConfig, cell: Cell, root: Path) -> list[str]:
@@ -219,10 +198,14 @@ def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
     now and the one its result recorded, so a changed or re-run parent makes the cell stale at once. A result
     with another fingerprint is stale and re-run."""
     argv = _argv(sweep, cell, root)
-    what = {"argv": argv, "recipe": load_recipe(argv[0]), "data": sweep.data.settings(), "eval": asdict(sweep.eval),
-            "files": inputs_fingerprint(argv, root)}
+    runs = cell.kind != TRACES_KIND  # a traces cell runs no recipe: its settings are hashed below
+    what = {"argv": argv, "recipe": load_recipe(argv[0]) if runs else None, "data": sweep.data.settings(),
+            "eval": asdict(sweep.eval), "files": inputs_fingerprint(argv, root) if runs else {}}
     if cell.kind == BASE_KIND:  # its corpus (inside the sweep's folder, so known by its settings); no tracking
         what["base_data"] = sweep.bases.data.settings()
+    elif cell.kind in (TEACHER_KIND, TRACES_KIND):  # the teachers' set; the sampling, detectors and rates
+        what["traces"] = {**asdict(sweep.traces), "data": sweep.traces.data.settings(),
+                          "rates": sweep.rates_of(REFERENCE_NOISE)}
     elif sweep.track is not None:  # only then: the fingerprints of sweeps without tracking stay what they were
         what["track"] = {k: v for k, v in asdict(sweep.track).items() if k != "keep_models" or v}  # (same reason)
     if cell.kind == "train" and sweep.early_readings(cell.variant):  # its best tracked model is kept and evaluated
@@ -278,6 +261,13 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
     write_atomic(cell_dir / "argv.json", json.dumps(argv, indent=1) + "\n")
     made_from = fingerprint(sweep, cell, root)  # what the cell is made from: checked again once it has finished
     start = time.time()
+    if cell.kind == TRACES_KIND:  # generated and audited (ls_llm.sweep.teacher_loop): no model of its own
+        result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": made_from, **run_traces(sweep, cell, data, root)}
+        if fingerprint(sweep, cell, root) != made_from:
+            raise RuntimeError(f"cell {cell.cell_id}: what it is made from changed while it ran: run the sweep again")
+        write_atomic(cell_dir / RESULT_FILE, json.dumps({**result, "cell_seconds": round(time.time() - start, 1)},
+                                                        indent=1) + "\n")
+        return result
     if cell.kind == "train" and sweep.variant(cell.variant).audit:
         audited_train(sweep, cell, data, cell_dir)
     matching = teacher_model(sweep, cell, root)[1] if cell.kind == "distill" else None
@@ -293,10 +283,10 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
         offset = max((p["step"] for p in (_result_by_id(root, cell.source) or {}).get("curve") or []), default=0)
         curve = [{**p, "step": p["step"] + offset, "own_step": p["step"]} for p in curve]
     result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": made_from,
-              **_evaluation(sweep, model_dir, data, out_dir=cell_dir)}
+              **evaluation(sweep, model_dir, data, out_dir=cell_dir)}
     if cell.kind == BASE_KIND:  # and on its own corpus's validation split
         base_data = data_paths(root / BASE_DATA)
-        result["pretrain_val_acc"] = _accuracy(sweep, model_dir, VALIDATION_TASK, data=base_data,
+        result["pretrain_val_acc"] = accuracy(sweep, model_dir, VALIDATION_TASK, data=base_data,
                                                out=cell_dir / "eval_pretrain_validation")[0]
     if cell.kind == "train" and sweep.early_readings(cell.variant):  # early stopping: the best tracked step's model
         best = best_point(curve or [])
@@ -304,7 +294,7 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
             raise RuntimeError(f"cell {cell.cell_id}: no tracked model with a validation accuracy was kept for its "
                                f"early-stopping reading {sweep.early_readings(cell.variant)}")
         result["early"] = {"step": best["step"], "tracked_val_acc": best["val_acc"],
-                           **_evaluation(sweep, cell_dir / BEST_DIR, data, out_dir=cell_dir / "early")}
+                           **evaluation(sweep, cell_dir / BEST_DIR, data, out_dir=cell_dir / "early")}
     if fingerprint(sweep, cell, root) != made_from:
         raise RuntimeError(f"cell {cell.cell_id}: what it is made from changed while it ran (its recipe, a file it "
                            "reads, or the cell it starts from): run the sweep again to redo it")
@@ -331,6 +321,8 @@ def run_sweep(sweep: SweepConfig, *, shard: tuple[int, int] = (0, 1), max_cells:
     data = prepare_data(sweep.data, root / "data", TEMPLATE)
     if sweep.bases is not None:
         prepare_data(sweep.bases.data, root / BASE_DATA, TEMPLATE)
+    if sweep.traces is not None:
+        prepare_data(sweep.traces.data, root / TEACHER_DATA, TEMPLATE)
     mine = [c for c in shard_cells(sweep, *shard) if only is None or c.cell_id in only]
     todo = sum(not finished(sweep, root, c) for c in mine)
     by_id = {c.cell_id: c for c in sweep.cells()}

@@ -6,7 +6,7 @@ from ls_llm.sweep.config import Cell, SweepConfig
 
 # Relative cost of a cell for sharding, measured on paper_cpu (s/cell: train 75, distill 78 with the teacher
 # forward, student alone 48).
-_SHARD_COST = {"train": 1.0, "distill": 1.05, "student": 0.65}
+_SHARD_COST = {"train": 1.0, "distill": 1.05, "student": 0.65, "teacher": 0.5, "traces": 0.5}
 
 
 def shard_cells(sweep: SweepConfig, index: int, count: int) -> list[Cell]:

@@ -95,7 +95,8 @@ def test_a_changed_base_makes_its_fine_tuning_stale(tmp_path):
     ({"select": {"best": ["ce", "ce_early"]}}, "select.best: 'ce_early' is an early-stopping reading"),
     ({"bases": {"recipe": "pre.yaml", "seeds": [1], "overrides": {"seed": 3}}}, "bases.overrides.seed: set by the sweep"),
     ({"bases": {"recipe": "pre.yaml", "seeds": [1], "overrides": {"noise_rho": 0.1}}}, "bases.overrides.noise_rho"),
-    ({"distill": {"recipe": "ft.yaml", "teachers": ["ce"], "noise_rho": 0.4}}, "bases: not supported with distill"),
+    ({"distill": {"recipe": "ft.yaml", "teachers": ["ce"], "noise_rho": 0.4, "student_base": "next"}},
+     "student_base: next needs `bases:` with two or more seeds"),
     ({"bases": {"recipe": "nope.yaml", "seeds": [1]}}, "bases.recipe must name a recipe file"),
     ({"bases": {"recipe": "pre.yaml", "seeds": [1, 1]}}, "bases.seeds must be distinct"),
     ({"bases": {"recipe": "pre.yaml", "seeds": [1], "step": 3}}, "bases: unknown key 'step'"),
@@ -148,7 +149,7 @@ def test_a_cell_waits_for_a_base_another_shard_holds_and_never_retries_a_failed_
 
 
 def _metrics(value: float) -> dict:
-    """A model's evaluation as the runner records it (ls_llm.sweep.runner._evaluation), every number `value`."""
+    """A model's evaluation as the runner records it (ls_llm.sweep.evaluation.evaluation), every number `value`."""
     names = ("val_acc", "test_acc", "ece", "answer_token_acc", "answer_token_conf", "computed_ece",
              "computed_answer_token_acc", "computed_answer_token_conf")
     return {**dict.fromkeys(names, value), "n_val": 12, "n_test": 12, "answer_tokens": 30, "computed_answer_tokens": 30}
@@ -198,7 +199,7 @@ def test_a_cell_whose_inputs_change_while_it_runs_is_not_recorded(tmp_path, monk
         (tmp_path / "ft.yaml").write_text((tmp_path / "ft.yaml").read_text().replace("max_steps: 30", "max_steps: 31"))
 
     monkeypatch.setattr(runner_module, "train_cell", edit_the_recipe)
-    monkeypatch.setattr(runner_module, "_evaluation", lambda *a, **k: {"val_acc": 0.0, "test_acc": 0.0})
+    monkeypatch.setattr(runner_module, "evaluation", lambda *a, **k: {"val_acc": 0.0, "test_acc": 0.0})
     with pytest.raises(RuntimeError, match="changed while it ran"):
         runner_module.run_cell(sweep, cell, {}, root=Path(sweep.output_dir))
     assert not (Path(sweep.output_dir) / "cells" / cell.cell_id / RESULT_FILE).exists()
@@ -331,3 +332,50 @@ def test_think_false_writes_bare_steps_and_leaves_earlier_sweeps_data_and_cells_
                         for r in rows)
     with pytest.raises(ValueError, match="another spec"):
         prepare_data(default, tmp_path / "bare", TEMPLATE)
+
+
+def _distill(**changes) -> dict:
+    return {"recipe": str(REPO / "recipes/demo/sweep_distill.yaml"), "teachers": ["ce"], "noise_rho": 0.4,
+            "overrides": {"max_steps": 6, "tokenizer_name_or_path": str(TOKENIZER), "teacher_tokenizer_name_or_path":
+                          str(TOKENIZER)}, "student_alone": {"max_steps": 6}, **changes}
+
+
+def test_students_fine_tune_a_base_the_same_or_the_next(tmp_path):
+    """E6: with `bases`, each student (and the student alone) starts from a pretrained base, the teacher's own or
+    the next one (no pretraining shared with its teacher); nothing else may name the student's model."""
+    for which, expected in (("same", ["base-s7", "base-s8"]), ("next", ["base-s8", "base-s7"])):
+        sweep = load_sweep(_sweep_file(tmp_path, seeds=[0, 1], bases={"recipe": "pre.yaml", "seeds": [7, 8]},
+                                       track=None, variants=[{"name": "ce", "objective": "ce"}],
+                                       distill=_distill(student_base=which)))
+        cells = {c.cell_id: c for c in sweep.cells()}
+        root = Path(sweep.output_dir)
+        for seed, base in zip((0, 1), expected, strict=True):
+            assert cells[f"train-ce-box0.4-s{seed}"].base == f"base-s{7 + seed}"  # the teacher: its seed's base
+            for cell_id in (f"distill-ce-box0.4-s{seed}", f"student-alone-box0.4-s{seed}"):
+                assert cells[cell_id].base == base and base in cells[cell_id].needs, (which, cell_id)
+                argv = runner_module._argv(sweep, cells[cell_id], root)
+                assert f"--model_name_or_path={root / 'cells' / base / 'model'}" in argv, argv
+                assert "--model_init_from_config=false" in argv
+    for change, match in (({"student_base": "other"}, "student_base must be 'same' or 'next'"),
+                          ({"student_alone": {"model_name_or_path": "x"}}, "distill.student_alone.model_name_or_path"),
+                          ({"overrides": {"model_init_from_config": True}}, "distill.overrides.model_init_from_config")):
+        with pytest.raises(SweepError, match=match):
+            load_sweep(_sweep_file(tmp_path, seeds=[0, 1], bases={"recipe": "pre.yaml", "seeds": [7, 8]}, track=None,
+                                   variants=[{"name": "ce", "objective": "ce"}], distill=_distill(**change)))
+    with pytest.raises(SweepError, match="next needs `bases:` with two or more"):
+        load_sweep(_sweep_file(tmp_path, track=None, variants=[{"name": "ce", "objective": "ce"}],
+                               distill=_distill(student_base="next")))
+
+
+def test_a_student_distilled_from_a_base_runs(tmp_path):
+    sweep = load_sweep(_sweep_file(tmp_path, bases={"recipe": "pre.yaml", "seeds": [7, 8],
+                                                    "data": {"train_size": 100, "validation_size": 8, "test_size": 8}},
+                                   track=None, variants=[{"name": "ce", "objective": "ce"}],
+                                   overrides={"tokenizer_name_or_path": str(TOKENIZER), "max_steps": 6},
+                                   distill=_distill(student_base="next")))
+    assert runner_module.run_sweep(sweep) == []
+    rows = {r["cell_id"]: r for r in collect(sweep)}
+    assert {"base-s7", "base-s8", "train-ce-box0.4-s0", "distill-ce-box0.4-s0", "student-alone-box0.4-s0"} == set(rows)
+    root = Path(sweep.output_dir)
+    argv = json.loads((root / "cells/distill-ce-box0.4-s0/argv.json").read_text())
+    assert f"--model_name_or_path={root / 'cells/base-s8/model'}" in argv
