@@ -203,8 +203,10 @@ def fingerprint(sweep: SweepConfig, cell: Cell, root: Path) -> str:
             "eval": asdict(sweep.eval), "files": inputs_fingerprint(argv, root) if runs else {}}
     if cell.kind == BASE_KIND:  # its corpus (inside the sweep's folder, so known by its settings); no tracking
         what["base_data"] = sweep.bases.data.settings()
-    elif cell.kind in (TEACHER_KIND, TRACES_KIND):  # the teachers' set; the sampling, detectors and rates
-        what["traces"] = {**asdict(sweep.traces), "data": sweep.traces.data.settings(),
+    elif cell.kind == TEACHER_KIND:  # its clean set (its recipe keys are in argv)
+        what["teacher_data"] = sweep.traces.data.settings()
+    elif cell.kind == TRACES_KIND:  # the sampling, the detectors and the reference-error rates
+        what["traces"] = {**{k: v for k, v in asdict(sweep.traces).items() if k not in ("data", "overrides")},
                           "rates": sweep.rates_of(REFERENCE_NOISE)}
     elif sweep.track is not None:  # only then: the fingerprints of sweeps without tracking stay what they were
         what["track"] = {k: v for k, v in asdict(sweep.track).items() if k != "keep_models" or v}  # (same reason)

@@ -110,6 +110,12 @@ def test_the_loop_runs_end_to_end_with_a_real_teacher(tmp_path):
     assert rows["teacher-s0"]["kind"] == "teacher" and "test_acc" in rows["teacher-s0"]
     assert {"train-ce-reference0-s0", "train-ce-reference0.5-s0", "train-drop_consensus-reference0-s0"} <= set(rows)
     assert run_sweep(sweep) == [] and collect(sweep) == list(rows.values())  # resumed: nothing runs again
+    # sampling at another temperature redoes the traces and what trains on them, not the teacher
+    hotter = load_sweep(_sweep_file(tmp_path, traces={**yaml.safe_load((tmp_path / "sweep.yaml").read_text())["traces"],
+                                                      "temperature": 0.7},
+                                    variants=[{"name": "ce", "objective": "ce"}, {**DROP_CONSENSUS, "noise_rho": [0.0]}]))
+    assert sorted(c.cell_id for c in hotter.cells() if not runner_module.finished(hotter, root, c)) == [
+        "traces-s0", "train-ce-reference0-s0", "train-ce-reference0.5-s0", "train-drop_consensus-reference0-s0"]
 
 
 def _scripted_teacher(monkeypatch):
