@@ -2,7 +2,7 @@
 
 Runs every unfinished cell of the sweep (objective variant x noise rate x seed, plus distillation cells)
 through `ls-llm train` / `ls-llm distill` and `ls_llm.evaluation`, then writes
-`<output_dir>/report/{results.csv,results.md,*.png}`. Run it again to resume: finished cells are skipped.
+`<output_dir>/report/{results.csv,results.md,*.png}` (`report: {dir: NAME}` names another folder). Run it again to resume: finished cells are skipped.
 Two processes on two cores: `--shard 0/2 --threads 1` and `--shard 1/2 --threads 1`, then `--report`.
 """
 
@@ -76,7 +76,7 @@ def _main(ns) -> int:
             print(f"ls-llm sweep: {err or 'interrupted'} (the interrupted cell starts again at the next run)",
                   file=sys.stderr)
             return status
-    paths = write_report(sweep, collect(sweep), root / "report")
+    paths = write_report(sweep, collect(sweep), sweep.report.folder(root))
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
     if failed:
         print(f"ls-llm sweep: {len(failed)} cell(s) failed: {[c.cell_id for c in failed]}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
@@ -150,11 +151,17 @@ class TrackSpec:
 class ReportSpec:
     """A study's wording for the report (ls_llm.sweep.report), whose own headings are neutral: `endpoint` labels the
     gain-over-reference table (e.g. "Primary endpoint"), `student_endpoint` the students' paired table, and
-    `memorisation_note` is added to the memorisation tables' headings (e.g. "the pre-registered readings")."""
+    `memorisation_note` is added to the memorisation tables' headings (e.g. "the pre-registered readings").
+    `dir`: the report's folder under output_dir (default `report`): sweeps that share an output folder (and so its
+    pretrained bases) each name their own."""
 
     endpoint: str | None = None
     student_endpoint: str | None = None
     memorisation_note: str | None = None
+    dir: str | None = None
+
+    def folder(self, root: Path) -> Path:
+        return root / (self.dir or "report")
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,8 @@ def load_sweep(path: str | Path) -> SweepConfig:
     for key, value in report.__dict__.items():
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise SweepError(f"report.{key} must be a non-empty string, got {value!r}")
+    if report.dir is not None and not _NAME_RE.match(report.dir):
+        raise SweepError(f"report.dir must be a folder name ({_NAME_RE.pattern}) under output_dir, got {report.dir!r}")
     return SweepConfig(
         name=raw["name"], recipe=str(recipe), output_dir=raw["output_dir"], variants=variants,
         noise_types=noise_types, noise_rho=tuple(sorted({r for rates in by_type.values() for r in rates})),

@@ -366,3 +366,16 @@ def test_paired_table_reference_does_not_depend_on_hash_order(tmp_path):
     lines = [line for line in outs.pop().splitlines() if line]
     assert lines[1] == "| variant − its reference | noise 0.4 |"
     assert [line.split(" |")[0] for line in lines[3:]] == ["| more", "| nls − more"]
+
+
+def test_report_dir_lets_two_sweeps_share_an_output_folder(tmp_path, capsys):
+    """Sweeps sharing an output folder (and its pretrained bases) each write their report to their own folder."""
+    from ls_llm.cli.sweep import main
+
+    for name, report in (("a", None), ("b", {"dir": "report-b"})):
+        sweep_file = _write(tmp_path, name=name, output_dir=str(tmp_path / "out"), **({"report": report} if report else {}))
+        assert main([str(sweep_file), "--report"]) == 0
+    assert (tmp_path / "out/report/results.md").read_text().startswith("# Sweep `a`")
+    assert (tmp_path / "out/report-b/results.md").read_text().startswith("# Sweep `b`")
+    assert main([str(_write(tmp_path, report={"dir": "../elsewhere"}))]) == 2
+    assert "report.dir must be a folder name" in capsys.readouterr().err
