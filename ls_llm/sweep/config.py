@@ -114,8 +114,10 @@ class TracesSpec:
     detector (ls_llm.sweep.teacher_loop) under each reference-error rate of the sweep's `reference` noise axis, and
     the train cells train on them. `verifiers`: simulated verifiers, name -> {recall, false_positive_rate}, that flag
     a wrong trace with probability recall and a right one with the false-positive rate. `loss_share`: the share of
-    highest-loss traces (under the seed's base) the small-loss detector flags; None: the share the reference audit
-    flags at that rate."""
+    highest-loss traces the small-loss detector flags (None: the share the reference audit flags at that rate), by
+    `loss_column` (`loss_mean`: the completion's mean token loss; `answer_loss_mean`: the answer span's) under
+    `loss_model` (`base`: the seed's base; `teacher`: the teacher that sampled them, whose unlikely samples are the
+    suspects)."""
 
     data: DataSpec
     k: int = 4
@@ -124,6 +126,8 @@ class TracesSpec:
     overrides: dict = field(default_factory=dict)
     verifiers: dict = field(default_factory=dict)
     loss_share: float | None = None
+    loss_model: str = "base"
+    loss_column: str = "loss_mean"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from ls_llm.data.detectors import LOSS_FLAG_COLUMNS
 from ls_llm.data.noise import INJECTORS
 from ls_llm.sweep.config import (
     _NAME_RE,
@@ -269,6 +270,10 @@ def _traces(raw) -> TracesSpec:
     share = spec.loss_share
     if share is not None and (isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1):
         raise SweepError(f"traces.loss_share must be a fraction in (0, 1) or absent, got {share!r}")
+    if spec.loss_model not in ("base", "teacher"):
+        raise SweepError(f"traces.loss_model must be 'base' or 'teacher', got {spec.loss_model!r}")
+    if spec.loss_column not in LOSS_FLAG_COLUMNS:
+        raise SweepError(f"traces.loss_column must be one of {list(LOSS_FLAG_COLUMNS)}, got {spec.loss_column!r}")
     for name, rates in spec.verifiers.items():
         if not isinstance(name, str) or not _NAME_RE.match(name) or not isinstance(rates, dict) \
                 or sorted(rates) != ["false_positive_rate", "recall"] \

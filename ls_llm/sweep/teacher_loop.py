@@ -14,8 +14,9 @@ Per sweep seed, three steps, each a cell (resumable, fingerprinted like any othe
      problems (drawn by the seed and r) are moved to a nearby wrong number (`ls_llm.data.trace_edits.perturb_number`),
      and the audit runs (`ls_llm.data.audit_traces`): `reference` (math-verify against the reference: correct,
      wrong, missing, unparsable), `consensus` (agrees, disagrees, no_majority, ...) with `consensus_share`;
-   - `loss`: `flagged` for the share of highest mean completion loss under the seed's base (the small-loss criterion;
-     the share is `traces.loss_share`, else the share the reference audit flags at that rate), else `kept`;
+   - `loss`: `flagged` for the share of highest mean loss (`traces.loss_column`: the completion's or the answer span's)
+     under `traces.loss_model` (the seed's base, or the teacher that sampled them) — the small-loss criterion; the
+     share is `traces.loss_share`, else the share the reference audit flags at that rate — else `kept`;
    - `verifier_<name>` for each simulated verifier: a wrong trace is `flagged` with probability `recall`, a right one
      with `false_positive_rate` (drawn per trace from the seed and the verifier's name, the same at every rate).
    Written per rate to `traces_ref<r>.jsonl` (prompt / completion rows with those columns), with each detector's
@@ -108,8 +109,9 @@ def run_traces(sweep: SweepConfig, cell: Cell, data: dict[str, Path], root: Path
     wrong = [status in BAD_STATUSES for status in truth.statuses]
     verifiers = {f"verifier_{name}": simulated_verifier(wrong, seed=cell.seed, name=name, **rates)
                  for name, rates in spec.verifiers.items()}
-    model, tokenizer = load_scorer(str(root / "cells" / cell.base / "model"), device="cpu", dtype="float32")
-    losses = score_traces(_audit_rows(traces, [t["answer"] for t in traces]), model, tokenizer)["loss_mean"]
+    scorer = cell.base if spec.loss_model == "base" else cell.teacher
+    model, tokenizer = load_scorer(str(root / "cells" / scorer / "model"), device="cpu", dtype="float32")
+    losses = score_traces(_audit_rows(traces, [t["answer"] for t in traces]), model, tokenizer)[spec.loss_column]
     problems = list(dict.fromkeys(t["problem_id"] for t in traces))
     gold = {t["problem_id"]: t["answer"] for t in traces}
     result = {"traces": len(traces), "problems": len(problems), "teacher_trace_acc": 1 - sum(wrong) / len(wrong),
@@ -130,7 +132,7 @@ def run_traces(sweep: SweepConfig, cell: Cell, data: dict[str, Path], root: Path
                         "predicted_answer": t.get("predicted_answer"), "oracle": "wrong" if wrong[i] else "right",
                         "reference": audit.statuses[i], "consensus": audit.columns["consensus_status"][i],
                         "consensus_share": float(audit.columns["consensus_share"][i] or 0.0),
-                        "loss_mean": losses[i], "loss": FLAGGED if flags["loss"][i] else KEPT,
+                        "loss_score": losses[i], "loss": FLAGGED if flags["loss"][i] else KEPT,
                         **{name: FLAGGED if f[i] else KEPT for name, f in verifiers.items()}})
         write_jsonl(traces_file(cell_dir, rate), out)
         truth_rows = [{"corrupted": bad, "type": "teacher"} for bad in wrong]
@@ -159,7 +161,7 @@ def trace_cell_keys(cell: Cell, root: Path) -> dict:
 DETECTORS_LEGEND = ("Each detector's flags against the oracle (a trace whose final answer is not the true one), per "
                     "reference-error rate: mean [95% t interval] over seeds, %. `reference`: math-verify against the "
                     "(possibly wrong) reference; `consensus`: disagrees with its problem's majority; `loss`: among the "
-                    "highest mean completion losses under the seed's base; `verifier_*`: simulated.\n")
+                    "highest mean losses under `traces.loss_model`; `verifier_*`: simulated.\n")
 
 
 def loop_lines(rows: list[dict]) -> list[str]:

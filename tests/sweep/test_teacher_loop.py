@@ -85,7 +85,9 @@ def test_cells_of_a_traces_sweep_and_what_is_refused(tmp_path):
                           ({"traces": {"data": {}, "k": 1}}, "traces.k must be"),
                           ({"traces": {"data": {}, "verifiers": {"v": {"recall": 2}}}}, "traces.verifiers.v"),
                           ({"traces": {"data": {}, "overrides": {"dataset_name": "x"}}}, "traces.overrides.dataset_name"),
-                          ({"traces": {"data": {}, "loss_share": 1.5}}, "traces.loss_share")):
+                          ({"traces": {"data": {}, "loss_share": 1.5}}, "traces.loss_share"),
+                          ({"traces": {"data": {}, "loss_model": "student"}}, "traces.loss_model must be"),
+                          ({"traces": {"data": {}, "loss_column": "loss"}}, "traces.loss_column must be one of")):
         with pytest.raises(SweepError, match=match):
             load_sweep(_sweep_file(tmp_path, **change))
     with pytest.raises(SweepError, match="noise_type must be one of"):  # `reference` only with traces
@@ -147,7 +149,8 @@ BAD = ("flagged", "disagrees", "wrong", "missing", "unparsable")
 
 def test_each_detector_is_scored_against_the_oracle_and_routes_its_cells(tmp_path, monkeypatch):
     _scripted_teacher(monkeypatch)
-    sweep = load_sweep(_sweep_file(tmp_path))
+    traces = yaml.safe_load(_sweep_file(tmp_path).read_text())["traces"]
+    sweep = load_sweep(_sweep_file(tmp_path, traces={**traces, "loss_model": "teacher"}))
     assert run_sweep(sweep) == []
     root = Path(sweep.output_dir)
     result = json.loads((root / "cells/traces-s0" / RESULT_FILE).read_text())
