@@ -39,6 +39,11 @@ _META_ALIASES = {"subject": ("subject", "type"), "level": ("level",)}
 # Bookkeeping columns carried through when a source has them: `ls-llm audit` writes audit_status and its detectors'
 # statuses and flags, which a recipe can route whole traces by (trace_objective_column, ls_llm/trainers/routing.py).
 CARRIED_COLUMNS = ("audit_status", "consensus_status", "reference_status", "loss_flag", "verifier_flag")
+# Columns the loader builds itself (or the noise injector adds, typed): a routed column of that name is the built one,
+# never a source's text over it (a `corrupted` of "False" read as text would turn True as a bool); a source's own
+# boolean `corrupted` (`ls-llm noise` output) is carried as the boolean it is.
+_BUILT_COLUMNS = frozenset(("id", "messages", "prompt", "completion", "answer", "source", "subject", "level",
+                            "corrupted", "noise"))
 
 
 def _local_files(source: str) -> list[str] | None:
@@ -158,7 +163,9 @@ def convert_rows(rows, entry: MixtureEntry, args: LsDataArguments, *, keep: tupl
         out.append({"id": row_id, "messages": converted.messages, "answer": converted.answer,
                     "source": entry.name or source_name(entry.source),
                     **{name: _first(row, aliases) for name, aliases in _META_ALIASES.items()},
-                    **{k: str(row[k]) for k in CARRIED_COLUMNS + carry if row.get(k) is not None},
+                    **{k: str(row[k]) for k in CARRIED_COLUMNS + carry if row.get(k) is not None
+                       and k not in _BUILT_COLUMNS},
+                    **{k: row[k] for k in carry if k == "corrupted" and isinstance(row.get(k), bool)},
                     **{k: row[k] for k in keep if k in row}})
         if weights is not None:
             out[-1][WEIGHT_COLUMN] = weights.weight(row, f"{where} row {index + 1} (id {row_id!r})")

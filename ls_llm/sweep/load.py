@@ -238,6 +238,8 @@ def load_sweep(path: str | Path) -> SweepConfig:
                                  "(distill.student_base), so it cannot name its own model")
     if traces is not None and (bases is None or distill is not None):
         raise SweepError("traces: needs `bases:` (each seed's teacher fine-tunes its base) and no `distill:`")
+    if traces is not None:
+        check_trace_variants(variants, traces, track)
     if traces is not None and any(v.audit for v in variants):
         raise SweepError("traces: a variant's `audit: true` audits injected noise; the traces are audited already "
                          "(route by their columns: trace_objective_column)")
@@ -257,6 +259,8 @@ def load_sweep(path: str | Path) -> SweepConfig:
 
 
 def _traces(raw) -> TracesSpec:
+    if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+        raise SweepError(f"traces must be a mapping with a `data:` mapping (the teachers' clean set), got {raw!r}")
     spec = _typed(TracesSpec, raw, "traces")
     spec = TracesSpec(**{**spec.__dict__, "data": _typed(DataSpec, spec.data, "traces.data"),
                          "overrides": _mapping(spec.overrides, "traces.overrides"),
@@ -280,11 +284,57 @@ def _traces(raw) -> TracesSpec:
                 or any(isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1 for v in rates.values()):
             raise SweepError(f"traces.verifiers.{name}: must be {{recall: r, false_positive_rate: f}} with r, f in "
                              f"[0, 1] (and a name matching {_NAME_RE.pattern}), got {rates!r}")
-    taken = sorted(k for k in spec.overrides if k in _SET_FOR_BASES or k.startswith("noise"))
+    taken = sorted(k for k in spec.overrides if k in _SET_FOR_BASES + _MODEL_KEYS or k.startswith("noise"))
     if taken:
-        raise SweepError(f"traces.overrides.{taken[0]}: set by the sweep for each teacher (it trains on `traces.data` "
-                         "with the sweep seed)")
+        raise SweepError(f"traces.overrides.{taken[0]}: set by the sweep for each teacher (it fine-tunes the seed's "
+                         "base on `traces.data` with the sweep seed)")
     return spec
+
+
+_MODEL_KEYS = ("model_name_or_path", "model_init_from_config")
+# The columns of a teacher loop's traces (ls_llm.sweep.teacher_loop) a variant may route by, with their values.
+_TRACE_COLUMNS = {"oracle": ("right", "wrong"), "reference": ("correct", "wrong", "missing", "unparsable"),
+                  "consensus": ("agrees", "disagrees", "no_majority"), "loss": ("flagged", "kept")}
+
+
+def check_trace_variants(variants: tuple[Variant, ...], spec: TracesSpec, track: TrackSpec | None) -> None:
+    """A traces sweep's variants route and weight by the traces' own columns, inject nothing, and `${noise_rho}` (the
+    reference-error rate there) is not an objective's noise rate; no memorisation can be tracked (no injected rows)."""
+    columns = {**_TRACE_COLUMNS, **{f"verifier_{n}": ("flagged", "kept") for n in spec.verifiers}}
+    for i, v in enumerate(variants):
+        where = f"variants[{i}] ({v.name!r})"
+        noise = sorted(k for k in v.overrides if k.startswith("noise_"))
+        if noise:
+            raise SweepError(f"{where}.{noise[0]}: a traces sweep injects nothing (the traces' errors are the "
+                             "teacher's; its noise_rho is the reference-error rate)")
+        if _placeholder(v.overrides):
+            raise SweepError(f"{where}: {NOISE_RHO} is the reference-error rate in a traces sweep, not a noise rate of "
+                             "the traces: write the number")
+        column = v.overrides.get("trace_objective_column")
+        if column is not None:
+            if column not in columns:
+                raise SweepError(f"{where}.trace_objective_column must be a column of the traces {sorted(columns)}, "
+                                 f"got {column!r}")
+            routes = v.overrides.get("trace_objectives")
+            unknown = sorted(str(k) for k in (routes if isinstance(routes, dict) else {}) if str(k) not in columns[column])
+            if unknown:
+                raise SweepError(f"{where}.trace_objectives: {unknown[0]!r} is not a value of {column!r} "
+                                 f"{list(columns[column])}")
+        weight = v.overrides.get("trace_weight_column")
+        if weight is not None and weight != "consensus_share":
+            raise SweepError(f"{where}.trace_weight_column: the traces' numeric column is 'consensus_share', got "
+                             f"{weight!r}")
+    if track is not None and track.corrupted_rows:
+        raise SweepError("track.corrupted_rows: a traces sweep injects no answers, so there are no corrupted rows to "
+                         "track memorisation on; set it to 0 (validation accuracy is still tracked)")
+
+
+def _placeholder(value) -> bool:
+    if isinstance(value, dict):
+        return any(_placeholder(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_placeholder(v) for v in value)
+    return isinstance(value, str) and NOISE_RHO in value
 
 
 def _bases(raw, path: Path) -> BaseSpec:

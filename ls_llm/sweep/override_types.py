@@ -19,6 +19,8 @@ def check_override_types(sweep) -> None:
         check_value_types(f"{where} variant {v.name!r}", v.recipe_keys(rate), sft_arg_types())
     if sweep.bases is not None:
         check_value_types(f"{where} bases.overrides", dict(sweep.bases.overrides), sft_arg_types())
+    if sweep.traces is not None:
+        check_value_types(f"{where} traces.overrides", dict(sweep.traces.overrides), sft_arg_types())
     if sweep.distill is not None:
         spec = sweep.distill
         check_value_types(f"{where} distill.overrides", dict(spec.overrides), distill_arg_types())

@@ -246,7 +246,8 @@ def summary_markdown(sweep: SweepConfig, rows: list[dict]) -> str:
     comparisons = len(endpoint.splitlines()) - 2
     label = sweep.report.endpoint or ("Teachers" if sweep.distill is not None else None)
     parts += [_heading("##", label, "test-accuracy gain over the reference, averaged over the noisy rates"),
-              "Per seed, the gain at each noise rate above 0 is averaged; then mean and 95% interval over seeds. "
+              "Per seed, the gain at each noise rate above 0 (on a traces sweep's reference axis, every rate: its "
+              "traces carry the teacher's errors) is averaged; then mean and 95% interval over seeds. "
               "helps / hurts: the interval excludes 0. "
               f"{comparisons} variant(s) × {len(sweep.noise_types)} noise type(s), no multiplicity correction.\n",
               endpoint]

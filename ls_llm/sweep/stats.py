@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from ls_llm.sweep.config import REFERENCE_NOISE
+
 # Two-sided 95% quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard tables; checked against scipy in
 # tests/sweep/test_second_study.py). Beyond 30 degrees of freedom the normal quantile's error is below 4%.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -58,7 +60,8 @@ def endpoint_diffs(rows: list[dict], references: dict[str, str], expected: dict[
     seeds = sorted({s for *_, s in value})
     out: dict[tuple[str, str], dict[int, float]] = {}
     for (variant, noise_type), all_rates in expected.items():
-        reference, rates = references.get(variant), [r for r in all_rates if r > 0]
+        # rate 0 is clean data, except on a traces sweep's reference axis (the traces carry the teacher's errors)
+        reference, rates = references.get(variant), [r for r in all_rates if r > 0 or noise_type == REFERENCE_NOISE]
         if reference is None or reference == variant or not rates:
             continue
         per_seed = {}

@@ -188,7 +188,8 @@ def loop_lines(rows: list[dict]) -> list[str]:
         for name in names:
             per = [d[name] for d in found if name in d]
             flagged = [p["flagged"] / p["rows"] for p in per if p["rows"]]
+            # precision is undefined where nothing was flagged, recall where no trace was wrong: those seeds are left out
             cells = [mean_ci_cell(vals, 100, len(per)) for vals in
-                     (flagged, [p["precision"] for p in per], [p["recall"] for p in per])]
+                     (flagged, [p["precision"] for p in per if p["flagged"]], [p["recall"] for p in per if p["corrupted"]])]
             lines.append(f"| {rate} | {name} | {len(per)} | {' | '.join(cells)} |")
     return lines + [""]

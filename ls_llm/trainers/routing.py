@@ -39,10 +39,17 @@ from ls_llm.objectives import OBJECTIVES, build_objective
 from ls_llm.trainers.prior import SMOOTHING_PRIORS
 
 logger = logging.getLogger(__name__)
-# Values the project's audits write into a trace column (ls_llm.data.audit / consensus / the sweep's teacher loop):
-# listed in trace_objectives, they may route no row of a given data set without being a typo.
-AUDIT_VALUES = frozenset(STATUSES + (NO_REFERENCE,) + CONSENSUS_STATUSES + REFERENCE_STATUSES
-                         + ("flagged", "kept", "right", "True", "False"))
+# The vocabularies the project's audits write into a trace column (ls_llm.data.audit, ls_llm.data.consensus, the
+# sweep's teacher loop). A value listed in trace_objectives that no row has is accepted only when every value the
+# column holds and the listed one belong to one vocabulary (`unparsable` where no trace happens to be, `disagrees`
+# where every problem agrees); anything else is a typo or the wrong column, and refused.
+AUDIT_VOCABULARIES = (frozenset(STATUSES + (NO_REFERENCE,)), frozenset(CONSENSUS_STATUSES),
+                      frozenset(REFERENCE_STATUSES), frozenset(("flagged", "kept")), frozenset(("right", "wrong")),
+                      frozenset(("True", "False")))
+
+
+def _one_vocabulary(value: str, held: set[str]) -> bool:
+    return any(value in vocab and held <= vocab for vocab in AUDIT_VOCABULARIES)
 
 SEGMENT_COLUMN, TRACE_COLUMN = "ls_segments", "ls_trace"
 DROP = "drop"
@@ -210,15 +217,19 @@ def _route_traces(dataset, plan: RoutingPlan, name: str):
 
 def _check_trace_keys(plan: RoutingPlan, values: list[str], column: str) -> None:
     """A listed value that no row has is a typo (`Wrong` for `wrong`, `1` for `1.0`): refuse it, naming the values
-    the column does hold, unless it is a value the project's audits write (AUDIT_VALUES: `unparsable` where no
-    trace happens to be, `disagrees` where every problem agrees), which routes no row and is said so; say how many
-    rows each listed value routes."""
+    the column does hold, unless it is a value of the audit vocabulary the column holds (AUDIT_VOCABULARIES:
+    `unparsable` where no trace happens to be, `disagrees` where every problem agrees), which routes no row and is
+    said so (a warning); say how many rows each listed value routes."""
     counts = {v: values.count(v) for v in plan.trace_groups}
-    unmatched = sorted(v for v, n in counts.items() if n == 0 and v not in AUDIT_VALUES)
+    held = set(values)
+    unmatched = sorted(v for v, n in counts.items() if n == 0 and not _one_vocabulary(v, held))
     if unmatched:
-        seen = sorted(set(values))
+        seen = sorted(held)
         raise ValueError(f"trace_objectives lists {unmatched} but no training row has {column} equal to it "
                          f"(the column holds {seen[:10]}{' ...' if len(seen) > 10 else ''})")
+    absent = [v for v, n in counts.items() if n == 0]
+    if absent:
+        logger.warning("trace routing: no training row has %s in %s: those routes are empty", column, absent)
     logger.info("trace routing: %s", ", ".join(f"{column}={v}: {n} rows" for v, n in counts.items()))
 
 

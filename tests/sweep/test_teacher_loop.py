@@ -87,11 +87,35 @@ def test_cells_of_a_traces_sweep_and_what_is_refused(tmp_path):
                           ({"traces": {"data": {}, "overrides": {"dataset_name": "x"}}}, "traces.overrides.dataset_name"),
                           ({"traces": {"data": {}, "loss_share": 1.5}}, "traces.loss_share"),
                           ({"traces": {"data": {}, "loss_model": "student"}}, "traces.loss_model must be"),
-                          ({"traces": {"data": {}, "loss_column": "loss"}}, "traces.loss_column must be one of")):
+                          ({"traces": {"data": {}, "loss_column": "loss"}}, "traces.loss_column must be one of"),
+                          ({"traces": {"k": 3}}, "traces must be a mapping with a `data:`"),
+                          ({"traces": {"data": {}, "overrides": {"model_name_or_path": "x"}}},
+                           "traces.overrides.model_name_or_path"),
+                          ({"variants": [{"name": "ce", "objective": "ce", "noise_type": "box"}]},
+                           r"variants\[0\] \('ce'\).noise_type: a traces sweep injects nothing"),
+                          ({"variants": [{"name": "fc", "objective": "forward_correction", "noise_rate": "${noise_rho}"}]},
+                           "is the reference-error rate"),
+                          ({"variants": [{"name": "d", "trace_objective_column": "consensus_status"}]},
+                           "trace_objective_column must be a column of the traces"),
+                          ({"variants": [{"name": "d", "trace_objective_column": "reference",
+                                          "trace_objectives": {"disagrees": "drop"}}]},
+                           "'disagrees' is not a value of 'reference'"),
+                          ({"variants": [{"name": "w", "trace_weight_column": "loss_score"}]}, "'consensus_share'"),
+                          ({"track": {"every": 5, "corrupted_rows": 10}}, "track.corrupted_rows: a traces sweep")):
         with pytest.raises(SweepError, match=match):
             load_sweep(_sweep_file(tmp_path, **change))
     with pytest.raises(SweepError, match="noise_type must be one of"):  # `reference` only with traces
         load_sweep(_sweep_file(tmp_path, traces=None))
+
+
+def test_the_endpoint_of_a_traces_sweep_counts_clean_references_too():
+    """Under `reference` noise, rate 0 is not clean data (the traces carry the teacher's errors): its gain counts."""
+    from ls_llm.sweep.stats import endpoint_diffs
+
+    rows = [{"variant": v, "noise_type": t, "noise_rho": r, "seed": 0, "test_acc": acc}
+            for t in ("reference", "box") for v, r, acc in (("ce", 0.0, 0.3), ("drop", 0.0, 0.5))]
+    got = endpoint_diffs(rows, {"drop": "ce"}, {("drop", "reference"): (0.0,), ("drop", "box"): (0.0,)})
+    assert got == {("drop", "reference"): {0: pytest.approx(0.2)}}  # box at 0: clean, no endpoint
 
 
 def test_the_loop_runs_end_to_end_with_a_real_teacher(tmp_path):

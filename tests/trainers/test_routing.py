@@ -164,3 +164,46 @@ def test_a_trace_column_of_any_name_routes_from_a_data_file(h, tmp_path):
                           f"--trace_objectives={json.dumps({drop: 'drop'})}", dataset_name=str(path))
         trainer = prepare_run("train", argv).trainer
         assert sorted(trainer.train_dataset["id"]) == sorted(f"t{i}" for i in range(12) if i % 3), column
+
+
+def test_routing_by_a_noise_files_corrupted_column_keeps_its_truth_and_a_built_column_is_not_overwritten(h, tmp_path):
+    """`ls-llm noise` output carries a boolean `corrupted`: routed by it, the clean rows stay clean (read as text,
+    "False" would become True as the dataset's bool); a source's own `source` field does not replace the loader's."""
+    import json
+
+    from ls_llm.trainers.run import prepare_run
+
+    rows = [json.loads(line) for line in (h.FIXTURES / "arith_train.jsonl").read_text().splitlines()][:12]
+    path = tmp_path / "noisy.jsonl"
+    path.write_text("".join(json.dumps({**r, "id": f"t{i}", "corrupted": i % 4 == 0, "source": "mine"}) + "\n"
+                            for i, r in enumerate(rows)))
+    argv = h.cli_argv(tmp_path / "out", "--trace_objective_column=corrupted",
+                      f"--trace_objectives={json.dumps({'True': 'drop'})}", dataset_name=str(path))
+    trainer = prepare_run("train", argv).trainer
+    assert sorted(trainer.train_dataset["id"]) == sorted(f"t{i}" for i in range(12) if i % 4)
+    from ls_llm.data.loading import source_name
+
+    built = source_name(str(path))
+    argv = h.cli_argv(tmp_path / "out2", "--trace_objective_column=source",
+                      f"--trace_objectives={json.dumps({built: {'objective': 'label_smoothing', 'alpha': 0.1}})}",
+                      dataset_name=str(path))
+    assert set(prepare_run("train", argv).trainer.train_dataset["source"]) == {built} != {"mine"}
+
+
+def test_an_absent_value_is_accepted_only_from_the_columns_own_audit_vocabulary():
+    """`unparsable` for an audit-status column that happens to hold none: an empty route (warned). `disagrees` for
+    that column, `wrong` for a consensus column, `True` for flagged/kept, or `wrong` for a user's own
+    correct/incorrect column: the wrong vocabulary, refused naming the values the column holds."""
+    from ls_llm.trainers.routing import _check_trace_keys
+
+    class Plan:
+        def __init__(self, *values):
+            self.trace_groups = dict.fromkeys(values)
+
+    _check_trace_keys(Plan("wrong", "unparsable"), ["correct", "wrong", "missing"], "reference")
+    _check_trace_keys(Plan("disagrees"), ["agrees", "no_majority"], "consensus")
+    for plan, values in ((Plan("disagrees"), ["correct", "wrong"]), (Plan("wrong"), ["agrees", "disagrees"]),
+                         (Plan("True"), ["flagged", "kept"]), (Plan("correct"), ["right", "wrong"]),
+                         (Plan("wrong"), ["correct", "incorrect"])):
+        with pytest.raises(ValueError, match="no training row has"):
+            _check_trace_keys(plan, values, "col")
