@@ -252,6 +252,11 @@ def run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pat
 def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Path) -> dict:
     cell_dir = root / "cells" / cell.cell_id
     model_dir = cell_dir / "model"
+    owner = (_result_by_id(root, cell.cell_id) or {}).get("sweep")
+    if owner not in (None, sweep.name):  # sweeps share an output folder (its bases): never one's cell over another's
+        raise RuntimeError(f"cell {cell.cell_id} in {str(root)!r} was made by sweep {owner!r}, with other settings: "
+                           f"sweeps sharing an output folder need distinct cell ids (rename the variant in "
+                           f"{sweep.name!r})")
     if cell_dir.exists():
         shutil.rmtree(cell_dir)  # an unfinished or stale earlier attempt
     cell_dir.mkdir(parents=True)
@@ -264,7 +269,8 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
     made_from = fingerprint(sweep, cell, root)  # what the cell is made from: checked again once it has finished
     start = time.time()
     if cell.kind == TRACES_KIND:  # generated and audited (ls_llm.sweep.teacher_loop): no model of its own
-        result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": made_from, **run_traces(sweep, cell, data, root)}
+        result = {"cell_id": cell.cell_id, **asdict(cell), "sweep": sweep.name, "fingerprint": made_from,
+                  **run_traces(sweep, cell, data, root)}
         if fingerprint(sweep, cell, root) != made_from:
             raise RuntimeError(f"cell {cell.cell_id}: what it is made from changed while it ran: run the sweep again")
         write_atomic(cell_dir / RESULT_FILE, json.dumps({**result, "cell_seconds": round(time.time() - start, 1)},
@@ -284,7 +290,7 @@ def _run_cell(sweep: SweepConfig, cell: Cell, data: dict[str, Path], *, root: Pa
     if curve and cell.source:  # steps of a continued run count on from its source's last step
         offset = max((p["step"] for p in (_result_by_id(root, cell.source) or {}).get("curve") or []), default=0)
         curve = [{**p, "step": p["step"] + offset, "own_step": p["step"]} for p in curve]
-    result = {"cell_id": cell.cell_id, **asdict(cell), "fingerprint": made_from,
+    result = {"cell_id": cell.cell_id, **asdict(cell), "sweep": sweep.name, "fingerprint": made_from,
               **evaluation(sweep, model_dir, data, out_dir=cell_dir)}
     if cell.kind == BASE_KIND:  # and on its own corpus's validation split
         base_data = data_paths(root / BASE_DATA)

@@ -379,3 +379,16 @@ def test_a_student_distilled_from_a_base_runs(tmp_path):
     root = Path(sweep.output_dir)
     argv = json.loads((root / "cells/distill-ce-box0.4-s0/argv.json").read_text())
     assert f"--model_name_or_path={root / 'cells/base-s8/model'}" in argv
+
+
+def test_a_cell_another_sweep_made_in_a_shared_folder_is_never_redone_over(tmp_path):
+    """E5 and E6 share E4's output folder (its bases). A cell id both sweeps have, with other settings, would be
+    stale to each and redone over the other's result: refused, naming the sweep that made it."""
+    sweep = load_sweep(_sweep_file(tmp_path, bases=None, track=None, variants=[{"name": "ce", "objective": "ce"}]))
+    cell = sweep.cells()[0]
+    folder = Path(sweep.output_dir) / "cells" / cell.cell_id
+    folder.mkdir(parents=True)
+    (folder / RESULT_FILE).write_text(json.dumps({"cell_id": cell.cell_id, "sweep": "e4_perturb", "fingerprint": "x"}))
+    with pytest.raises(RuntimeError, match="was made by sweep 'e4_perturb'.*distinct cell ids"):
+        runner_module.run_cell(sweep, cell, {}, root=Path(sweep.output_dir))
+    assert json.loads((folder / RESULT_FILE).read_text())["sweep"] == "e4_perturb"  # untouched
