@@ -24,7 +24,7 @@ from ls_llm.sweep.stats import format_ci, holm, mean_ci_cell, paired_ci, paired_
 BASELINE, EARLY, ORACLE = "ce", "ce_early", "drop_oracle"
 # (method, the reference-error rate it is read at): the family of the primary endpoint
 FAMILY = (("drop_oracle", 0.0), ("drop_reference", 0.1), ("drop_consensus", 0.0), ("drop_loss", 0.1),
-          ("drop_v90", 0.0), ("drop_v70", 0.0), ("weight_consensus", 0.0), ("route_ls", 0.0))
+          ("drop_v90", 0.0), ("drop_v70", 0.0), ("weight_consensus", 0.0), ("route_ls", 0.1))
 ALPHA = 0.05
 
 
