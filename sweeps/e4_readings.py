@@ -25,10 +25,9 @@ from ls_llm.sweep.memorisation import MEMORISES_POINTS, last_value, rise
 from ls_llm.sweep.stats import (
     endpoint_diffs,
     format_ci,
-    holm,
+    holm_family,
     mean_ci_cell,
     paired_ci,
-    paired_t_pvalue,
     verdict,
 )
 
@@ -129,18 +128,11 @@ def main(sweep_file: str, report_dir: str) -> None:
           f"familywise {ALPHA}\n")
     print("| method | n | per seed | mean [95% paired-t] | p | Holm |\n|---|---:|---|---:|---:|---|")
     primary = {m: gains(rows, noise, m, BASELINE) for m in FAMILY}
-    present = {m: d for m, d in primary.items() if len(d) >= 2}
-    pvalues = {m: paired_t_pvalue(list(d.values())) for m, d in present.items()}
-    rejected = holm(pvalues, ALPHA) if len(present) == len(FAMILY) else {}
+    verdicts = holm_family({m: list(d.values()) for m, d in primary.items()}, ALPHA)
     for m in FAMILY:
-        d = primary[m]
-        if m not in present:
-            print(f"| {m} | {len(d)} | {per_seed(d)} | — | — | too few seeds |")
-            continue
-        mean = sum(d.values()) / len(d)
-        word = ("helps" if mean > 0 else "hurts") if rejected.get(m) else (
-            "not detected" if rejected else "not read (family incomplete)")
-        print(f"| {m} | {len(d)} | {per_seed(d)} | {ci(list(d.values()))} | {pvalues[m]:.3f} | {word} |")
+        (p, word), d = verdicts[m], primary[m]
+        print(f"| {m} | {len(d)} | {per_seed(d)} | {ci(list(d.values())) if p is not None else '—'} | "
+              f"{f'{p:.3f}' if p is not None else '—'} | {word} |")
 
     print("\n## Secondary (no test)\n")
     print("| comparison | ρ = 0.2 | ρ = 0.4 | averaged | verdict of the interval |\n|---|---:|---:|---:|---|")

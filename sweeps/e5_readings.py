@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ls_llm.sweep.stats import format_ci, holm, mean_ci_cell, paired_ci, paired_t_pvalue, verdict
+from ls_llm.sweep.stats import format_ci, holm_family, mean_ci_cell, paired_ci, verdict
 
 BASELINE, EARLY, ORACLE = "ce", "ce_early", "drop_oracle"
 # (method, the reference-error rate it is read at): the family of the primary endpoint
@@ -67,19 +67,12 @@ def main(sweep_file: str, report_dir: str) -> None:
           f"{ALPHA}\n")
     print("| method | reference errors | n | per seed | mean [95% paired-t] | p | Holm |\n|---|---:|---:|---|---:|---:|---|")
     primary = {m: diffs(acc, m, rate, BASELINE, seeds) for m, rate in FAMILY}
-    complete = all(len(d) >= 2 for d in primary.values())
-    pvalues = {m: paired_t_pvalue(list(d.values())) for m, d in primary.items() if len(d) >= 2}
-    rejected = holm(pvalues, ALPHA) if complete else {}
+    verdicts = holm_family({m: list(d.values()) for m, d in primary.items()}, ALPHA)
     for m, rate in FAMILY:
-        d = primary[m]
-        if m not in pvalues:
-            print(f"| {m} | {rate:g} | {len(d)} | {per_seed(d)} | — | — | too few seeds |")
-            continue
-        mean = sum(d.values()) / len(d)
-        word = ("helps" if mean > 0 else "hurts") if rejected.get(m) else (
-            "not detected" if complete else "not read (family incomplete)")
-        print(f"| {m} | {rate:g} | {len(d)} | {per_seed(d)} | {format_ci(*paired_ci(list(d.values())))} | "
-              f"{pvalues[m]:.3f} | {word} |")
+        (p, word), d = verdicts[m], primary[m]
+        interval = format_ci(*paired_ci(list(d.values()))) if p is not None else "—"
+        print(f"| {m} | {rate:g} | {len(d)} | {per_seed(d)} | {interval} | {f'{p:.3f}' if p is not None else '—'} | "
+              f"{word} |")
 
     print("\n## Secondary (no test)\n")
     print("| comparison | n | mean [95% paired-t] | interval |\n|---|---:|---:|---|")
@@ -93,7 +86,7 @@ def main(sweep_file: str, report_dir: str) -> None:
         print(f"| {label} | {len(values)} | {cell} | {verdict(*paired_ci(values)) if values else '—'} |")
 
     oracle = primary[ORACLE]
-    oracle_helps = bool(rejected.get(ORACLE)) and sum(oracle.values()) > 0
+    oracle_helps = verdicts[ORACLE][1] == "helps"
     print("\n### The share of the oracle filter's gain each method keeps (mean gain / the oracle filter's mean gain)\n")
     if not oracle_helps:
         print("Not read: the oracle filter's gain over ce was not detected, so there is no gain to keep.\n")

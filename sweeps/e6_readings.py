@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ls_llm.sweep.memorisation import MEMORISES_POINTS, last_value, rise
-from ls_llm.sweep.stats import format_ci, holm, mean_ci_cell, paired_ci, paired_t_pvalue, verdict
+from ls_llm.sweep.stats import format_ci, holm_family, mean_ci_cell, paired_ci, verdict
 
 PAIRS = (("from_ls0.3", "from_ce"), ("from_ls0.3_top8", "from_ce_top8"))
 TEACHERS = ("teacher_ce", "teacher_ls0.3")
@@ -68,19 +68,12 @@ def main(report_dir: str) -> None:
     print(f"\n## Primary: student of the smoothed teacher − student of the ce teacher, test, Holm over {len(PAIRS)}\n")
     print("| comparison | n | per seed | mean [95% paired-t] | p | Holm |\n|---|---:|---|---:|---:|---|")
     gains = {a: paired(rows, a, b, seeds) for a, b in PAIRS}
-    pvalues = {a: paired_t_pvalue(list(d.values())) for a, d in gains.items() if len(d) >= 2}
-    complete = len(pvalues) == len(PAIRS)
-    rejected = holm(pvalues, ALPHA) if complete else {}
+    verdicts = holm_family({a: list(d.values()) for a, d in gains.items()}, ALPHA)
     for a, b in PAIRS:
-        d = gains[a]
-        if a not in pvalues:
-            print(f"| {a} − {b} | {len(d)} | — | — | — | too few seeds |")
-            continue
-        m = sum(d.values()) / len(d)
-        word = ("helps" if m > 0 else "hurts") if rejected.get(a) else ("not detected" if complete else "not read")
+        (p, word), d = verdicts[a], gains[a]
         seeds_text = ", ".join(f"{d[s] * 100:+.1f}" for s in sorted(d))
-        print(f"| {a} − {b} | {len(d)} | {seeds_text} | {format_ci(*paired_ci(list(d.values())))} | {pvalues[a]:.3f} | "
-              f"{word} |")
+        interval = format_ci(*paired_ci(list(d.values()))) if p is not None else "—"
+        print(f"| {a} − {b} | {len(d)} | {seeds_text} | {interval} | {f'{p:.3f}' if p is not None else '—'} | {word} |")
 
     print("\n## Secondary (no test)\n")
     print("| comparison | n | mean [95% paired-t] | interval |\n|---|---:|---:|---|")

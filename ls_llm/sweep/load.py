@@ -3,12 +3,10 @@ checks that need the whole of it (variant scopes against the grid, distillation,
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import yaml
 
-from ls_llm.data.detectors import LOSS_FLAG_COLUMNS
 from ls_llm.data.noise import INJECTORS
 from ls_llm.sweep.config import (
     _NAME_RE,
@@ -22,32 +20,11 @@ from ls_llm.sweep.config import (
     ReportSpec,
     SweepConfig,
     SweepError,
-    TracesSpec,
     TrackSpec,
     Variant,
 )
-
-
-def _mapping(value, where: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SweepError(f"{where} must be a mapping, got {value!r}")
-    return value
-
-
-def _typed(cls, raw, where: str):
-    known = {f.name for f in fields(cls)}
-    raw = _mapping(raw, where)
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise SweepError(f"{where}: unknown key {unknown[0]!r} (known: {sorted(known)})")
-    if "ops" in raw:
-        raw = {**raw, "ops": tuple(raw["ops"])}
-    for key in ("teachers", "students"):
-        if isinstance(raw.get(key), list):
-            raw = {**raw, key: tuple(raw[key])}
-    return cls(**raw)
+from ls_llm.sweep.load_fields import SET_PER_RUN, mapping, placeholder_at, typed
+from ls_llm.sweep.traces_section import check_trace_variants, read_traces
 
 
 def _variants(raw) -> tuple[Variant, ...]:
@@ -152,23 +129,10 @@ def _check_renamed(raw: dict) -> None:
                 raise SweepError(f"{where}{old}: renamed {new} (the injected noise rate rho); write {where}{new}")
     if isinstance(raw.get("distill"), dict) and "noise_rate" in raw["distill"]:
         raise SweepError("distill.noise_rate: renamed distill.noise_rho (the injected noise rate rho of the teachers)")
-    found = _placeholder_at(raw, "")
+    found = placeholder_at(raw, "", _RENAMED_PLACEHOLDER)
     if found is not None:
         raise SweepError(f"{found}: the placeholder {_RENAMED_PLACEHOLDER} was renamed {NOISE_RHO} (the cell's "
                          f"injected noise rate rho), e.g. `noise_rate: {NOISE_RHO}`")
-
-
-def _placeholder_at(value, where: str) -> str | None:
-    """Where (`variants[1].noise_rate`) a string holds the old placeholder, or None."""
-    if isinstance(value, str):
-        return where if _RENAMED_PLACEHOLDER in value else None
-    if isinstance(value, dict):
-        children = ((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
-    elif isinstance(value, list):
-        children = ((f"{where}[{i}]", v) for i, v in enumerate(value))
-    else:
-        return None
-    return next((found for w, v in children if (found := _placeholder_at(v, w)) is not None), None)
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -190,7 +154,7 @@ def load_sweep(path: str | Path) -> SweepConfig:
     if not recipe.is_file():
         raise SweepError(f"recipe {raw['recipe']!r} (resolved to {str(recipe)!r}) does not exist")
     variants = _variants(raw.get("variants"))
-    traces = _traces(raw.get("traces")) if raw.get("traces") is not None else None
+    traces = read_traces(raw.get("traces")) if raw.get("traces") is not None else None
     if traces is not None and raw.get("noise_type") != REFERENCE_NOISE:
         raise SweepError(f"noise_type must be {REFERENCE_NOISE!r} with `traces:` (the share of wrong reference answers; "
                          f"the traces' own errors are the teacher's), got {raw.get('noise_type')!r}")
@@ -198,16 +162,16 @@ def load_sweep(path: str | Path) -> SweepConfig:
     by_type = _rates_by_type(raw.get("noise_rho"), noise_types)
     distill = None
     if raw.get("distill") is not None:
-        distill = _typed(DistillSpec, raw["distill"], "distill")
+        distill = typed(DistillSpec, raw["distill"], "distill")
         distill = DistillSpec(**{**distill.__dict__, "recipe": str(path.parent / distill.recipe)})
         check_distill(distill, variants)
         if distill.noise_rho not in by_type[noise_types[0]]:
             raise SweepError(f"distill.noise_rho {distill.noise_rho!r} must be one of noise_rho "
                              f"{raw.get('noise_rho')!r} (the teachers are that rate's train cells)")
-    select = _mapping(raw.get("select"), "select")
+    select = mapping(raw.get("select"), "select")
     check_select(select, variants)
     check_scopes(variants, by_type)
-    track = _typed(TrackSpec, raw["track"], "track") if raw.get("track") is not None else None
+    track = typed(TrackSpec, raw["track"], "track") if raw.get("track") is not None else None
     if track is not None and (track.every < 1 or track.validation_rows < 0 or track.corrupted_rows < 0):
         raise SweepError(f"track: every must be >= 1 and the row counts >= 0, got {raw['track']!r}")
     if distill is not None and distill.match_teachers and (track is None or not track.keep_models
@@ -243,7 +207,7 @@ def load_sweep(path: str | Path) -> SweepConfig:
     if traces is not None and any(v.audit for v in variants):
         raise SweepError("traces: a variant's `audit: true` audits injected noise; the traces are audited already "
                          "(route by their columns: trace_objective_column)")
-    report = _typed(ReportSpec, raw.get("report"), "report")
+    report = typed(ReportSpec, raw.get("report"), "report")
     for key, value in report.__dict__.items():
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise SweepError(f"report.{key} must be a non-empty string, got {value!r}")
@@ -252,93 +216,14 @@ def load_sweep(path: str | Path) -> SweepConfig:
     return SweepConfig(
         name=raw["name"], recipe=str(recipe), output_dir=raw["output_dir"], variants=variants,
         noise_types=noise_types, noise_rho=tuple(sorted({r for rates in by_type.values() for r in rates})),
-        seeds=seeds, data=_typed(DataSpec, raw.get("data"), "data"), bases=bases,
-        eval=_typed(EvalSpec, raw.get("eval"), "eval"), overrides=_mapping(raw.get("overrides"), "overrides"),
+        seeds=seeds, data=typed(DataSpec, raw.get("data"), "data"), bases=bases,
+        eval=typed(EvalSpec, raw.get("eval"), "eval"), overrides=mapping(raw.get("overrides"), "overrides"),
         select=select, distill=distill, rates_by_type=by_type, track=track, report=report, traces=traces,
     )
 
 
-def _traces(raw) -> TracesSpec:
-    if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
-        raise SweepError(f"traces must be a mapping with a `data:` mapping (the teachers' clean set), got {raw!r}")
-    spec = _typed(TracesSpec, raw, "traces")
-    spec = TracesSpec(**{**spec.__dict__, "data": _typed(DataSpec, spec.data, "traces.data"),
-                         "overrides": _mapping(spec.overrides, "traces.overrides"),
-                         "verifiers": _mapping(spec.verifiers, "traces.verifiers")})
-    if isinstance(spec.k, bool) or not isinstance(spec.k, int) or spec.k < 2:
-        raise SweepError(f"traces.k must be an integer >= 2 (consensus needs two traces of a problem), got {spec.k!r}")
-    for key in ("temperature", "top_p"):
-        value = getattr(spec, key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= (1 if key == "top_p" else 10):
-            raise SweepError(f"traces.{key} must be a number in (0, {1 if key == 'top_p' else 10}], got {value!r}")
-    share = spec.loss_share
-    if share is not None and (isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1):
-        raise SweepError(f"traces.loss_share must be a fraction in (0, 1) or absent, got {share!r}")
-    if spec.loss_model not in ("base", "teacher"):
-        raise SweepError(f"traces.loss_model must be 'base' or 'teacher', got {spec.loss_model!r}")
-    if spec.loss_column not in LOSS_FLAG_COLUMNS:
-        raise SweepError(f"traces.loss_column must be one of {list(LOSS_FLAG_COLUMNS)}, got {spec.loss_column!r}")
-    for name, rates in spec.verifiers.items():
-        if not isinstance(name, str) or not _NAME_RE.match(name) or not isinstance(rates, dict) \
-                or sorted(rates) != ["false_positive_rate", "recall"] \
-                or any(isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1 for v in rates.values()):
-            raise SweepError(f"traces.verifiers.{name}: must be {{recall: r, false_positive_rate: f}} with r, f in "
-                             f"[0, 1] (and a name matching {_NAME_RE.pattern}), got {rates!r}")
-    taken = sorted(k for k in spec.overrides if k in _SET_FOR_BASES + _MODEL_KEYS or k.startswith("noise"))
-    if taken:
-        raise SweepError(f"traces.overrides.{taken[0]}: set by the sweep for each teacher (it fine-tunes the seed's "
-                         "base on `traces.data` with the sweep seed)")
-    return spec
-
-
-_MODEL_KEYS = ("model_name_or_path", "model_init_from_config")
-# The columns of a teacher loop's traces (ls_llm.sweep.teacher_loop) a variant may route by, with their values.
-_TRACE_COLUMNS = {"oracle": ("right", "wrong"), "reference": ("correct", "wrong", "missing", "unparsable"),
-                  "consensus": ("agrees", "disagrees", "no_majority"), "loss": ("flagged", "kept")}
-
-
-def check_trace_variants(variants: tuple[Variant, ...], spec: TracesSpec, track: TrackSpec | None) -> None:
-    """A traces sweep's variants route and weight by the traces' own columns, inject nothing, and `${noise_rho}` (the
-    reference-error rate there) is not an objective's noise rate; no memorisation can be tracked (no injected rows)."""
-    columns = {**_TRACE_COLUMNS, **{f"verifier_{n}": ("flagged", "kept") for n in spec.verifiers}}
-    for i, v in enumerate(variants):
-        where = f"variants[{i}] ({v.name!r})"
-        noise = sorted(k for k in v.overrides if k.startswith("noise_"))
-        if noise:
-            raise SweepError(f"{where}.{noise[0]}: a traces sweep injects nothing (the traces' errors are the "
-                             "teacher's; its noise_rho is the reference-error rate)")
-        if _placeholder(v.overrides):
-            raise SweepError(f"{where}: {NOISE_RHO} is the reference-error rate in a traces sweep, not a noise rate of "
-                             "the traces: write the number")
-        column = v.overrides.get("trace_objective_column")
-        if column is not None:
-            if column not in columns:
-                raise SweepError(f"{where}.trace_objective_column must be a column of the traces {sorted(columns)}, "
-                                 f"got {column!r}")
-            routes = v.overrides.get("trace_objectives")
-            unknown = sorted(str(k) for k in (routes if isinstance(routes, dict) else {}) if str(k) not in columns[column])
-            if unknown:
-                raise SweepError(f"{where}.trace_objectives: {unknown[0]!r} is not a value of {column!r} "
-                                 f"{list(columns[column])}")
-        weight = v.overrides.get("trace_weight_column")
-        if weight is not None and weight != "consensus_share":
-            raise SweepError(f"{where}.trace_weight_column: the traces' numeric column is 'consensus_share', got "
-                             f"{weight!r}")
-    if track is not None and track.corrupted_rows:
-        raise SweepError("track.corrupted_rows: a traces sweep injects no answers, so there are no corrupted rows to "
-                         "track memorisation on; set it to 0 (validation accuracy is still tracked)")
-
-
-def _placeholder(value) -> bool:
-    if isinstance(value, dict):
-        return any(_placeholder(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_placeholder(v) for v in value)
-    return isinstance(value, str) and NOISE_RHO in value
-
-
 def _bases(raw, path: Path) -> BaseSpec:
-    raw = _mapping(raw, "bases")
+    raw = mapping(raw, "bases")
     unknown = sorted(set(raw) - {"recipe", "seeds", "data", "overrides"})
     if unknown:
         raise SweepError(f"bases: unknown key {unknown[0]!r} (known: ['data', 'overrides', 'recipe', 'seeds'])")
@@ -348,16 +233,13 @@ def _bases(raw, path: Path) -> BaseSpec:
         seeds = _seeds(raw.get("seeds"))
     except SweepError as err:
         raise SweepError(f"bases.{err}") from None
-    overrides = _mapping(raw.get("overrides"), "bases.overrides")
-    taken = sorted(k for k in overrides if k in _SET_FOR_BASES or k.startswith("noise"))
+    overrides = mapping(raw.get("overrides"), "bases.overrides")
+    taken = sorted(k for k in overrides if k in SET_PER_RUN or k.startswith("noise"))
     if taken:
         raise SweepError(f"bases.overrides.{taken[0]}: set by the sweep for each base (a base trains on its clean "
                          "corpus, `bases.data`, with its seed from `bases.seeds`)")
     return BaseSpec(recipe=str(path.parent / raw["recipe"]), seeds=seeds,
-                    data=_typed(DataSpec, raw.get("data"), "bases.data"), overrides=overrides)
-
-
-_SET_FOR_BASES = ("output_dir", "dataset_name", "dataset_format", "dataset_mixture", "seed", "save_strategy")
+                    data=typed(DataSpec, raw.get("data"), "bases.data"), overrides=overrides)
 
 
 def check_scopes(variants: tuple[Variant, ...], by_type: dict[str, tuple[float, ...]]) -> None:

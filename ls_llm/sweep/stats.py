@@ -156,3 +156,24 @@ def holm(pvalues: dict[str, float], alpha: float = 0.05) -> dict[str, bool]:
         going = going and pvalues[name] <= alpha / (m - k)
         rejected[name] = going
     return rejected
+
+
+def holm_family(diffs: dict[str, list[float]], alpha: float = 0.05) -> dict[str, tuple[float | None, str]]:
+    """A pre-registered family of paired comparisons (name -> differences over seeds): per name (p, verdict). Holm
+    over the family's paired t-tests: "helps" / "hurts" (rejected, by the mean's sign) or "not detected"; a member
+    with fewer than 2 differences has no test ("too few seeds", p None), and then no verdict is read for any
+    ("not read (family incomplete)"): Holm's levels assume the whole family."""
+    pvalues = {name: paired_t_pvalue(d) for name, d in diffs.items() if len(d) >= 2}
+    complete = len(pvalues) == len(diffs)
+    rejected = holm(pvalues, alpha) if complete else {}
+    out = {}
+    for name, d in diffs.items():
+        if name not in pvalues:
+            out[name] = (None, "too few seeds")
+        elif not complete:
+            out[name] = (pvalues[name], "not read (family incomplete)")
+        elif rejected[name]:
+            out[name] = (pvalues[name], "helps" if sum(d) > 0 else "hurts")
+        else:
+            out[name] = (pvalues[name], "not detected")
+    return out

@@ -32,8 +32,10 @@ import hashlib
 import random
 from pathlib import Path
 
+from ls_llm.answers import STATUSES
 from ls_llm.data.audit import BAD_STATUSES, audit_rows
 from ls_llm.data.audit_traces import audit_traces
+from ls_llm.data.consensus import CONSENSUS_STATUSES
 from ls_llm.data.detectors import DetectorOptions, score_against_manifest, top_fraction_flags
 from ls_llm.data.trace_edits import perturb_number
 from ls_llm.files import write_jsonl
@@ -42,6 +44,12 @@ from ls_llm.sweep.config import REFERENCE_NOISE, Cell, SweepConfig
 TEACHER_DATA = "teacher_data"  # <output_dir>/teacher_data: the teachers' clean fine-tuning set
 GENERATED_DIR = "generated"  # cells/traces-s<seed>/generated: `ls-llm generate`'s folder (traces.jsonl, manifest)
 FLAGGED, KEPT = "flagged", "kept"
+
+
+def trace_columns(spec) -> dict[str, tuple[str, ...]]:
+    """The columns of the traces a student may be routed by (`trace_objective_column`), with the values each holds."""
+    return {"oracle": ("right", "wrong"), "reference": STATUSES, "consensus": CONSENSUS_STATUSES,
+            "loss": (FLAGGED, KEPT), **{f"verifier_{name}": (FLAGGED, KEPT) for name in spec.verifiers}}
 
 
 def traces_file(cell_dir: Path, rate: float) -> Path:

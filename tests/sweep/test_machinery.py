@@ -15,7 +15,7 @@ from ls_llm.data.noise import inject_noise
 from ls_llm.sweep import SweepError, load_sweep
 from ls_llm.sweep.report import curve_table, curves_csv, endpoint_table
 from ls_llm.sweep.runner import cell_argv
-from ls_llm.sweep.stats import endpoint_diffs, holm, paired_ci, paired_t_pvalue, t975, verdict
+from ls_llm.sweep.stats import endpoint_diffs, holm, holm_family, paired_ci, paired_t_pvalue, t975, verdict
 from ls_llm.sweep.tracking import corrupted_rows, matches, measure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +71,16 @@ def test_paired_t_pvalue_matches_scipy_and_holm_steps_down():
     assert holm({"a": 0.03, "b": 0.01, "c": 0.04, "d": 0.015}) == {"b": True, "d": True, "a": False, "c": False}
     assert holm({"a": 0.02, "b": 0.06}) == {"a": True, "b": False}
     assert holm({"a": 0.03, "b": 0.04}) == {"a": False, "b": False}  # 0.03 > 0.05/2: nothing is rejected
+
+
+def test_holm_family_reads_verdicts_only_for_a_whole_family():
+    pytest.importorskip("scipy")
+    big, null = [0.30, 0.31, 0.29, 0.32, 0.30, 0.31], [0.02, -0.02, 0.01, -0.01, 0.03, -0.03]
+    got = holm_family({"up": big, "down": [-d for d in big], "null": null})
+    assert [got[k][1] for k in ("up", "down", "null")] == ["helps", "hurts", "not detected"]
+    partial = holm_family({"up": big, "short": [0.1]})
+    assert partial == {"up": (pytest.approx(paired_t_pvalue(big)), "not read (family incomplete)"),
+                       "short": (None, "too few seeds")}
 
 
 def _cell(variant, noise_type, rate, seed, test):
