@@ -90,6 +90,11 @@ def curves(rows: list[dict], noise_type: str, path: Path) -> Path:
                if m == "val_acc" or any(m in p for r in typed for p in r["curve"])]
     n_rows = len(metrics)
     fig, axes = plt.subplots(n_rows, len(rates), figsize=(4.2 * len(rates), 3.4 * n_rows), squeeze=False, sharex=True)
+    # One colour per variant across every panel, and one legend naming them all: a rate some variants skip (a clean
+    # control, a method run at one rate) must not shift the others' colours away from the legend.
+    variants = list(dict.fromkeys(r["variant"] for r in typed))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {v: cycle[i % len(cycle)] for i, v in enumerate(variants)}
     for col, rate in enumerate(rates):
         by_variant: dict[str, dict[int, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
         for row in typed:
@@ -105,14 +110,17 @@ def curves(rows: list[dict], noise_type: str, path: Path) -> Path:
                 if not steps:
                     continue
                 values = [by_step[s][metric] for s in steps]
-                ax.plot(steps, [sum(v) / len(v) for v in values], marker="o", markersize=3, label=variant)
-                ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], alpha=0.12)
+                ax.plot(steps, [sum(v) / len(v) for v in values], marker="o", markersize=3, label=variant,
+                        color=colour[variant])
+                ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], alpha=0.12,
+                                color=colour[variant])
             ax.set_title(f"{noise_type} noise {rate:g}", fontsize=9)
             ax.set_ylabel(label if col == 0 else "")
             ax.grid(alpha=0.3)
             if i == n_rows - 1:
                 ax.set_xlabel("training step")
-    axes[0][0].legend(fontsize=7)
+    handles = [plt.Line2D([], [], color=colour[v], marker="o", markersize=3, label=v) for v in variants]
+    axes[0][0].legend(handles=handles, fontsize=7)
     return _save(plt, fig, path)
 
 
