@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -59,17 +60,17 @@ def student_by_teacher(rows: list[dict], path: Path) -> Path:
             groups[label]["student"].append(row["test_acc"])
             if row.get("teacher") in by_id:
                 groups[label]["teacher"].append(by_id[row["teacher"]]["test_acc"])
-    fig, ax = plt.subplots(figsize=(6, 4))
     names = list(groups)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(names)), 4))  # room for names like `from_ls0.3_top8`
     for offset, role in ((-0.2, "teacher"), (0.2, "student")):
         have = [i for i, n in enumerate(names) if groups[n][role]]  # the lone student has no teacher bar
         stats = [mean_std(groups[names[i]][role]) for i in have]
         ax.bar([i + offset for i in have], [100 * m for m, _ in stats], width=0.4,
                yerr=[100 * s for _, s in stats], capsize=3, label=role)
-    ax.set_xticks(range(len(names)), [n.replace(" (", "\n(") for n in names])
+    ax.set_xticks(range(len(names)), [textwrap.fill(n, 15, break_long_words=False) for n in names])
     ax.set_xlabel("teacher objective")
     ax.set_ylabel("clean test accuracy (%)")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it covers no bar or error bar
     return _save(plt, fig, path)
 
 
