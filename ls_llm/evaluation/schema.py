@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ls_llm.answers import last_boxed
+from ls_llm.answers import gsm8k_gold, last_boxed
 from ls_llm.files import read_jsonl
 from ls_llm.registry import Registry
 
@@ -60,7 +60,7 @@ def _as_text(value: Any) -> str:
 def _math_gold(row: dict, task: str, index: int) -> str:
     answer = _first(row, ("answer", "Answer"))
     if answer is not None and not isinstance(answer, list):
-        return _as_text(answer)
+        return _final_of(_as_text(answer), task, index)
     final = answer if isinstance(answer, list) else _first(row, ("final_answer",))
     if final is not None:
         items = final if isinstance(final, list) else [final]
@@ -70,6 +70,20 @@ def _math_gold(row: dict, task: str, index: int) -> str:
     if boxed is not None:
         return boxed.strip()
     raise _missing(task, index, row, "gold answer ('answer', 'final_answer', or a \\boxed{} in 'solution')")
+
+
+def _final_of(answer: str, task: str, index: int) -> str:
+    """The gold in an `answer` field: itself, or where it is a worked solution (GSM8K keeps one there), its final
+    ``#### x`` line or its last \\boxed{}; a worked solution with neither is refused, never scored as the gold."""
+    if "####" in answer:
+        return gsm8k_gold(answer)
+    if "\n" not in answer:
+        return answer
+    boxed = last_boxed(answer)
+    if boxed is not None:
+        return boxed.strip()
+    raise ValueError(f"task {task!r}: row {index} 'answer' is a worked solution ({answer.count(chr(10)) + 1} lines) "
+                     "with no final '#### ANSWER' line or \\boxed{}: put the final answer alone in 'answer'")
 
 
 def _solution_text(row: dict) -> str:

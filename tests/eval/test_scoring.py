@@ -98,3 +98,20 @@ def test_math_gold_sources_in_priority_order():
     rows = [{"Problem": "p", "Answer": 27.0}, {"question": "p", "final_answer": ["$3$", "$-5$"]},
             {"problem": "p", "solution": ["first \\boxed{1}", "then \\boxed{\\frac{1}{2}}"]}]
     assert [d["answer"] for d in normalize_rows(rows, task="t", fmt="math")] == ["27", "3, -5", "\\frac{1}{2}"]
+
+
+def test_math_gold_reads_a_worked_answer_by_its_final_line_or_box():
+    # A held-out GSM8K split under --data-dir keeps its worked solution in `answer`: the gold is what follows
+    # `####` (thousands separators dropped), never the whole solution text.
+    rows = [{"question": "p", "answer": "48/2 = <<48/2=24>>24\n48+24 = <<48+24=72>>72\n#### 72"},
+            {"question": "p", "answer": "so 1000+234\n#### 1,234"},
+            {"problem": "p", "answer": "First 1+1 = 2.\nSo the answer is \\boxed{2}."}]
+    assert [d["answer"] for d in normalize_rows(rows, task="t", fmt="math")] == ["72", "1234", "2"]
+
+
+def test_math_gold_refuses_a_worked_answer_without_a_final_one():
+    with pytest.raises(ValueError) as err:
+        normalize_rows([{"question": "p", "answer": "7"}, {"question": "p", "answer": "First 3.\nThen 7."}],
+                       task="heldout", fmt="math")
+    message = str(err.value)
+    assert "'heldout'" in message and "row 1" in message and "'answer'" in message and "####" in message
