@@ -82,7 +82,8 @@ def _final_of(answer: str, task: str, index: int) -> str:
     boxed = last_boxed(answer)
     if boxed is not None:
         return boxed.strip()
-    raise ValueError(f"task {task!r}: row {index} 'answer' is a worked solution ({answer.count(chr(10)) + 1} lines) "
+    lines = answer.count("\n") + 1
+    raise ValueError(f"task {task!r}: row {index} 'answer' is a worked solution ({lines} lines) "
                      "with no final '#### ANSWER' line or \\boxed{}: put the final answer alone in 'answer'")
 
 
